@@ -1,0 +1,1 @@
+"""Groundswell's services; each subpackage is one service, importing only `shared`."""

@@ -1,0 +1,77 @@
+"""`groundswell`: one command line for every service and admin task."""
+
+import argparse
+import asyncio
+import json
+import sys
+
+import uvicorn
+
+from shared.logging import configure_logging
+
+SERVICES = ("signing", "counter", "notifier")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="groundswell", description="Groundswell petition platform")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("signing", help="run the signing API")
+    counter = commands.add_parser("counter", help="run the counter, or an admin task on it")
+    counter.add_argument("task", nargs="?", choices=["rebuild"], help="rebuild: replay the stream into fresh counts")
+    commands.add_parser("notifier", help="run the notifier")
+    dev = commands.add_parser("dev", help="run the whole system on the embedded default (no Docker)")
+    dev.add_argument("--data-dir", default=".data", help="where databases, the NATS store and mail go")
+    args = parser.parse_args(argv)
+
+    if args.command == "dev":
+        from services.embedded.runner import run_embedded
+
+        return asyncio.run(run_embedded(args.data_dir))
+    if args.command == "counter" and args.task == "rebuild":
+        return _rebuild()
+    return _serve(args.command)
+
+
+def _serve(service: str) -> int:
+    settings, create_app = _load(service)
+    configure_logging(service, settings.log_level, settings.log_format)
+    _refuse_missing_secrets(service, settings)
+    config = uvicorn.Config(
+        create_app(settings), host=settings.host, port=settings.port, log_config=None, lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _load(service: str):
+    if service == "signing":
+        from services.signing.app import create_app
+        from services.signing.settings import SigningSettings as Settings
+    elif service == "counter":
+        from services.counter.app import create_app
+        from services.counter.settings import CounterSettings as Settings
+    else:
+        from services.notifier.app import create_app
+        from services.notifier.settings import NotifierSettings as Settings
+    return Settings(), create_app
+
+
+def _refuse_missing_secrets(service: str, settings) -> None:
+    if service == "signing" and settings.mode == "production" and not settings.admin_token:
+        sys.exit("groundswell signing: GROUNDSWELL_ADMIN_TOKEN is not set; production mode needs it "
+                 "(or set GROUNDSWELL_MODE=embedded for a local run).")
+
+
+def _rebuild() -> int:
+    from services.counter.rebuild import rebuild
+    from services.counter.settings import CounterSettings
+
+    settings = CounterSettings()
+    configure_logging("counter", settings.log_level, settings.log_format)
+    print(json.dumps(asyncio.run(rebuild(settings))))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

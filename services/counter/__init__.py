@@ -1,0 +1,1 @@
+"""Counter: the exact, replayable supporter-count projection, and milestone detection."""

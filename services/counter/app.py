@@ -1,0 +1,56 @@
+"""Composition root of the counter service."""
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+
+from services.counter import db
+from services.counter.api import router
+from services.counter.consumer import count_signatures
+from services.counter.settings import CounterSettings
+from shared import nats as gs_nats
+from shared.consumer import consume
+from shared.http import RequestIdMiddleware, add_health_routes, validation_error
+from shared.lifecycle import Runtime
+from shared.outbox import OutboxRelay
+from shared.subjects import COUNTER_DURABLE, type_filter
+
+
+def create_app(settings: CounterSettings) -> FastAPI:
+    runtime = Runtime(settings, "counter", db.metadata)
+    relay = OutboxRelay(runtime.sessions, db.outbox, sweep_interval_s=settings.relay_sweep_interval_s)
+
+    async def provision(js) -> None:
+        await gs_nats.ensure_stream(js, settings.stream_replicas)
+        await gs_nats.ensure_consumer(
+            js,
+            COUNTER_DURABLE,
+            [type_filter("PetitionCreated"), type_filter("SignatureAdded")],
+            ack_wait_s=settings.ack_wait_s,
+            max_ack_pending=max(1000, settings.batch_size * 4),
+        )
+
+    async def consume_and_relay() -> None:
+        js = (await runtime.connect_nats()).jetstream()
+        await gs_nats.provision(lambda: provision(js))
+        relay.js = js
+        runtime.spawn(relay.run(), "outbox-relay")
+        handler = count_signatures(runtime.sessions, relay, settings.retry_delay_s)
+        await consume(js, COUNTER_DURABLE, handler, batch_size=settings.batch_size)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await runtime.open_database()
+        runtime.spawn(consume_and_relay(), "counter")
+        yield
+        await runtime.close()
+
+    app = FastAPI(title="Groundswell count API", version="1", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.runtime = runtime
+    app.include_router(router)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    add_health_routes(app, runtime.readiness)
+    app.add_middleware(RequestIdMiddleware)
+    return app

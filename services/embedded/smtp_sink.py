@@ -1,0 +1,34 @@
+"""A local SMTP server that keeps each email as a .eml file and logs one line per email."""
+
+import email
+import email.policy
+import itertools
+import time
+from pathlib import Path
+
+import structlog
+from aiosmtpd.controller import Controller
+
+log = structlog.get_logger("smtp-sink")
+
+
+class MaildirSink:
+    """aiosmtpd handler: writes every accepted message to `folder` as <time>-<n>.eml."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._numbers = itertools.count(1)
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        path = self.folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{next(self._numbers):05d}.eml"
+        path.write_bytes(envelope.content)
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        log.info("email_received", file=path.name, subject=message["Subject"], message_id=message["Message-ID"])
+        return "250 Message accepted for delivery"
+
+
+def start_sink(folder: Path, port: int) -> Controller:
+    controller = Controller(MaildirSink(folder), hostname="127.0.0.1", port=port)
+    controller.start()
+    return controller

@@ -1,0 +1,1 @@
+"""Notifier: milestone emails to organizers, each sent once."""

@@ -1,0 +1,48 @@
+"""Composition root of the notifier service."""
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.notifier import db
+from services.notifier.consumer import notify_organizers
+from services.notifier.service import Notifier
+from services.notifier.settings import NotifierSettings
+from shared import nats as gs_nats
+from shared.consumer import consume
+from shared.http import RequestIdMiddleware, add_health_routes
+from shared.lifecycle import Runtime
+from shared.subjects import NOTIFIER_DURABLE, type_filter
+
+
+def create_app(settings: NotifierSettings) -> FastAPI:
+    runtime = Runtime(settings, "notifier", db.metadata)
+    notifier = Notifier(runtime.sessions, settings)
+
+    async def provision(js) -> None:
+        await gs_nats.ensure_stream(js, settings.stream_replicas)
+        await gs_nats.ensure_consumer(
+            js,
+            NOTIFIER_DURABLE,
+            [type_filter("PetitionCreated"), type_filter("MilestoneReached")],
+            ack_wait_s=settings.ack_wait_s,
+        )
+
+    async def consume_events() -> None:
+        js = (await runtime.connect_nats()).jetstream()
+        await gs_nats.provision(lambda: provision(js))
+        await consume(js, NOTIFIER_DURABLE, notify_organizers(notifier), batch_size=16)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await runtime.open_database()
+        runtime.spawn(consume_events(), "notifier")
+        yield
+        await runtime.close()
+
+    app = FastAPI(title="Groundswell notifier", version="1", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.runtime = runtime
+    add_health_routes(app, runtime.readiness)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,30 @@
+"""The notifier's own tables: organizers' contacts and the delivery ledger."""
+
+from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table
+
+metadata = MetaData()
+
+petitions = Table(
+    "petitions",
+    metadata,
+    Column("petition_id", String(36), primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("slug", String(80), nullable=False),
+    Column("organizer_name", String(100), nullable=False),
+    Column("organizer_email", String(254), nullable=False),
+)
+
+# One row per (petition, milestone, recipient): claimed before sending, marked once accepted.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("petition_id", String(36), primary_key=True),
+    Column("milestone", Integer, primary_key=True),
+    Column("recipient", String(64), primary_key=True),
+    Column("message_id", String(255), nullable=False),
+    Column("claim_token", String(32)),
+    Column("claimed_until_s", Float),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", String(300)),
+    Column("sent_at", DateTime(timezone=True)),
+)

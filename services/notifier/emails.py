@@ -1,0 +1,53 @@
+"""Composing milestone emails (plain text and HTML) with deterministic Message-IDs."""
+
+from email.message import EmailMessage
+from email.utils import formataddr
+from uuid import NAMESPACE_URL, uuid5
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from shared.events import MilestoneReached
+
+SUBJECT_TITLE_MAX = 80
+CORRELATION_HEADER = "X-Correlation-ID"
+
+_templates = Environment(
+    loader=PackageLoader("services.notifier", "templates"),
+    autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+    keep_trailing_newline=True,
+)
+
+
+def message_id(petition_id: str, milestone: int, recipient: str, domain: str) -> str:
+    """The same delivery always gets the same Message-ID, so a repeat can be recognised."""
+    return f"<{uuid5(NAMESPACE_URL, f'groundswell:{petition_id}:{milestone}:{recipient}')}@{domain}>"
+
+
+def milestone_subject(title: str, milestone: int) -> str:
+    shown = title if len(title) <= SUBJECT_TITLE_MAX else title[: SUBJECT_TITLE_MAX - 1].rstrip() + "…"
+    return f'"{shown}" reached {milestone:,} supporters'
+
+
+def organizer_milestone_email(
+    event: MilestoneReached, petition, *, mail_from: str, public_url: str, message_id_value: str
+) -> EmailMessage:
+    subject = milestone_subject(petition.title, event.milestone)
+    context = {
+        "subject": subject,
+        "organizer_first_name": petition.organizer_name.split()[0],
+        "title": petition.title,
+        "milestone": f"{event.milestone:,}",
+        "count": f"{event.count:,}",
+        "next_goal": f"{event.next_goal:,}",
+        "petition_url": f"{public_url.rstrip('/')}/p/{petition.slug}",
+    }
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = mail_from
+    message["To"] = formataddr((petition.organizer_name, petition.organizer_email))
+    message["Message-ID"] = message_id_value
+    if event.correlation_id:
+        message[CORRELATION_HEADER] = event.correlation_id
+    message.set_content(_templates.get_template("milestone.txt.j2").render(context))
+    message.add_alternative(_templates.get_template("milestone.html.j2").render(context), subtype="html")
+    return message

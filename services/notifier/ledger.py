@@ -1,0 +1,83 @@
+"""The delivery ledger: claim before sending, mark once the SMTP server accepted."""
+
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from services.notifier.db import deliveries
+from shared.db import insert
+
+
+@dataclass(frozen=True)
+class DeliveryKey:
+    petition_id: str
+    milestone: int
+    recipient: str
+
+    def where(self):
+        return and_(
+            deliveries.c.petition_id == self.petition_id,
+            deliveries.c.milestone == self.milestone,
+            deliveries.c.recipient == self.recipient,
+        )
+
+
+@dataclass(frozen=True)
+class Claim:
+    token: str | None = None  # ours to send
+    sent: bool = False  # sent before: nothing to do
+    held_for_s: float = 0.0  # another worker holds it: try again after this
+
+
+class Ledger:
+    def __init__(self, sessions: async_sessionmaker, lease_s: float) -> None:
+        self.sessions = sessions
+        self.lease_s = lease_s
+
+    async def claim(self, key: DeliveryKey, message_id: str) -> Claim:
+        token = secrets.token_hex(8)
+        now = time.time()
+        async with self.sessions.begin() as session:
+            await session.execute(
+                insert(session.bind.dialect.name, deliveries)
+                .values(petition_id=key.petition_id, milestone=key.milestone, recipient=key.recipient,
+                        message_id=message_id, attempts=0)
+                .on_conflict_do_nothing()
+            )
+            taken = await session.execute(
+                update(deliveries)
+                .where(
+                    key.where(),
+                    deliveries.c.sent_at.is_(None),
+                    or_(deliveries.c.claimed_until_s.is_(None), deliveries.c.claimed_until_s < now),
+                )
+                .values(claim_token=token, claimed_until_s=now + self.lease_s, attempts=deliveries.c.attempts + 1)
+            )
+            if taken.rowcount == 1:
+                return Claim(token=token)
+            row = (await session.execute(select(deliveries).where(key.where()))).one()
+        if row.sent_at is not None:
+            return Claim(sent=True)
+        return Claim(held_for_s=max(0.5, row.claimed_until_s - now))
+
+    async def mark_sent(self, key: DeliveryKey, token: str) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(deliveries)
+                .where(key.where(), deliveries.c.claim_token == token)
+                .values(sent_at=datetime.now(timezone.utc), claimed_until_s=None, last_error=None)
+            )
+
+    async def release(self, key: DeliveryKey, token: str, error: str) -> int:
+        """Give the claim back after a failed send; returns how many attempts were made."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(deliveries)
+                .where(key.where(), deliveries.c.claim_token == token)
+                .values(claimed_until_s=None, last_error=error[:300])
+            )
+            return (await session.execute(select(deliveries.c.attempts).where(key.where()))).scalar_one()

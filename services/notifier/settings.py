@@ -1,0 +1,31 @@
+"""Notifier service settings."""
+
+from pydantic import AliasChoices, Field
+
+from shared.settings import ServiceSettings
+
+
+class NotifierSettings(ServiceSettings):
+    port: int = Field(8003, description="HTTP listen port of the notifier's health endpoints.")
+    database_url: str = Field(
+        "sqlite+aiosqlite:///.data/notifier.db",
+        validation_alias="DATABASE_URL",
+        description="SQLAlchemy async URL of the notifier database.",
+    )
+    smtp_host: str = Field("127.0.0.1", validation_alias=AliasChoices("SMTP_HOST", "GROUNDSWELL_SMTP_HOST"),
+                           description="SMTP server host.")
+    smtp_port: int = Field(1025, validation_alias=AliasChoices("SMTP_PORT", "GROUNDSWELL_SMTP_PORT"),
+                           description="SMTP server port.")
+    smtp_username: str | None = Field(None, validation_alias=AliasChoices("SMTP_USERNAME", "GROUNDSWELL_SMTP_USERNAME"),
+                                      description="SMTP login, if the server needs one.")
+    smtp_password: str | None = Field(None, validation_alias=AliasChoices("SMTP_PASSWORD", "GROUNDSWELL_SMTP_PASSWORD"),
+                                      description="SMTP password, if the server needs one.")
+    smtp_starttls: bool = Field(False, validation_alias=AliasChoices("SMTP_STARTTLS", "GROUNDSWELL_SMTP_STARTTLS"),
+                                description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_timeout_s: float = Field(10.0, description="Bound on one SMTP conversation.")
+    mail_from: str = Field("Groundswell <no-reply@groundswell.localhost>", description="From header of emails.")
+    message_id_domain: str = Field("groundswell.localhost", description="Domain part of Message-IDs.")
+    ack_wait_s: float = Field(30.0, description="Redelivery delay of an unacknowledged event; also the claim lease.")
+    retry_base_s: float = Field(2.0, description="First retry delay after an SMTP failure (doubles each time).")
+    retry_max_s: float = Field(600.0, description="Longest delay between SMTP retries.")
+    stream_replicas: int = Field(1, description="Replicas of the event stream (3 on a NATS cluster).")

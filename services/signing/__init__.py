@@ -1,0 +1,1 @@
+"""Signing: petitions are created and signed here; events leave through the outbox."""

@@ -1,0 +1,91 @@
+"""HTTP routes of the signing service: parse, call one use case, answer."""
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.signing.schemas import Accepted, OrganizerOut, PetitionIn, PetitionOut, SignatureIn
+from services.signing.service import PetitionNotFound, Signing, SlugTaken
+from shared.http import request_id
+
+router = APIRouter()
+bearer = HTTPBearer(auto_error=False, description="GROUNDSWELL_ADMIN_TOKEN")
+
+
+def signing(request: Request) -> Signing:
+    return request.app.state.signing
+
+
+def require_admin(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
+    expected = request.app.state.settings.admin_token
+    given = credentials.credentials if credentials else ""
+    if not expected or not secrets.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "Creating a petition needs 'Authorization: Bearer <GROUNDSWELL_ADMIN_TOKEN>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+SigningDep = Annotated[Signing, Depends(signing)]
+
+
+@router.post(
+    "/petitions",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(require_admin)],
+    responses={401: {"description": "Missing or wrong admin token"}, 409: {"description": "Slug taken"}},
+)
+async def create_petition(body: PetitionIn, request: Request, service: SigningDep) -> PetitionOut:
+    """Create a petition (organizers; needs the admin token)."""
+    try:
+        petition = await service.create_petition(body, request_id(request))
+    except SlugTaken as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"The slug '{exc}' is taken; choose another.") from None
+    return public_petition(petition, request)
+
+
+@router.get("/petitions/{ref}", responses={404: {"description": "Unknown petition"}})
+async def get_petition(ref: str, request: Request, service: SigningDep) -> PetitionOut:
+    """A petition's public fields, by id or slug."""
+    try:
+        petition = await service.get_petition(ref)
+    except PetitionNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No petition '{ref}'.") from None
+    return public_petition(petition, request)
+
+
+@router.post(
+    "/petitions/{ref}/signatures",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"description": "Unknown petition"}, 413: {"description": "Body too large"}},
+)
+async def sign_petition(ref: str, body: SignatureIn, request: Request, service: SigningDep) -> Accepted:
+    """Sign a petition. A repeat answers exactly like a first signature and is not counted again."""
+    try:
+        await service.sign(ref, body, request_id(request))
+    except PetitionNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No petition '{ref}'.") from None
+    return Accepted()
+
+
+def public_petition(petition, request: Request) -> PetitionOut:
+    public_url = request.app.state.settings.public_url.rstrip("/")
+    return PetitionOut(
+        id=petition.id,
+        slug=petition.slug,
+        title=petition.title,
+        target=petition.target,
+        story=petition.story,
+        organizer=OrganizerOut(name=petition.organizer_name),
+        created_at=petition.created_at,
+        links={
+            "self": f"/petitions/{petition.id}",
+            "sign": f"/petitions/{petition.id}/signatures",
+            "page": f"{public_url}/p/{petition.slug}",
+        },
+    )

@@ -1,0 +1,33 @@
+"""Signing rules with no I/O: canonical emails, slugs, acceptable names."""
+
+import re
+
+from slugify import slugify
+
+GMAIL_DOMAINS = {"gmail.com", "googlemail.com"}
+FORMULA_PREFIXES = ("=", "+", "-", "@")
+URL_PATTERN = re.compile(r"(https?://|www\.|\b[a-z0-9-]+\.(com|net|org|io|ly|co|info|biz|xyz|ru)\b)", re.I)
+SLUG_MAX = 80
+
+
+def canonical_email(email: str) -> str:
+    """One mailbox, one form: lower-case, no +tag; gmail also drops dots and is gmail.com."""
+    local, _, domain = email.strip().lower().rpartition("@")
+    local = local.split("+", 1)[0]
+    if domain in GMAIL_DOMAINS:
+        local = local.replace(".", "")
+        domain = "gmail.com"
+    return f"{local}@{domain}"
+
+
+def name_problem(name: str) -> str | None:
+    """Why a signer's name is refused, or None when it is acceptable."""
+    if name.startswith(FORMULA_PREFIXES):
+        return "must not start with =, +, - or @"
+    if URL_PATTERN.search(name):
+        return "must not contain a link"
+    return None
+
+
+def derive_slug(title: str) -> str:
+    return slugify(title, max_length=SLUG_MAX, word_boundary=True) or "petition"

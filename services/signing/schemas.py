@@ -1,0 +1,120 @@
+"""Request and response bodies of the signing API; validation lives here."""
+
+import unicodedata
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+import pycountry
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from services.signing.domain import name_problem
+
+SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
+
+
+def _printable(value: str, *, multiline: bool) -> str:
+    allowed = {"\n", "\r", "\t"} if multiline else set()
+    for char in value:
+        if char in allowed:
+            continue
+        if unicodedata.category(char) in ("Cc", "Cs"):
+            raise ValueError("must not contain control characters")
+    return value
+
+
+def _line(value: str) -> str:
+    return _printable(value, multiline=False)
+
+
+def _text(value: str) -> str:
+    return _printable(value, multiline=True)
+
+
+def _email(value: str) -> str:
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"is not a valid email address: {exc}") from None
+
+
+def _person_name(value: str) -> str:
+    if problem := name_problem(value):
+        raise ValueError(problem)
+    return value
+
+
+def _country(value: str) -> str:
+    code = value.upper()
+    if code not in COUNTRY_CODES:
+        raise ValueError("must be an ISO 3166-1 alpha-2 country code, such as US or GB")
+    return code
+
+
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_line)]
+Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_email)]
+PersonName = Annotated[Line, StringConstraints(max_length=100), AfterValidator(_person_name)]
+
+
+class OrganizerIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: PersonName
+    email: Email
+
+
+class PetitionIn(BaseModel):
+    """A new petition, as an organizer writes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Annotated[Line, StringConstraints(max_length=200)]
+    target: Annotated[Line, StringConstraints(max_length=200)] = Field(
+        description='The decision maker, e.g. "Denver Mayor Michael Hancock".'
+    )
+    story: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000), AfterValidator(_text)
+    ] = Field(description="Plain text; paragraphs separated by blank lines.")
+    organizer: OrganizerIn
+    slug: Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=80)] | None = Field(
+        None, description="URL name (lower-case letters, digits, hyphens); derived from the title if missing."
+    )
+
+
+class SignatureIn(BaseModel):
+    """One person's signature."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: PersonName
+    email: Email
+    country: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=2), AfterValidator(_country)] | None = None
+    postcode: Annotated[
+        str, StringConstraints(strip_whitespace=True, max_length=16, pattern=r"^[A-Za-z0-9 \-]*$")
+    ] | None = None
+    comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), AfterValidator(_text)] | None = None
+    updates: bool = Field(False, description="Opt in to emails about this petition.")
+
+
+class OrganizerOut(BaseModel):
+    name: str
+
+
+class PetitionOut(BaseModel):
+    """A petition's public face: never the organizer's email."""
+
+    id: UUID
+    slug: str
+    title: str
+    target: str
+    story: str
+    organizer: OrganizerOut
+    created_at: datetime
+    links: dict[str, str]
+
+
+class Accepted(BaseModel):
+    status: str = "accepted"
+

@@ -1,0 +1,99 @@
+"""Signing use cases: each writes its rows and its event in one transaction."""
+
+import secrets
+from datetime import datetime, timezone
+from uuid import uuid4
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from services.signing import db
+from services.signing.domain import canonical_email, derive_slug
+from services.signing.schemas import PetitionIn, SignatureIn
+from shared.events import Organizer, PetitionCreated, SignatureAdded
+from shared.outbox import OutboxRelay, outbox_row
+
+
+class SlugTaken(Exception):
+    """Another petition already uses this slug."""
+
+
+class PetitionNotFound(Exception):
+    """No petition has this id or slug."""
+
+
+class Signing:
+    """The signing use cases, bound to this service's database and outbox relay."""
+
+    def __init__(self, sessions: async_sessionmaker, relay: OutboxRelay) -> None:
+        self.sessions = sessions
+        self.relay = relay
+
+    async def create_petition(self, data: PetitionIn, correlation_id: str | None = None):
+        async with self.sessions() as session:
+            slug = data.slug or await _free_slug(session, derive_slug(data.title))
+            if await db.slug_taken(session, slug):
+                raise SlugTaken(slug)
+            row = {
+                "id": str(uuid4()),
+                "slug": slug,
+                "title": data.title,
+                "target": data.target,
+                "story": data.story,
+                "organizer_name": data.organizer.name,
+                "organizer_email": data.organizer.email,
+                "created_at": datetime.now(timezone.utc),
+            }
+            event = PetitionCreated(
+                petition_id=row["id"],
+                correlation_id=correlation_id,
+                title=data.title,
+                slug=slug,
+                target=data.target,
+                organizer=Organizer(name=data.organizer.name, email=data.organizer.email),
+            )
+            await session.execute(db.petitions.insert().values(**row))
+            await session.execute(db.outbox.insert().values(**outbox_row(event)))
+            try:
+                await session.commit()
+            except IntegrityError:
+                raise SlugTaken(slug) from None
+        self.relay.wake()
+        return await self.get_petition(row["id"])
+
+    async def get_petition(self, ref: str):
+        async with self.sessions() as session:
+            petition = await db.find_petition(session, ref)
+        if petition is None:
+            raise PetitionNotFound(ref)
+        return petition
+
+    async def sign(self, ref: str, data: SignatureIn, correlation_id: str | None = None) -> bool:
+        """Record a signature; False when this person had already signed (nothing changes)."""
+        async with self.sessions() as session:
+            petition = await db.find_petition(session, ref)
+            if petition is None:
+                raise PetitionNotFound(ref)
+            fields = data.model_dump(include={"name", "email", "country", "postcode", "comment", "updates"})
+            signature_id = await db.insert_signature(session, petition.id, canonical_email(data.email), fields)
+            if signature_id is None:
+                return False
+            event = SignatureAdded(
+                petition_id=petition.id,
+                correlation_id=correlation_id,
+                signature_id=signature_id,
+                country=data.country,
+                updates=data.updates,
+            )
+            await session.execute(db.outbox.insert().values(**outbox_row(event)))
+            await session.commit()
+        self.relay.wake()
+        return True
+
+
+async def _free_slug(session, base: str) -> str:
+    """The derived slug, or with a short random suffix when another petition has it."""
+    slug = base
+    while await db.slug_taken(session, slug):
+        slug = f"{base[: db.petitions.c.slug.type.length - 7]}-{secrets.token_hex(3)}"
+    return slug

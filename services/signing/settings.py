@@ -1,0 +1,21 @@
+"""Signing service settings (env prefix GROUNDSWELL_, NATS_URL, DATABASE_URL)."""
+
+from pydantic import Field
+
+from shared.settings import ServiceSettings
+
+
+class SigningSettings(ServiceSettings):
+    port: int = Field(8001, description="HTTP listen port of the signing API.")
+    database_url: str = Field(
+        "sqlite+aiosqlite:///.data/signing.db",
+        validation_alias="DATABASE_URL",
+        description="SQLAlchemy async URL of the signing database.",
+    )
+    admin_token: str | None = Field(
+        None, description="Bearer token for creating petitions; required in production mode."
+    )
+    max_body_bytes: int = Field(65536, description="Largest request body accepted (413 above).")
+    relay_sweep_interval_s: float = Field(1.0, description="Outbox sweep period when nothing wakes it.")
+    relay_batch_size: int = Field(500, description="Outbox rows published per round.")
+    stream_replicas: int = Field(1, description="Replicas of the event stream (3 on a NATS cluster).")

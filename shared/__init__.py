@@ -1,0 +1,1 @@
+"""The contract between Groundswell's services: events, subjects, settings, logging."""

@@ -1,0 +1,44 @@
+"""A durable pull consumer loop on nats-py: fetch what is there, hand it over, repeat.
+
+The handler acks or naks each message itself, after its effect is committed. (FastStream 0.7.8's
+batch loop drops a partial batch when nats-py raises a plain asyncio.TimeoutError, leaving it to
+come back only after ack_wait, so the loop is written here.)
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import nats.errors
+import structlog
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+
+from shared.subjects import STREAM
+
+log = structlog.get_logger("consumer")
+
+BatchHandler = Callable[[list[Msg]], Awaitable[None]]
+
+
+async def consume(
+    js: JetStreamContext,
+    durable: str,
+    handle: BatchHandler,
+    *,
+    batch_size: int,
+    fetch_timeout_s: float = 1.0,
+) -> None:
+    """Run forever: fetch up to batch_size messages (returning as soon as any arrive), handle them."""
+    subscription = await js.pull_subscribe_bind(durable=durable, stream=STREAM)
+    log.info("consuming", durable=durable)
+    while True:
+        try:
+            messages = await subscription.fetch(batch=batch_size, timeout=fetch_timeout_s)
+        except (asyncio.TimeoutError, nats.errors.TimeoutError):
+            continue  # nothing to do yet (fetch can also stall until its timeout: nats.py #986)
+        except (nats.errors.Error, OSError) as exc:
+            # Disconnected or a leader election: nothing was taken; the client reconnects by itself.
+            log.warning("fetch_failed", durable=durable, error=str(exc) or type(exc).__name__)
+            await asyncio.sleep(0.5)
+            continue
+        await handle(messages)

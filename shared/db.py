@@ -1,0 +1,47 @@
+"""Database plumbing shared by the services: engines and dialect-neutral upserts."""
+
+from pathlib import Path
+
+from sqlalchemy import MetaData, Table, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+
+def create_engine(database_url: str) -> AsyncEngine:
+    """An async engine; SQLite gets WAL, a busy timeout and its folder created."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite":
+        return create_async_engine(url, pool_pre_ping=True)
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": 30})
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def is_postgres(engine_or_dialect_name) -> bool:
+    name = getattr(getattr(engine_or_dialect_name, "dialect", None), "name", engine_or_dialect_name)
+    return name == "postgresql"
+
+
+def insert(dialect_name: str, table: Table):
+    """An INSERT that supports ON CONFLICT on both SQLite and PostgreSQL."""
+    return (postgresql.insert if dialect_name == "postgresql" else sqlite.insert)(table)
+
+
+async def create_tables(engine: AsyncEngine, metadata: MetaData) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)

@@ -1,0 +1,73 @@
+"""Start and stop of the pieces every service shares: database, NATS, background tasks."""
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+
+import structlog
+from nats.aio.client import Client
+from sqlalchemy import MetaData, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared import nats as gs_nats
+from shared.db import create_engine, create_tables, sessionmaker
+from shared.settings import ServiceSettings
+
+log = structlog.get_logger("lifecycle")
+
+
+class Runtime:
+    """What one service process holds open: its engine, its NATS client, its tasks."""
+
+    def __init__(self, settings: ServiceSettings, name: str, metadata: MetaData) -> None:
+        self.settings = settings
+        self.name = name
+        self.metadata = metadata
+        self.engine: AsyncEngine = create_engine(settings.database_url)
+        self.sessions = sessionmaker(self.engine)
+        self.nc: Client | None = None
+        self.tasks: list[asyncio.Task] = []
+
+    async def open_database(self) -> None:
+        await create_tables(self.engine, self.metadata)
+
+    async def connect_nats(self) -> Client:
+        self.nc = await gs_nats.connect(
+            self.settings.nats_servers, self.name, self.settings.nats_connect_timeout_s
+        )
+        log.info("nats_connected", servers=self.nc.connected_url.netloc if self.nc.connected_url else None)
+        return self.nc
+
+    def spawn(self, coro: Coroutine, name: str) -> asyncio.Task:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(_report_crash)
+        self.tasks.append(task)
+        return task
+
+    async def readiness(self) -> dict[str, bool]:
+        return {"database": await self._database_ok(), "nats": bool(self.nc and self.nc.is_connected)}
+
+    async def _database_ok(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=2)
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            return False
+        return True
+
+    async def close(self) -> None:
+        gs_nats.closing()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.nc is not None and not self.nc.is_closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.nc.drain(), timeout=5)
+        await self.engine.dispose()
+
+
+def _report_crash(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background_task_crashed", task=task.get_name(), exc_info=task.exception())

@@ -1,0 +1,38 @@
+"""The milestone ladder, defined once: 10, 25, 50, then 1-2-5 from 100 upward."""
+
+from collections.abc import Iterator
+
+FIRST_STEPS = (10, 25, 50)
+FIRST_GOAL = 100
+
+
+def ladder() -> Iterator[int]:
+    """Every milestone in ascending order, without end."""
+    yield from FIRST_STEPS
+    decade = FIRST_GOAL
+    while True:
+        for factor in (1, 2, 5):
+            yield factor * decade
+        decade *= 10
+
+
+def milestones_crossed(old_count: int, new_count: int) -> list[int]:
+    """Every milestone m with old_count < m <= new_count, ascending."""
+    crossed = []
+    for milestone in ladder():
+        if milestone > new_count:
+            return crossed
+        if milestone > old_count:
+            crossed.append(milestone)
+
+
+def milestones_up_to(count: int) -> list[int]:
+    return milestones_crossed(0, count)
+
+
+def next_goal(count: int) -> int:
+    """The public goal: the next ladder value from 100 upward above the count."""
+    for milestone in ladder():
+        if milestone >= FIRST_GOAL and milestone > count:
+            return milestone
+    raise AssertionError("the ladder has no end")

@@ -1,0 +1,145 @@
+"""Transactional outbox: events are rows committed with the change that caused them;
+a relay publishes them to JetStream, waits for the PubAck, then marks them published."""
+
+import asyncio
+from datetime import datetime, timezone
+from typing import Any
+
+import structlog
+from nats.js import JetStreamContext
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, func, select, update
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from shared.events import Event, encode_event
+from shared.subjects import event_subject
+
+log = structlog.get_logger("outbox")
+
+CORRELATION_HEADER = "Correlation-Id"
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    table = Table(
+        "outbox",
+        metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("subject", String(255), nullable=False),
+        Column("payload", LargeBinary, nullable=False),
+        Column("correlation_id", String(128)),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("published_at", DateTime(timezone=True)),
+    )
+    Index(
+        "outbox_unpublished",
+        table.c.id,
+        sqlite_where=table.c.published_at.is_(None),
+        postgresql_where=table.c.published_at.is_(None),
+    )
+    return table
+
+
+def outbox_row(event: Event) -> dict[str, Any]:
+    """The outbox row that publishes `event`; insert it in the same transaction as its cause."""
+    return {
+        "event_id": str(event.event_id),
+        "subject": event_subject(event.petition_id, event.type),
+        "payload": encode_event(event),
+        "correlation_id": event.correlation_id,
+        "created_at": datetime.now(timezone.utc),
+    }
+
+
+class OutboxRelay:
+    """Publishes unpublished outbox rows; woken after each commit, sweeping on a timer too."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker,
+        table: Table,
+        *,
+        batch_size: int = 500,
+        sweep_interval_s: float = 1.0,
+        publish_timeout_s: float = 5.0,
+    ) -> None:
+        self.sessions = sessions
+        self.table = table
+        self.batch_size = batch_size
+        self.sweep_interval_s = sweep_interval_s
+        self.publish_timeout_s = publish_timeout_s
+        self.js: JetStreamContext | None = None
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Publish forever; a failed round is retried on the next wake or sweep."""
+        while True:
+            self._wake.clear()
+            try:
+                published = await self.publish_pending()
+            except Exception:  # noqa: BLE001 - keep relaying; rows stay unpublished and are retried
+                log.exception("outbox_publish_failed")
+                published = 0
+            if published == self.batch_size:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.sweep_interval_s)
+            except TimeoutError:
+                pass
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of unpublished rows; returns how many were acknowledged."""
+        if self.js is None:
+            return 0
+        t = self.table
+        async with self.sessions() as session:
+            claim = (
+                select(t.c.id, t.c.event_id, t.c.subject, t.c.payload, t.c.correlation_id)
+                .where(t.c.published_at.is_(None))
+                .order_by(t.c.id)
+                .limit(self.batch_size)
+            )
+            if session.bind.dialect.name == "postgresql":
+                # Several replicas relay at once: each claims rows the others have not locked.
+                claim = claim.with_for_update(skip_locked=True)
+            rows = (await session.execute(claim)).all()
+            if not rows:
+                return 0
+            acked = await self._publish(rows)
+            if acked:
+                await session.execute(
+                    update(t).where(t.c.id.in_(acked)).values(published_at=func.now())
+                )
+            await session.commit()
+        if len(acked) < len(rows):
+            log.warning("outbox_publish_incomplete", published=len(acked), pending=len(rows) - len(acked))
+        return len(acked)
+
+    async def _publish(self, rows) -> list[int]:
+        js = self.js
+        assert js is not None
+        futures = []
+        for row in rows:
+            headers = {"Nats-Msg-Id": row.event_id}
+            if row.correlation_id:
+                headers[CORRELATION_HEADER] = row.correlation_id
+            futures.append(await js.publish_async(row.subject, row.payload, headers=headers))
+        results = await asyncio.gather(
+            *(asyncio.wait_for(f, self.publish_timeout_s) for f in futures), return_exceptions=True
+        )
+        # A timeout means "unknown": the row stays unpublished and is sent again under the same
+        # Nats-Msg-Id; JetStream dedupes within its window, consumers dedupe on event_id after it.
+        return [row.id for row, result in zip(rows, results) if not isinstance(result, BaseException)]
+
+    async def backlog(self) -> tuple[int, datetime | None]:
+        """Unpublished rows and the creation time of the oldest."""
+        t = self.table
+        async with self.sessions() as session:
+            row = (
+                await session.execute(
+                    select(func.count(), func.min(t.c.created_at)).where(t.c.published_at.is_(None))
+                )
+            ).one()
+        return row[0], row[1]

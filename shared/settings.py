@@ -1,0 +1,40 @@
+"""Settings every service reads; each service extends this with its own prefix."""
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Connection and runtime settings common to all services."""
+
+    model_config = SettingsConfigDict(env_prefix="GROUNDSWELL_", extra="ignore")
+
+    mode: Literal["embedded", "production"] = Field(
+        "production", description="`embedded` allows generated secrets; `production` requires them."
+    )
+    nats_url: str = Field(
+        "nats://127.0.0.1:4222",
+        validation_alias=AliasChoices("NATS_URL", "GROUNDSWELL_NATS_URL"),
+        description="NATS server URL(s), comma-separated for a cluster.",
+    )
+    database_url: str = Field(
+        "sqlite+aiosqlite:///.data/service.db",
+        validation_alias=AliasChoices("DATABASE_URL", "GROUNDSWELL_DATABASE_URL"),
+        description="SQLAlchemy async URL of this service's own database.",
+    )
+    host: str = Field("127.0.0.1", description="HTTP listen address.")
+    port: int = Field(8000, description="HTTP listen port.")
+    log_level: str = Field("INFO", description="Log level.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="`auto`: readable on a terminal, JSON lines otherwise."
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8001", description="Base URL of the public site, used in links and emails."
+    )
+    nats_connect_timeout_s: float = Field(5.0, description="Bound on one NATS connect attempt.")
+
+    @property
+    def nats_servers(self) -> list[str]:
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]

@@ -1,0 +1,20 @@
+"""Stream, subject and consumer names: the addressing half of the contract."""
+
+from uuid import UUID
+
+STREAM = "PETITIONS"
+SUBJECT_PREFIX = "petitions"
+STREAM_SUBJECTS = [f"{SUBJECT_PREFIX}.*.events.*"]
+
+COUNTER_DURABLE = "counter"
+NOTIFIER_DURABLE = "notifier"
+
+
+def event_subject(petition_id: UUID | str, event_type: str) -> str:
+    """`petitions.<petition id>.events.<type>`: the petition id is a subject token."""
+    return f"{SUBJECT_PREFIX}.{petition_id}.events.{event_type}"
+
+
+def type_filter(event_type: str) -> str:
+    """Every petition's events of one type."""
+    return f"{SUBJECT_PREFIX}.*.events.{event_type}"
