@@ -20,13 +20,15 @@ class Count(BaseModel):
     updated_at: datetime
 
 
-@router.get("/petitions/{petition_id}/count", responses={404: {"description": "Unknown petition"}})
-async def get_count(petition_id: UUID, request: Request) -> Count:
-    """A petition's exact supporter count and its current public goal."""
+@router.get("/petitions/{ref}/count", responses={404: {"description": "Unknown petition"}})
+async def get_count(ref: str, request: Request) -> Count:
+    """A petition's exact supporter count and its current public goal, by petition id or slug."""
+    try:
+        condition = petition_counts.c.petition_id == str(UUID(ref))
+    except ValueError:
+        condition = petition_counts.c.slug == ref.lower()
     async with request.app.state.runtime.sessions() as session:
-        row = (
-            await session.execute(select(petition_counts).where(petition_counts.c.petition_id == str(petition_id)))
-        ).first()
+        row = (await session.execute(select(petition_counts).where(condition))).first()
     if row is None:
-        raise HTTPException(404, f"No petition '{petition_id}' is known to the counter.")
+        raise HTTPException(404, f"No petition '{ref}' is known to the counter.")
     return Count(petition_id=row.petition_id, count=row.count, goal=next_goal(row.count), updated_at=row.updated_at)

@@ -10,6 +10,7 @@ petition_counts = Table(
     "petition_counts",
     metadata,
     Column("petition_id", String(36), primary_key=True),
+    Column("slug", String(80), unique=True),
     Column("count", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )

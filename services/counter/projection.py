@@ -33,7 +33,7 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> lis
     so redelivered and republished events are ignored.
     """
     fresh = await _track(session, batch)
-    created: set[str] = set()
+    created: dict[str, str] = {}
     signed: dict[str, list[SignatureAdded]] = defaultdict(list)
     for item in batch:
         event = item.event
@@ -43,11 +43,11 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> lis
         if isinstance(event, SignatureAdded):
             signed[str(event.petition_id)].append(event)
         else:
-            created.add(str(event.petition_id))
+            created[str(event.petition_id)] = event.slug
     reached = []
     for petition_id in sorted(created | signed.keys()):  # one lock order for concurrent replicas
         signatures = signed.get(petition_id, [])
-        new_count = await _add_to_count(session, petition_id, len(signatures))
+        new_count = await _add_to_count(session, petition_id, len(signatures), created.get(petition_id))
         old_count = new_count - len(signatures)
         for milestone in milestones_crossed(old_count, new_count):
             crossing = signatures[milestone - old_count - 1]
@@ -76,14 +76,15 @@ async def _track(session: AsyncSession, batch: Sequence[Delivered]) -> set[str]:
     return set((await session.scalars(statement)).all())
 
 
-async def _add_to_count(session: AsyncSession, petition_id: str, delta: int) -> int:
+async def _add_to_count(session: AsyncSession, petition_id: str, delta: int, slug: str | None) -> int:
     statement = insert(session.bind.dialect.name, petition_counts).values(
-        petition_id=petition_id, count=delta, updated_at=datetime.now(timezone.utc)
+        petition_id=petition_id, slug=slug, count=delta, updated_at=datetime.now(timezone.utc)
     )
     statement = statement.on_conflict_do_update(
         index_elements=["petition_id"],
         set_={
             "count": petition_counts.c.count + statement.excluded.count,
+            "slug": func.coalesce(statement.excluded.slug, petition_counts.c.slug),
             "updated_at": statement.excluded.updated_at,
         },
     ).returning(petition_counts.c.count)
@@ -123,6 +124,8 @@ async def rebuild_projection(session: AsyncSession, replay: Sequence[Delivered],
     Tracking rows past up_to_seq (events a live counter applied meanwhile) are kept; milestones
     already recorded are never emitted again.
     """
+    slugs = dict((await session.execute(select(petition_counts.c.petition_id, petition_counts.c.slug))).all())
+    slugs.update({str(item.event.petition_id): item.event.slug for item in replay if isinstance(item.event, PetitionCreated)})
     await session.execute(delete(processed_events).where(processed_events.c.stream_seq <= up_to_seq))
     await session.execute(delete(petition_counts))
     for start in range(0, len(replay), CHUNK):
@@ -136,6 +139,8 @@ async def rebuild_projection(session: AsyncSession, replay: Sequence[Delivered],
     reached = []
     now = datetime.now(timezone.utc)
     for petition_id, count in sorted(counts):
-        await session.execute(petition_counts.insert().values(petition_id=petition_id, count=count, updated_at=now))
+        await session.execute(
+            petition_counts.insert().values(petition_id=petition_id, slug=slugs.get(petition_id), count=count, updated_at=now)
+        )
         reached += await _record_milestones(session, petition_id, milestones_crossed(0, count), count, None)
     return reached

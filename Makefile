@@ -1,0 +1,26 @@
+# Groundswell: `make run` starts the whole system locally; `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install run test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+run: install  ## the embedded default: nats-server, SQLite, SMTP sink, all services
+	$(BIN)/groundswell dev
+
+test: install  ## unit, contract, integration and end-to-end tests
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install  ## signatures/s, latency, time until the count catches up
+	$(BIN)/python -m bench.signing $(BENCH_ARGS)
+
+clean:
+	rm -rf .data

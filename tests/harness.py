@@ -1,0 +1,229 @@
+"""Real components for integration and end-to-end tests: nats-server, SMTP, service processes."""
+
+import email
+import email.policy
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+from aiosmtpd.controller import Controller
+
+from services.embedded.ports import free_port
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parent.parent
+NATS_SERVER = str(Path(sys.executable).parent / "nats-server")
+POLL_INTERVAL_S = 0.05
+
+
+def eventually(check: Callable[[], T], *, timeout_s: float = 30, message: str = "condition") -> T:
+    """Poll `check` until it returns something truthy; fail with the last value at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(POLL_INTERVAL_S)  # poll interval, not a wait for an outcome
+    raise AssertionError(f"{message} not reached within {timeout_s} s (last: {last!r})")
+
+
+def wait_for_port(port: int, timeout_s: float = 15) -> None:
+    def accepting() -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) == 0
+
+    eventually(accepting, timeout_s=timeout_s, message=f"port {port} accepting")
+
+
+class NatsServer:
+    """A nats-server from the wheel, with JetStream, on a free port and its own store."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+        self.port = free_port()
+        self.monitor_port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [NATS_SERVER, "-js", "-sd", str(self.store), "-a", "127.0.0.1", "-p", str(self.port),
+             "-m", str(self.monitor_port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=15)
+
+
+    def consumers(self) -> dict[str, dict]:
+        """Consumer state from the monitoring endpoint: name -> details."""
+        jsz = httpx.get(
+            f"http://127.0.0.1:{self.monitor_port}/jsz",
+            params={"accounts": "true", "streams": "true", "consumers": "true"},
+            timeout=5,
+        ).json()
+        found = {}
+        for account in jsz.get("account_details", []):
+            for stream in account.get("stream_detail", []):
+                for consumer in stream.get("consumer_detail", []) or []:
+                    found[consumer["name"]] = consumer
+        return found
+
+    def stream_messages(self) -> int:
+        jsz = httpx.get(f"http://127.0.0.1:{self.monitor_port}/jsz", timeout=5).json()
+        return jsz.get("messages", 0)
+
+
+class SmtpServer:
+    """A real SMTP server (aiosmtpd) that keeps every accepted message.
+
+    `refuse()` answers 451 to every message; `hold()` keeps DATA waiting until `release()`,
+    and then answers 451 to the held ones (their client may be dead by then).
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+        self._lock = threading.Lock()
+        self._refusing = False
+        self._open = threading.Event()
+        self._open.set()
+        self.held = 0
+        self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
+
+    @property
+    def port(self) -> int:
+        return self.controller.port
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def refuse(self, refusing: bool = True) -> None:
+        self._refusing = refusing
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        import asyncio
+
+        if not self._open.is_set():
+            with self._lock:
+                self.held += 1
+            while not self._open.is_set():
+                await asyncio.sleep(POLL_INTERVAL_S)
+            return "451 4.3.0 Held by the test; try again"
+        if self._refusing:
+            return "451 4.3.0 Refusing for the test; try again"
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self._lock:
+            self.messages.append(message)
+        return "250 OK"
+
+    def subjects(self) -> list[str]:
+        with self._lock:
+            return [str(m["Subject"]) for m in self.messages]
+
+
+class Service:
+    """One Groundswell service as its own OS process (`python -m services <name>`)."""
+
+    def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.env = env
+        self.port = int(env["GROUNDSWELL_PORT"])
+        self.log_path = log_dir / f"{name}.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services", self.name], env=self.env, stdout=log, stderr=log, cwd=ROOT
+        )
+        eventually(self._live, timeout_s=30, message=f"{self.name} /livez")
+
+    def _live(self) -> bool:
+        if self.process and self.process.poll() is not None:
+            raise AssertionError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
+        try:
+            return httpx.get(f"{self.url}/livez", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def kill(self) -> None:
+        """kill -9: no shutdown code runs."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=15)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def service_env(name: str, *, nats_url: str, database_url: str, smtp_port: int, admin_token: str,
+                extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GROUNDSWELL_", "SMTP_"))}
+    env.update(
+        {
+            "GROUNDSWELL_MODE": "embedded",
+            "GROUNDSWELL_PORT": str(free_port()),
+            "GROUNDSWELL_LOG_FORMAT": "json",
+            "GROUNDSWELL_ADMIN_TOKEN": admin_token,
+            "NATS_URL": nats_url,
+            "DATABASE_URL": database_url,
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(smtp_port),
+            # Short redelivery so crash tests finish quickly; production keeps 30 s.
+            "GROUNDSWELL_ACK_WAIT_S": "3",
+            "GROUNDSWELL_RETRY_BASE_S": "0.5",
+            "GROUNDSWELL_RETRY_MAX_S": "2",
+            "GROUNDSWELL_RETRY_DELAY_S": "0.5",
+        }
+    )
+    env.update(extra or {})
+    return env

@@ -1,0 +1,123 @@
+"""The whole system as real processes: nats-server, SMTP, signing, counter and notifier."""
+
+import secrets
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.harness import ROOT, NatsServer, Service, SmtpServer, eventually, service_env
+
+SERVICES = ("signing", "counter", "notifier")
+
+
+class System:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.token = secrets.token_urlsafe(16)
+        self.nats = NatsServer(workdir / "nats")
+        self.smtp = SmtpServer()
+        self.services: dict[str, Service] = {}
+        for name in SERVICES:
+            env = service_env(
+                name,
+                nats_url=self.nats.url,
+                database_url=f"sqlite+aiosqlite:///{self.db_path(name)}",
+                smtp_port=self.smtp.port,
+                admin_token=self.token,
+            )
+            self.services[name] = Service(name, env, workdir)
+
+    def db_path(self, service: str) -> Path:
+        return self.workdir / f"{service}.db"
+
+    def start(self) -> "System":
+        self.nats.start()
+        self.smtp.start()
+        for service in self.services.values():
+            service.start()
+        return self
+
+    def stop(self) -> None:
+        for service in self.services.values():
+            service.stop()
+        self.nats.stop()
+        self.smtp.stop()
+
+    @property
+    def signing(self) -> Service:
+        return self.services["signing"]
+
+    @property
+    def counter(self) -> Service:
+        return self.services["counter"]
+
+    @property
+    def notifier(self) -> Service:
+        return self.services["notifier"]
+
+    # --- talking to it over HTTP -------------------------------------------------------------
+
+    def create_petition(self, slug: str, title: str = "Fix the bridge on Elm Street") -> dict:
+        response = httpx.post(
+            f"{self.signing.url}/petitions",
+            json={
+                "title": title,
+                "target": "Springfield City Council",
+                "story": "The bridge is unsafe.\n\nPlease fix it.",
+                "organizer": {"name": "Patrick Leonard", "email": f"organizer-{slug}@example.org"},
+                "slug": slug,
+            },
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=10,
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    def sign(self, petition: str, body: dict, client: httpx.Client | None = None, **headers) -> httpx.Response:
+        http = client or httpx
+        return http.post(f"{self.signing.url}/petitions/{petition}/signatures", json=body, headers=headers, timeout=30)
+
+    def count(self, petition_id: str) -> int | None:
+        try:
+            response = httpx.get(f"{self.counter.url}/petitions/{petition_id}/count", timeout=5)
+        except httpx.TransportError:
+            return None
+        return response.json()["count"] if response.status_code == 200 else None
+
+    def wait_for_count(self, petition_id: str, expected: int, timeout_s: float = 60) -> None:
+        eventually(lambda: self.count(petition_id) == expected, timeout_s=timeout_s,
+                   message=f"count {expected} (now {self.count(petition_id)})")
+
+    # --- looking inside ----------------------------------------------------------------------
+
+    def query(self, service: str, sql: str, *params) -> list[tuple]:
+        with sqlite3.connect(f"file:{self.db_path(service)}?mode=ro", uri=True, timeout=10) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def settled(self) -> bool:
+        """Every outbox published and every consumer caught up with nothing awaiting an ack."""
+        for service in ("signing", "counter"):
+            if self.query(service, "SELECT count(*) FROM outbox WHERE published_at IS NULL")[0][0]:
+                return False
+        consumers = self.nats.consumers()
+        return all(
+            name in consumers and consumers[name]["num_pending"] == 0 and consumers[name]["num_ack_pending"] == 0
+            for name in ("counter", "notifier")
+        )
+
+    def wait_settled(self, timeout_s: float = 60) -> None:
+        eventually(self.settled, timeout_s=timeout_s, message="system settled")
+
+    def organizer_emails(self, slug: str) -> list:
+        return [m for m in self.smtp.messages if m["To"].addresses[0].addr_spec == f"organizer-{slug}@example.org"]
+
+    def rebuild(self) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "services", "counter", "rebuild"],
+            env=self.counter.env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
