@@ -30,4 +30,5 @@ def name_problem(name: str) -> str | None:
 
 
 def derive_slug(title: str) -> str:
-    return slugify(title, max_length=SLUG_MAX, word_boundary=True) or "petition"
+    apostrophes = [["'", ""], ["\u2019", ""]]  # "Denver's" -> "denvers", not "denver-s"
+    return slugify(title, max_length=SLUG_MAX, word_boundary=True, replacements=apostrophes) or "petition"

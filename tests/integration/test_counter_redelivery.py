@@ -1,0 +1,123 @@
+"""The counter's handler against a real nats-server and a real SQLite database."""
+
+import asyncio
+import sqlite3
+import uuid
+
+import nats
+import nats.errors
+import pytest
+from sqlalchemy import event as sa_event
+
+from services.counter import db
+from services.counter.consumer import _delivered, count_signatures
+from services.counter.projection import apply_events
+from shared import nats as gs_nats
+from shared.db import create_engine, create_tables, sessionmaker
+from shared.events import Organizer, PetitionCreated, SignatureAdded, encode_event
+from shared.outbox import OutboxRelay
+from shared.subjects import COUNTER_DURABLE, STREAM, event_subject, type_filter
+from tests.harness import NatsServer
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def counter_db(tmp_path):
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'counter.db'}")
+    await create_tables(engine, db.metadata)
+    yield engine, tmp_path / "counter.db"
+    await engine.dispose()
+
+
+async def publish_petition_with_signatures(js, n: int) -> str:
+    petition_id = uuid.uuid4()
+    events = [PetitionCreated(petition_id=petition_id, title="T", slug=f"s-{petition_id.hex[:8]}", target="X",
+                              organizer=Organizer(name="O", email="o@example.org"))]
+    events += [SignatureAdded(petition_id=petition_id, signature_id=uuid.uuid4()) for _ in range(n)]
+    for event in events:
+        await js.publish(event_subject(petition_id, event.type), encode_event(event),
+                         headers={"Nats-Msg-Id": str(event.event_id)})
+    return str(petition_id)
+
+
+async def fetch_exactly(subscription, n: int, timeout_s: float = 10) -> list:
+    """Fetch until n messages came (naks reach the server one by one, so batches can be partial)."""
+    messages = []
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while len(messages) < n and asyncio.get_running_loop().time() < deadline:
+        try:
+            messages += await subscription.fetch(batch=n - len(messages), timeout=1)
+        except (asyncio.TimeoutError, nats.errors.TimeoutError):
+            pass
+    return messages
+
+
+def count_in(path, petition_id: str) -> int:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT count FROM petition_counts WHERE petition_id = ?", (petition_id,)).fetchone()[0]
+
+
+async def test_events_redelivered_after_a_nak_count_once(nats_server, counter_db):
+    engine, path = counter_db
+    sessions = sessionmaker(engine)
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await gs_nats.ensure_stream(js)
+    await gs_nats.ensure_consumer(js, COUNTER_DURABLE, [type_filter("PetitionCreated"), type_filter("SignatureAdded")])
+    petition_id = await publish_petition_with_signatures(js, 12)
+    subscription = await js.pull_subscribe_bind(durable=COUNTER_DURABLE, stream=STREAM)
+
+    # Apply and commit, but the ack is lost: nak them instead, as a crash before the ack would.
+    first = await fetch_exactly(subscription, 13)
+    handle = count_signatures(sessions, OutboxRelay(sessions, db.outbox), retry_delay_s=0.1)
+    async with sessions.begin() as session:
+        await apply_events(session, [_delivered(m) for m in first])
+    for message in first:
+        await message.nak()
+    assert count_in(path, petition_id) == 12
+
+    again = await fetch_exactly(subscription, 13)
+    assert [m.metadata.num_delivered for m in again] == [2] * 13
+    await handle(again)
+    assert count_in(path, petition_id) == 12
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT milestone FROM milestones WHERE petition_id = ?", (petition_id,)).fetchall() == [(10,)]
+        assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 1
+    await nc.close()
+
+
+async def test_a_failed_batch_is_nakked_and_applied_once_when_redelivered(nats_server, counter_db):
+    engine, path = counter_db
+    sessions = sessionmaker(engine)
+    nc = await nats.connect(nats_server.url)
+    js = nc.jetstream()
+    await gs_nats.ensure_stream(js)
+    await gs_nats.ensure_consumer(js, COUNTER_DURABLE, [type_filter("PetitionCreated"), type_filter("SignatureAdded")])
+    petition_id = await publish_petition_with_signatures(js, 5)
+    subscription = await js.pull_subscribe_bind(durable=COUNTER_DURABLE, stream=STREAM)
+    handle = count_signatures(sessions, OutboxRelay(sessions, db.outbox), retry_delay_s=0.2)
+
+    # Another connection holds the write lock and the handler's engine waits only 0.1 s for it,
+    # so the handler's transaction really fails.
+    impatient = create_engine(f"sqlite+aiosqlite:///{path}")
+    sa_event.listen(impatient.sync_engine, "connect", lambda conn, _record: conn.execute("PRAGMA busy_timeout=100"))
+    failing = count_signatures(sessionmaker(impatient), OutboxRelay(sessions, db.outbox), retry_delay_s=0.2)
+    blocker = sqlite3.connect(path, timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")
+    await failing(await fetch_exactly(subscription, 6))
+    blocker.rollback()
+    blocker.close()
+    await impatient.dispose()
+
+    again = await fetch_exactly(subscription, 6)
+    assert [m.metadata.num_delivered for m in again] == [2] * 6
+    await handle(again)
+    assert count_in(path, petition_id) == 5
+    await nc.close()

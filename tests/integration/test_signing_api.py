@@ -1,0 +1,142 @@
+"""The signing API's contract with site developers: clear 4xx answers, never a 500."""
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.signing.app import create_app
+from services.signing.settings import SigningSettings
+from tests.harness import NatsServer
+
+TOKEN = "test-admin-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def nats_url(tmp_path_factory):
+    server = NatsServer(tmp_path_factory.mktemp("nats"))
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def api(tmp_path, nats_url):
+    settings = SigningSettings(
+        _env_file=None, admin_token=TOKEN, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'signing.db'}",
+        NATS_URL=nats_url, max_body_bytes=16384,
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+def petition_body(**overrides) -> dict:
+    body = {
+        "title": "Tell Denver's Mayor to Protect Citizens",
+        "target": "Denver Mayor Michael Hancock",
+        "story": "First paragraph.\n\nSecond paragraph.",
+        "organizer": {"name": "Patrick Leonard", "email": "patrick@example.org"},
+    }
+    return {**body, **overrides}
+
+
+@pytest.fixture
+def petition(api) -> dict:
+    response = api.post("/petitions", json=petition_body(slug="denver"), headers=AUTH)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_creating_a_petition_needs_the_admin_token(api):
+    assert api.post("/petitions", json=petition_body()).status_code == 401
+    wrong = api.post("/petitions", json=petition_body(), headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and "GROUNDSWELL_ADMIN_TOKEN" in wrong.json()["detail"]
+
+
+def test_created_petition_is_public_without_the_organizer_email(api, petition):
+    assert petition["slug"] == "denver" and petition["organizer"] == {"name": "Patrick Leonard"}
+    for ref in (petition["id"], "denver", petition["id"].upper()):
+        response = api.get(f"/petitions/{ref}")
+        assert response.status_code == 200 and response.json()["id"] == petition["id"]
+        assert "patrick@example.org" not in response.text
+    assert api.get("/petitions/no-such-petition").status_code == 404
+
+
+def test_slugs_are_unique(api, petition):
+    taken = api.post("/petitions", json=petition_body(slug="denver"), headers=AUTH)
+    assert taken.status_code == 409 and "denver" in taken.json()["detail"]
+    first = api.post("/petitions", json=petition_body(), headers=AUTH).json()
+    second = api.post("/petitions", json=petition_body(), headers=AUTH).json()
+    assert first["slug"] == "tell-denvers-mayor-to-protect-citizens"
+    assert second["slug"].startswith("tell-denvers-mayor-to-protect-citizens-") and second["slug"] != first["slug"]
+
+
+def test_a_repeat_signature_answers_exactly_like_the_first(api, petition):
+    first = api.post(f"/petitions/{petition['id']}/signatures", json={"name": "Ann Lee", "email": "ann.lee@gmail.com"})
+    again = api.post("/petitions/denver/signatures", json={"name": "Ann", "email": "AnnLee+x@googlemail.com"})
+    assert (first.status_code, first.json()) == (again.status_code, again.json()) == (202, {"status": "accepted"})
+
+
+def test_unknown_petition_is_404(api):
+    response = api.post("/petitions/nope/signatures", json={"name": "Ann", "email": "ann@example.org"})
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"email": "a@example.org"}, "name"),
+    ({"name": "Ann"}, "email"),
+    ({"name": "Ann", "email": "nope"}, "email"),
+    ({"name": "=cmd|' /C calc'!A0", "email": "a@example.org"}, "name"),
+    ({"name": "Ann http://spam.example", "email": "a@example.org"}, "name"),
+    ({"name": "Ann", "email": "a@example.org", "country": "ZZ"}, "country"),
+    ({"name": "Ann", "email": "a@example.org", "postcode": "<script>"}, "postcode"),
+    ({"name": "Ann", "email": "a@example.org", "comment": "c" * 501}, "comment"),
+    ({"name": "Ann", "email": "a@example.org", "updates": "maybe"}, "updates"),
+    ({"name": "Ann\u0000", "email": "a@example.org"}, "name"),
+    ({"name": "Ann", "email": "a@example.org", "nmae": "typo"}, "nmae"),
+])
+def test_invalid_signatures_get_a_message_for_the_field(api, petition, body, field):
+    response = api.post(f"/petitions/{petition['id']}/signatures", json=body)
+    assert response.status_code == 422
+    assert field in response.json()["errors"], response.json()
+
+
+@pytest.mark.parametrize(("content", "content_type"), [
+    (b"name=Ann&email=a@example.org", "application/x-www-form-urlencoded"),
+    (b"{not json", "application/json"),
+    (b"[]", "application/json"),
+    (b"null", "application/json"),
+    (b'{"name": "\\ud800", "email": "a@example.org"}', "application/json"),
+    (b'{"name": 12, "email": ["a@example.org"]}', "application/json"),
+    ("\u00ff".encode("latin-1"), "application/json"),
+    (b"", "application/json"),
+])
+def test_malformed_bodies_are_4xx_never_500(api, petition, content, content_type):
+    response = api.post(f"/petitions/{petition['id']}/signatures", content=content,
+                        headers={"Content-Type": content_type})
+    assert 400 <= response.status_code < 500, response.text
+    assert response.json()["detail"]
+
+
+def test_oversized_body_is_413(api, petition):
+    huge = json.dumps({"name": "Ann", "email": "a@example.org", "comment": "x" * 20000})
+    response = api.post(f"/petitions/{petition['id']}/signatures", content=huge,
+                        headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "16384" in response.json()["detail"]
+
+    def chunks():
+        yield b'{"name": "Ann", "comment": "'
+        for _ in range(40):
+            yield b"x" * 1000
+        yield b'"}'
+
+    streamed = api.post(f"/petitions/{petition['id']}/signatures", content=chunks(),
+                        headers={"Content-Type": "application/json"})
+    assert streamed.status_code == 413
+
+
+def test_request_id_is_echoed_or_made(api, petition):
+    given = api.get("/petitions/denver", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["X-Request-ID"] == "abc-123"
+    assert len(api.get("/petitions/denver").headers["X-Request-ID"]) == 32
