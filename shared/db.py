@@ -15,7 +15,9 @@ def create_engine(database_url: str) -> AsyncEngine:
         return create_async_engine(url, pool_pre_ping=True)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    # One connection per process: SQLite has one writer at a time anyway, and queueing in the
+    # pool is fair and prompt, where SQLite's busy handler sleeps and backs off (long tails).
+    engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
 

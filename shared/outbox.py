@@ -93,31 +93,43 @@ class OutboxRelay:
         """Publish one batch of unpublished rows; returns how many were acknowledged."""
         if self.js is None:
             return 0
-        t = self.table
         async with self.sessions() as session:
-            claim = (
-                select(t.c.id, t.c.event_id, t.c.subject, t.c.payload, t.c.correlation_id)
-                .where(t.c.published_at.is_(None))
-                .order_by(t.c.id)
-                .limit(self.batch_size)
-            )
             if session.bind.dialect.name == "postgresql":
-                # Several replicas relay at once: each claims rows the others have not locked.
-                claim = claim.with_for_update(skip_locked=True)
-            rows = (await session.execute(claim)).all()
-            if not rows:
-                return 0
-            acked = await self._publish(rows)
-            if acked:
-                await session.execute(
-                    update(t).where(t.c.id.in_(acked)).values(published_at=func.now())
-                )
-            await session.commit()
+                # Several replicas relay at once: each claims rows the others have not locked,
+                # and holds the lock until its rows are marked.
+                rows = (await session.execute(self._unpublished().with_for_update(skip_locked=True))).all()
+                acked = await self._publish(rows)
+                await self._mark(session, acked)
+                await session.commit()
+                return self._report(rows, acked)
+            # SQLite: one relay per database; hold no connection while waiting for PubAcks.
+            rows = (await session.execute(self._unpublished())).all()
+        acked = await self._publish(rows)
+        async with self.sessions.begin() as session:
+            await self._mark(session, acked)
+        return self._report(rows, acked)
+
+    def _unpublished(self):
+        t = self.table
+        return (
+            select(t.c.id, t.c.event_id, t.c.subject, t.c.payload, t.c.correlation_id)
+            .where(t.c.published_at.is_(None))
+            .order_by(t.c.id)
+            .limit(self.batch_size)
+        )
+
+    async def _mark(self, session, acked: list[int]) -> None:
+        if acked:
+            await session.execute(update(self.table).where(self.table.c.id.in_(acked)).values(published_at=func.now()))
+
+    def _report(self, rows, acked: list[int]) -> int:
         if len(acked) < len(rows):
             log.warning("outbox_publish_incomplete", published=len(acked), pending=len(rows) - len(acked))
         return len(acked)
 
     async def _publish(self, rows) -> list[int]:
+        if not rows:
+            return []
         js = self.js
         assert js is not None
         futures = []
