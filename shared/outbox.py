@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import structlog
+from nats.aio.client import Client
 from nats.js import JetStreamContext
 from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, func, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -67,8 +68,15 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.sweep_interval_s = sweep_interval_s
         self.publish_timeout_s = publish_timeout_s
+        self.nc: Client | None = None
         self.js: JetStreamContext | None = None
         self._wake = asyncio.Event()
+
+    def attach(self, nc: Client) -> None:
+        """Start publishing through this connection."""
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.wake()
 
     def wake(self) -> None:
         self._wake.set()
@@ -91,7 +99,9 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """Publish one batch of unpublished rows; returns how many were acknowledged."""
-        if self.js is None:
+        if self.nc is None or not self.nc.is_connected:
+            # While NATS is away nothing is sent: nats-py would only buffer it, and every sweep
+            # would pile up more copies. Rows wait in the database, the record of truth.
             return 0
         async with self.sessions() as session:
             if session.bind.dialect.name == "postgresql":

@@ -1,5 +1,6 @@
 """The whole system as real processes: nats-server, SMTP, signing, counter and notifier."""
 
+import asyncio
 import secrets
 import sqlite3
 import subprocess
@@ -7,7 +8,9 @@ import sys
 from pathlib import Path
 
 import httpx
+import nats
 
+from shared.subjects import STREAM
 from tests.harness import ROOT, NatsServer, Service, SmtpServer, eventually, service_env
 
 SERVICES = ("signing", "counter", "notifier")
@@ -110,6 +113,22 @@ class System:
 
     def wait_settled(self, timeout_s: float = 60) -> None:
         eventually(self.settled, timeout_s=timeout_s, message="system settled")
+
+    def stream_contents(self) -> list[tuple[str, dict, bytes]]:
+        """Every message on the event stream: (subject, headers, payload)."""
+
+        async def read() -> list[tuple[str, dict, bytes]]:
+            nc = await nats.connect(self.nats.url)
+            js = nc.jetstream()
+            last = (await js.stream_info(STREAM)).state.last_seq
+            found = []
+            for seq in range(1, last + 1):
+                message = await js.get_msg(STREAM, seq)
+                found.append((message.subject, message.headers or {}, message.data))
+            await nc.close()
+            return found
+
+        return asyncio.run(read())
 
     def organizer_emails(self, slug: str) -> list:
         return [m for m in self.smtp.messages if m["To"].addresses[0].addr_spec == f"organizer-{slug}@example.org"]

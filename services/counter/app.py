@@ -32,9 +32,10 @@ def create_app(settings: CounterSettings) -> FastAPI:
         )
 
     async def consume_and_relay() -> None:
-        js = (await runtime.connect_nats()).jetstream()
+        nc = await runtime.connect_nats()
+        js = nc.jetstream()
         await gs_nats.provision(lambda: provision(js))
-        relay.js = js
+        relay.attach(nc)
         runtime.spawn(relay.run(), "outbox-relay")
         handler = count_signatures(runtime.sessions, relay, settings.retry_delay_s)
         await consume(js, COUNTER_DURABLE, handler, batch_size=settings.batch_size)

@@ -30,7 +30,7 @@ async def rebuild(settings: CounterSettings) -> dict[str, int]:
         async with sessions.begin() as session:
             reached = await rebuild_projection(session, replay, up_to_seq)
         relay = OutboxRelay(sessions, db.outbox)
-        relay.js = js
+        relay.attach(nc)
         while await relay.publish_pending():
             pass
     finally:

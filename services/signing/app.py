@@ -29,8 +29,7 @@ def create_app(settings: SigningSettings) -> FastAPI:
         nc = await runtime.connect_nats()
         js = nc.jetstream()
         await gs_nats.provision(lambda: gs_nats.ensure_stream(js, settings.stream_replicas))
-        relay.js = js
-        relay.wake()
+        relay.attach(nc)
         await relay.run()
 
     @asynccontextmanager

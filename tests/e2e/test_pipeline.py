@@ -75,6 +75,17 @@ def test_signatures_are_counted_exactly_and_each_milestone_emailed_once(system):
     assert "The next goal is 200" in text and "/p/elm-street-bridge" in text
     assert "/p/elm-street-bridge" in html
 
+    # No signer's email or name anywhere in the event log or in any service's logs.
+    personal = {s["email"].lower() for s in signers + repeats} | {s["name"] for s in signers + repeats}
+    personal |= {s["email"].split("@")[0] for s in signers}
+    stream = system.stream_contents()
+    assert len(stream) == 1 + 120 + 4  # PetitionCreated, SignatureAdded x 120, MilestoneReached x 4
+    for subject, headers, payload in stream:
+        seen = f"{subject} {headers} {payload.decode()}".lower()
+        assert not [p for p in personal if p.lower() in seen], subject
+    logs = "".join(service.logs() for service in system.services.values()).lower()
+    assert logs and not [p for p in personal if p.lower() in logs]
+
 
 def test_signing_accepts_while_nats_is_down_and_counts_exactly_after(system):
     petition = system.create_petition("nats-outage")
