@@ -22,6 +22,12 @@ def milestones_emailed(system, slug: str) -> list[int]:
                   for m in system.organizer_emails(slug))
 
 
+def sign_ten(system, petition) -> None:
+    """Ten signatures: enough to reach the first milestone."""
+    with httpx.Client() as client:
+        assert [system.sign(petition["id"], body, client).status_code for body in distinct_signers(10)] == [202] * 10
+
+
 def test_counter_killed_mid_stream_restarts_with_the_exact_count(system):
     petition = system.create_petition("counter-crash")
     system.wait_for_count(petition["id"], 0)
@@ -108,9 +114,7 @@ def test_rebuild_replays_the_stream_to_the_same_count_without_emailing_again(sys
 def test_notifier_killed_after_claiming_still_sends_the_email_once(system):
     petition = system.create_petition("notifier-crash")
     system.smtp.hold()
-    with httpx.Client() as client:
-        for body in distinct_signers(10):
-            assert system.sign(petition["id"], body, client).status_code == 202
+    sign_ten(system, petition)
 
     def claimed_not_sent() -> bool:
         rows = system.query("notifier", "SELECT claim_token, sent_at FROM deliveries WHERE milestone = 10")
@@ -133,9 +137,7 @@ def test_notifier_killed_after_claiming_still_sends_the_email_once(system):
 def test_smtp_refusing_is_retried_until_accepted(system):
     petition = system.create_petition("smtp-refusing")
     system.smtp.refuse()
-    with httpx.Client() as client:
-        for body in distinct_signers(10):
-            assert system.sign(petition["id"], body, client).status_code == 202
+    sign_ten(system, petition)
     eventually(lambda: system.query("notifier", "SELECT attempts FROM deliveries WHERE milestone = 10")
                and system.query("notifier", "SELECT attempts FROM deliveries WHERE milestone = 10")[0][0] >= 2,
                message="two refused attempts")

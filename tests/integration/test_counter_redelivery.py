@@ -29,6 +29,17 @@ def nats_server(tmp_path):
 
 
 @pytest.fixture
+async def js(nats_server):
+    """A JetStream context with the petition stream and the counter's durable consumer."""
+    nc = await nats.connect(nats_server.url)
+    context = nc.jetstream()
+    await gs_nats.ensure_stream(context)
+    await gs_nats.ensure_consumer(context, COUNTER_DURABLE, [type_filter("PetitionCreated"), type_filter("SignatureAdded")])
+    yield context
+    await nc.close()
+
+
+@pytest.fixture
 async def counter_db(tmp_path):
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'counter.db'}")
     await create_tables(engine, db.metadata)
@@ -36,7 +47,8 @@ async def counter_db(tmp_path):
     await engine.dispose()
 
 
-async def publish_petition_with_signatures(js, n: int) -> str:
+async def publish_petition_with_signatures(js, n: int):
+    """Publish a petition and n signatures; returns its id and a subscription on the counter's durable."""
     petition_id = uuid.uuid4()
     events = [PetitionCreated(petition_id=petition_id, title="T", slug=f"s-{petition_id.hex[:8]}", target="X",
                               organizer=Organizer(name="O", email="o@example.org"))]
@@ -44,7 +56,7 @@ async def publish_petition_with_signatures(js, n: int) -> str:
     for event in events:
         await js.publish(event_subject(petition_id, event.type), encode_event(event),
                          headers={"Nats-Msg-Id": str(event.event_id)})
-    return str(petition_id)
+    return str(petition_id), await js.pull_subscribe_bind(durable=COUNTER_DURABLE, stream=STREAM)
 
 
 async def fetch_exactly(subscription, n: int, timeout_s: float = 10) -> list:
@@ -64,15 +76,10 @@ def count_in(path, petition_id: str) -> int:
         return conn.execute("SELECT count FROM petition_counts WHERE petition_id = ?", (petition_id,)).fetchone()[0]
 
 
-async def test_events_redelivered_after_a_nak_count_once(nats_server, counter_db):
+async def test_events_redelivered_after_a_nak_count_once(js, counter_db):
     engine, path = counter_db
     sessions = sessionmaker(engine)
-    nc = await nats.connect(nats_server.url)
-    js = nc.jetstream()
-    await gs_nats.ensure_stream(js)
-    await gs_nats.ensure_consumer(js, COUNTER_DURABLE, [type_filter("PetitionCreated"), type_filter("SignatureAdded")])
-    petition_id = await publish_petition_with_signatures(js, 12)
-    subscription = await js.pull_subscribe_bind(durable=COUNTER_DURABLE, stream=STREAM)
+    petition_id, subscription = await publish_petition_with_signatures(js, 12)
 
     # Apply and commit, but the ack is lost: nak them instead, as a crash before the ack would.
     first = await fetch_exactly(subscription, 13)
@@ -90,18 +97,12 @@ async def test_events_redelivered_after_a_nak_count_once(nats_server, counter_db
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT milestone FROM milestones WHERE petition_id = ?", (petition_id,)).fetchall() == [(10,)]
         assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 1
-    await nc.close()
 
 
-async def test_a_failed_batch_is_nakked_and_applied_once_when_redelivered(nats_server, counter_db):
+async def test_a_failed_batch_is_nakked_and_applied_once_when_redelivered(js, counter_db):
     engine, path = counter_db
     sessions = sessionmaker(engine)
-    nc = await nats.connect(nats_server.url)
-    js = nc.jetstream()
-    await gs_nats.ensure_stream(js)
-    await gs_nats.ensure_consumer(js, COUNTER_DURABLE, [type_filter("PetitionCreated"), type_filter("SignatureAdded")])
-    petition_id = await publish_petition_with_signatures(js, 5)
-    subscription = await js.pull_subscribe_bind(durable=COUNTER_DURABLE, stream=STREAM)
+    petition_id, subscription = await publish_petition_with_signatures(js, 5)
     handle = count_signatures(sessions, OutboxRelay(sessions, db.outbox), retry_delay_s=0.2)
 
     # Another connection holds the write lock and the handler's engine waits only 0.1 s for it,
@@ -120,4 +121,3 @@ async def test_a_failed_batch_is_nakked_and_applied_once_when_redelivered(nats_s
     assert [m.metadata.num_delivered for m in again] == [2] * 6
     await handle(again)
     assert count_in(path, petition_id) == 5
-    await nc.close()
