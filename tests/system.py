@@ -2,7 +2,6 @@
 
 import asyncio
 import secrets
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,14 +10,17 @@ import httpx
 import nats
 
 from shared.subjects import STREAM
+from tests.databases import Database
 from tests.harness import ROOT, NatsServer, Service, SmtpServer, eventually, service_env
 
 SERVICES = ("signing", "counter", "notifier")
 
 
 class System:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, backend: str = "sqlite") -> None:
         self.workdir = workdir
+        self.backend = backend
+        self.databases = {name: Database(backend, name, workdir) for name in SERVICES}
         self.token = secrets.token_urlsafe(16)
         self.nats = NatsServer(workdir / "nats")
         self.smtp = SmtpServer()
@@ -27,14 +29,11 @@ class System:
             env = service_env(
                 name,
                 nats_url=self.nats.url,
-                database_url=f"sqlite+aiosqlite:///{self.db_path(name)}",
+                database_url=self.databases[name].url,
                 smtp_port=self.smtp.port,
                 admin_token=self.token,
             )
             self.services[name] = Service(name, env, workdir)
-
-    def db_path(self, service: str) -> Path:
-        return self.workdir / f"{service}.db"
 
     def start(self) -> "System":
         self.nats.start()
@@ -48,6 +47,8 @@ class System:
             service.stop()
         self.nats.stop()
         self.smtp.stop()
+        for database in self.databases.values():
+            database.drop()
 
     @property
     def signing(self) -> Service:
@@ -96,9 +97,11 @@ class System:
 
     # --- looking inside ----------------------------------------------------------------------
 
-    def query(self, service: str, sql: str, *params) -> list[tuple]:
-        with sqlite3.connect(f"file:{self.db_path(service)}?mode=ro", uri=True, timeout=10) as conn:
-            return conn.execute(sql, params).fetchall()
+    def query(self, service: str, sql: str) -> list[tuple]:
+        return self.databases[service].query(sql)
+
+    def execute(self, service: str, sql: str) -> None:
+        self.databases[service].execute(sql)
 
     def settled(self) -> bool:
         """Every outbox published and every consumer caught up with nothing awaiting an ack."""

@@ -92,11 +92,8 @@ def test_rebuild_replays_the_stream_to_the_same_count_without_emailing_again(sys
     messages_before = system.nats.stream_messages()
 
     # Damage the projection, then rebuild it from the stream alone.
-    import sqlite3
-
-    with sqlite3.connect(system.db_path("counter")) as conn:
-        conn.execute("UPDATE petition_counts SET count = 7")
-        conn.execute("DELETE FROM processed_events")
+    system.execute("counter", "UPDATE petition_counts SET count = 7")
+    system.execute("counter", "DELETE FROM processed_events")
     assert system.count(petition["id"]) == 7
 
     summary = json.loads(system.rebuild().strip().splitlines()[-1])

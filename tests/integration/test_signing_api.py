@@ -7,6 +7,7 @@ from fastapi.testclient import TestClient
 
 from services.signing.app import create_app
 from services.signing.settings import SigningSettings
+from tests.databases import Database
 from tests.harness import NatsServer
 
 TOKEN = "test-admin-token"
@@ -22,13 +23,16 @@ def nats_url(tmp_path_factory):
 
 
 @pytest.fixture
-def api(tmp_path, nats_url):
+def api(tmp_path, nats_url, backend):
+    database = Database(backend, "signing", tmp_path)
     settings = SigningSettings(
-        _env_file=None, admin_token=TOKEN, DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'signing.db'}",
-        NATS_URL=nats_url, max_body_bytes=16384,
+        _env_file=None, admin_token=TOKEN, DATABASE_URL=database.url, NATS_URL=nats_url, max_body_bytes=16384,
     )
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield client
+    try:
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            yield client
+    finally:
+        database.drop()
 
 
 def petition_body(**overrides) -> dict:

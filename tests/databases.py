@@ -1,0 +1,125 @@
+"""Databases for tests: SQLite files, or throwaway PostgreSQL databases.
+
+PostgreSQL is found in this order: GROUNDSWELL_TEST_DATABASE_URL (a server URL), the local
+server on 127.0.0.1:5432, a testcontainers PostgreSQL when a Docker engine answers; otherwise
+PostgreSQL tests skip with the reason, and under CI=true that skip is a failure.
+"""
+
+import asyncio
+import functools
+import os
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+import sqlite3
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@functools.cache
+def postgres_server() -> tuple[str | None, str]:
+    """(admin URL of a PostgreSQL server or None, how it was found or why not)."""
+    given = os.environ.get("GROUNDSWELL_TEST_DATABASE_URL")
+    candidates = [(given, "GROUNDSWELL_TEST_DATABASE_URL")] if given else [(LOCAL_SERVER, "local server")]
+    for url, source in candidates:
+        if _answers(url):
+            return url, source
+    container_url = _testcontainer()
+    if container_url:
+        return container_url, "testcontainers"
+    return None, f"no PostgreSQL: {candidates[0][1]} did not answer and no Docker engine for testcontainers"
+
+
+def _answers(url: str) -> bool:
+    async def probe() -> None:
+        conn = await asyncpg.connect(_plain(url), timeout=3)
+        await conn.close()
+
+    try:
+        _sync(probe())
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    return True
+
+
+def _testcontainer() -> str | None:
+    try:
+        from testcontainers.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:16-alpine", driver=None)
+        container.start()
+    except Exception:  # noqa: BLE001 - no Docker engine: PostgreSQL is simply not available
+        return None
+    import atexit
+
+    atexit.register(container.stop)
+    return container.get_connection_url()
+
+
+def _plain(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+def require_postgres() -> str:
+    url, reason = postgres_server()
+    if url is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI: {reason}")
+        pytest.skip(reason)
+    return url
+
+
+class Database:
+    """One service's database for one test: a SQLite file or a fresh PostgreSQL database."""
+
+    def __init__(self, backend: str, name: str, folder: Path) -> None:
+        self.backend = backend
+        if backend == "sqlite":
+            self.path = folder / f"{name}.db"
+            self.url = f"sqlite+aiosqlite:///{self.path}"
+            return
+        server = require_postgres()
+        self.name = f"gs_{name}_{secrets.token_hex(4)}"
+        _admin(server, f'CREATE DATABASE "{self.name}"')
+        base = _plain(server).rsplit("/", 1)[0]
+        self.plain_url = f"{base}/{self.name}"
+        self.url = self.plain_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+        self.server = server
+
+    def query(self, sql: str) -> list[tuple]:
+        if self.backend == "sqlite":
+            with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10) as conn:
+                return conn.execute(sql).fetchall()
+        return [tuple(row) for row in _sync(_fetch(self.plain_url, sql))]
+
+    def execute(self, sql: str) -> None:
+        if self.backend == "sqlite":
+            with sqlite3.connect(self.path, timeout=10) as conn:
+                conn.execute(sql)
+            return
+        _sync(_fetch(self.plain_url, sql))
+
+    def drop(self) -> None:
+        if self.backend == "postgres":
+            _admin(self.server, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+async def _fetch(url: str, sql: str):
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetch(sql)
+    finally:
+        await conn.close()
+
+
+def _admin(server: str, sql: str) -> None:
+    _sync(_fetch(_plain(server), sql))
+
+
+def _sync(coro):
+    """Run a coroutine to completion from sync code, even inside a running event loop."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coro).result()
