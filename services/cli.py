@@ -15,10 +15,16 @@ SERVICES = ("signing", "counter", "notifier")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="groundswell", description="Groundswell petition platform")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("signing", help="run the signing API")
-    counter = commands.add_parser("counter", help="run the counter, or an admin task on it")
-    counter.add_argument("task", nargs="?", choices=["rebuild"], help="rebuild: replay the stream into fresh counts")
-    commands.add_parser("notifier", help="run the notifier")
+    for service, about, tasks in (
+        ("signing", "run the signing API", ["migrate"]),
+        ("counter", "run the counter, or an admin task on it", ["migrate", "rebuild"]),
+        ("notifier", "run the notifier", ["migrate"]),
+    ):
+        command = commands.add_parser(service, help=about)
+        command.add_argument(
+            "task", nargs="?", choices=tasks,
+            help="migrate: bring the database to the newest schema; rebuild: replay the stream into fresh counts",
+        )
     dev = commands.add_parser("dev", help="run the whole system on the embedded default (no Docker)")
     dev.add_argument("--data-dir", default=".data", help="where databases, the NATS store and mail go")
     args = parser.parse_args(argv)
@@ -27,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
         from services.embedded.runner import run_embedded
 
         return asyncio.run(run_embedded(args.data_dir))
-    if args.command == "counter" and args.task == "rebuild":
+    if args.task == "migrate":
+        return _migrate(args.command)
+    if args.task == "rebuild":
         return _rebuild()
     return _serve(args.command)
 
@@ -61,6 +69,15 @@ def _refuse_missing_secrets(service: str, settings) -> None:
     if service == "signing" and settings.mode == "production" and not settings.admin_token:
         sys.exit("groundswell signing: GROUNDSWELL_ADMIN_TOKEN is not set; production mode needs it "
                  "(or set GROUNDSWELL_MODE=embedded for a local run).")
+
+
+def _migrate(service: str) -> int:
+    from shared.migrations import migrate
+
+    settings, _ = _load(service)
+    configure_logging(service, settings.log_level, settings.log_format)
+    asyncio.run(migrate(service, settings.database_url))
+    return 0
 
 
 def _rebuild() -> int:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from sqlalchemy import MetaData, Table, event
+from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -42,8 +42,3 @@ def is_postgres(engine_or_dialect_name) -> bool:
 def insert(dialect_name: str, table: Table):
     """An INSERT that supports ON CONFLICT on both SQLite and PostgreSQL."""
     return (postgresql.insert if dialect_name == "postgresql" else sqlite.insert)(table)
-
-
-async def create_tables(engine: AsyncEngine, metadata: MetaData) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)

@@ -6,11 +6,12 @@ from collections.abc import Coroutine
 
 import structlog
 from nats.aio.client import Client
-from sqlalchemy import MetaData, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import nats as gs_nats
-from shared.db import create_engine, create_tables, sessionmaker
+from shared.db import create_engine, sessionmaker
+from shared.migrations import migrate
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger("lifecycle")
@@ -19,17 +20,17 @@ log = structlog.get_logger("lifecycle")
 class Runtime:
     """What one service process holds open: its engine, its NATS client, its tasks."""
 
-    def __init__(self, settings: ServiceSettings, name: str, metadata: MetaData) -> None:
+    def __init__(self, settings: ServiceSettings, name: str) -> None:
         self.settings = settings
         self.name = name
-        self.metadata = metadata
         self.engine: AsyncEngine = create_engine(settings.database_url)
         self.sessions = sessionmaker(self.engine)
         self.nc: Client | None = None
         self.tasks: list[asyncio.Task] = []
 
     async def open_database(self) -> None:
-        await create_tables(self.engine, self.metadata)
+        if self.settings.migrate_on_start:
+            await migrate(self.name, self.settings.database_url)
 
     async def connect_nats(self) -> Client:
         self.nc = await gs_nats.connect(

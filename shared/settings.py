@@ -33,6 +33,9 @@ class ServiceSettings(BaseSettings):
     public_url: str = Field(
         "http://127.0.0.1:8001", description="Base URL of the public site, used in links and emails."
     )
+    migrate_on_start: bool = Field(
+        True, description="Run this service's migrations at start (under a lock; a no-op when current)."
+    )
     nats_connect_timeout_s: float = Field(5.0, description="Bound on one NATS connect attempt.")
 
     @property

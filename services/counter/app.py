@@ -18,7 +18,7 @@ from shared.subjects import COUNTER_DURABLE, type_filter
 
 
 def create_app(settings: CounterSettings) -> FastAPI:
-    runtime = Runtime(settings, "counter", db.metadata)
+    runtime = Runtime(settings, "counter")
     relay = OutboxRelay(runtime.sessions, db.outbox, sweep_interval_s=settings.relay_sweep_interval_s)
 
     async def provision(js) -> None:

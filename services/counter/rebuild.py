@@ -10,7 +10,8 @@ from services.counter import db
 from services.counter.projection import Delivered, rebuild_projection
 from services.counter.settings import CounterSettings
 from shared import nats as gs_nats
-from shared.db import create_engine, create_tables, sessionmaker
+from shared.db import create_engine, sessionmaker
+from shared.migrations import migrate
 from shared.events import PetitionCreated, SignatureAdded, decode_event
 from shared.outbox import OutboxRelay
 from shared.subjects import STREAM, type_filter
@@ -19,8 +20,8 @@ log = structlog.get_logger("counter.rebuild")
 
 
 async def rebuild(settings: CounterSettings) -> dict[str, int]:
+    await migrate("counter", settings.database_url)
     engine = create_engine(settings.database_url)
-    await create_tables(engine, db.metadata)
     sessions = sessionmaker(engine)
     nc = await gs_nats.connect(settings.nats_servers, "counter-rebuild", settings.nats_connect_timeout_s)
     try:

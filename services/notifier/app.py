@@ -16,7 +16,7 @@ from shared.subjects import NOTIFIER_DURABLE, type_filter
 
 
 def create_app(settings: NotifierSettings) -> FastAPI:
-    runtime = Runtime(settings, "notifier", db.metadata)
+    runtime = Runtime(settings, "notifier")
     notifier = Notifier(runtime.sessions, settings)
 
     async def provision(js) -> None:

@@ -16,7 +16,7 @@ from shared.outbox import OutboxRelay
 
 
 def create_app(settings: SigningSettings) -> FastAPI:
-    runtime = Runtime(settings, "signing", db.metadata)
+    runtime = Runtime(settings, "signing")
     relay = OutboxRelay(
         runtime.sessions,
         db.outbox,

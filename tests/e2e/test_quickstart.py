@@ -28,8 +28,10 @@ def readme_curl_example() -> tuple[str, str]:
 def fresh_clone(tmp_path: Path) -> Path:
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
-    # Uncommitted work under test too: copy the working tree's tracked files over the clone.
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    # Uncommitted work under test too: copy the working tree's files (tracked, or new and not
+    # ignored) over the clone.
+    files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                           cwd=ROOT, capture_output=True, check=True).stdout
     for name in filter(None, files.decode().split("\0")):
         source = ROOT / name
         if source.is_file():
@@ -76,7 +78,8 @@ def test_make_run_from_a_fresh_clone_serves_the_readme_example(tmp_path):
         assert httpx.Response(200, content=signed).json() == {"status": "accepted"}
         eventually(lambda: read_count() == 1, message="count 1 after signing")
     finally:
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         process.wait(timeout=60)
     text = (tmp_path / "make-run.log").read_text()
     # make itself reports the interrupt; what matters is that every part stopped cleanly.

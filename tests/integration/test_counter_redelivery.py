@@ -13,7 +13,8 @@ from services.counter import db
 from services.counter.consumer import _delivered, count_signatures
 from services.counter.projection import apply_events
 from shared import nats as gs_nats
-from shared.db import create_engine, create_tables, sessionmaker
+from shared.db import create_engine, sessionmaker
+from shared.migrations import migrate
 from shared.events import Organizer, PetitionCreated, SignatureAdded, encode_event
 from shared.outbox import OutboxRelay
 from shared.subjects import COUNTER_DURABLE, STREAM, event_subject, type_filter
@@ -43,8 +44,8 @@ async def js(nats_server):
 @pytest.fixture
 async def counter_db(tmp_path, backend):
     database = Database(backend, "counter", tmp_path)
+    await migrate("counter", database.url)
     engine = create_engine(database.url)
-    await create_tables(engine, db.metadata)
     yield engine, database
     await engine.dispose()
     database.drop()

@@ -1,0 +1,69 @@
+"""Alembic migrations, one history per service, run under a lock so concurrent runs are safe."""
+
+import contextlib
+import fcntl
+from pathlib import Path
+
+import structlog
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, make_url
+
+from shared.db import create_engine
+
+log = structlog.get_logger("migrate")
+
+# One advisory lock key per service, so services sharing a server never wait on each other.
+LOCK_KEYS = {"signing": 7_301_001, "counter": 7_301_002, "notifier": 7_301_003}
+
+
+def alembic_config(service: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", f"services.{service}:migrations")
+    return config
+
+
+async def migrate(service: str, database_url: str) -> None:
+    """Bring the service's database to the newest revision; a second, concurrent run waits."""
+    engine = create_engine(database_url)
+    try:
+        with _file_lock(database_url):
+            async with engine.connect() as conn:
+                postgres = conn.dialect.name == "postgresql"
+                if postgres:
+                    await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEYS[service]})
+                    await conn.commit()
+                try:
+                    await conn.run_sync(_upgrade, service)
+                    await conn.commit()
+                finally:
+                    if postgres:
+                        await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEYS[service]})
+                        await conn.commit()
+    finally:
+        await engine.dispose()
+    log.info("migrated", service=service)
+
+
+def _upgrade(connection: Connection, service: str) -> None:
+    config = alembic_config(service)
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+@contextlib.contextmanager
+def _file_lock(database_url: str):
+    """SQLite has no advisory locks: processes migrating one file take a lock file beside it."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        yield
+        return
+    lock_path = Path(url.database).with_suffix(".migrate.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
