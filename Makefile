@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test bench clean
+.PHONY: install run test bench clean up up-cluster down logs
 
 install: $(VENV)/.installed
 
@@ -24,3 +24,17 @@ bench: install  ## signatures/s, latency, time until the count catches up
 
 clean:
 	rm -rf .data
+
+COMPOSE := docker compose -f deploy/compose.yml
+
+up:  ## build and start the production stack (needs GROUNDSWELL_ADMIN_TOKEN and POSTGRES_PASSWORD)
+	$(COMPOSE) up -d --build
+
+up-cluster:  ## the same on a three-node NATS JetStream cluster
+	$(COMPOSE) -f deploy/compose.cluster.yml up -d --build
+
+down:
+	$(COMPOSE) down
+
+logs:
+	$(COMPOSE) logs -f --tail=100

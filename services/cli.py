@@ -12,7 +12,7 @@ from shared.logging import configure_logging
 SERVICES = ("signing", "counter", "notifier")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="groundswell", description="Groundswell petition platform")
     commands = parser.add_subparsers(dest="command", required=True)
     for service, about, tasks in (
@@ -25,17 +25,27 @@ def main(argv: list[str] | None = None) -> int:
             "task", nargs="?", choices=tasks,
             help="migrate: bring the database to the newest schema; rebuild: replay the stream into fresh counts",
         )
+    commands.add_parser("settings", help="print every setting as a Markdown table (name, default, meaning)")
     dev = commands.add_parser("dev", help="run the whole system on the embedded default (no Docker)")
     dev.add_argument("--data-dir", default=".data", help="where databases, the NATS store and mail go")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    if args.command == "settings":
+        from shared.settings_doc import settings_table
+
+        print(settings_table(settings_classes()))
+        return 0
     if args.command == "dev":
         from services.embedded.runner import run_embedded
 
         return asyncio.run(run_embedded(args.data_dir))
-    if args.task == "migrate":
+    if getattr(args, "task", None) == "migrate":
         return _migrate(args.command)
-    if args.task == "rebuild":
+    if getattr(args, "task", None) == "rebuild":
         return _rebuild()
     return _serve(args.command)
 
@@ -52,17 +62,23 @@ def _serve(service: str) -> int:
     return 0
 
 
+def settings_classes() -> dict[str, type]:
+    """Each service's settings class (what its environment variables mean)."""
+    from services.counter.settings import CounterSettings
+    from services.notifier.settings import NotifierSettings
+    from services.signing.settings import SigningSettings
+
+    return {"signing": SigningSettings, "counter": CounterSettings, "notifier": NotifierSettings}
+
+
 def _load(service: str):
     if service == "signing":
         from services.signing.app import create_app
-        from services.signing.settings import SigningSettings as Settings
     elif service == "counter":
         from services.counter.app import create_app
-        from services.counter.settings import CounterSettings as Settings
     else:
         from services.notifier.app import create_app
-        from services.notifier.settings import NotifierSettings as Settings
-    return Settings(), create_app
+    return settings_classes()[service](), create_app
 
 
 def _refuse_missing_secrets(service: str, settings) -> None:

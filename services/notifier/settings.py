@@ -1,6 +1,6 @@
 """Notifier service settings."""
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 
 from shared.settings import ServiceSettings
 
@@ -29,3 +29,9 @@ class NotifierSettings(ServiceSettings):
     retry_base_s: float = Field(2.0, description="First retry delay after an SMTP failure (doubles each time).")
     retry_max_s: float = Field(600.0, description="Longest delay between SMTP retries.")
     stream_replicas: int = Field(1, description="Replicas of the event stream (3 on a NATS cluster).")
+
+    @field_validator("smtp_username", "smtp_password", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value):
+        """Compose passes unset credentials as empty strings: no login then."""
+        return value or None

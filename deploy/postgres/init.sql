@@ -1,0 +1,4 @@
+-- Each service owns its database; none reads another's.
+CREATE DATABASE signing;
+CREATE DATABASE counter;
+CREATE DATABASE notifier;

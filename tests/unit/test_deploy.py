@@ -1,0 +1,130 @@
+"""The compose files and the Dockerfile, checked without a Docker engine."""
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.cli import build_parser, settings_classes
+from shared.settings_doc import env_names, settings_table
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+REQUIRED = {"signing": {"GROUNDSWELL_ADMIN_TOKEN", "NATS_URL", "DATABASE_URL"},
+            "counter": {"NATS_URL", "DATABASE_URL"}, "notifier": {"NATS_URL", "DATABASE_URL", "SMTP_HOST"}}
+SECRETS = ("GROUNDSWELL_ADMIN_TOKEN", "POSTGRES_PASSWORD")
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((DEPLOY / name).read_text())
+
+
+def merged(*names: str) -> dict:
+    """Compose's own merge for what these files use: services' maps merge key by key."""
+    result: dict = {"services": {}}
+    for name in names:
+        for service, config in load(name)["services"].items():
+            target = result["services"].setdefault(service, {})
+            for key, value in config.items():
+                if isinstance(value, dict) and isinstance(target.get(key), dict):
+                    target[key] = {**target[key], **value}
+                else:
+                    target[key] = value
+    return result
+
+
+COMPOSITIONS = [("compose.yml",), ("compose.yml", "compose.cluster.yml")]
+
+
+def groundswell_services(compose: dict) -> dict[str, dict]:
+    return {name: s for name, s in compose["services"].items() if str(s.get("image", "")).startswith("groundswell")}
+
+
+@pytest.mark.parametrize("files", COMPOSITIONS, ids="+".join)
+def test_every_command_exists_in_the_cli(files):
+    services = groundswell_services(merged(*files))
+    assert {"signing", "counter", "notifier", "migrate-signing", "migrate-counter", "migrate-notifier"} <= set(services)
+    for name, service in services.items():
+        command = service["command"]
+        assert command[0] == "groundswell", name
+        build_parser().parse_args(command[1:])  # exits (fails the test) on an unknown command
+
+
+@pytest.mark.parametrize("files", COMPOSITIONS, ids="+".join)
+def test_every_variable_is_read_and_every_required_one_given(files):
+    for name, service in groundswell_services(merged(*files)).items():
+        settings_service = service["command"][1]
+        read = env_names(settings_classes()[settings_service])
+        given = set(service.get("environment", {}))
+        assert given - set(read) == set(), f"{name} is given variables its settings never read"
+        if name == settings_service:
+            assert REQUIRED[name] <= given, f"{name} misses {REQUIRED[name] - given}"
+        else:
+            assert "DATABASE_URL" in given
+
+
+@pytest.mark.parametrize("files", COMPOSITIONS, ids="+".join)
+def test_every_dependency_has_a_condition_and_a_healthcheck(files):
+    services = merged(*files)["services"]
+    for name, service in services.items():
+        depends = service.get("depends_on", {})
+        assert isinstance(depends, dict), f"{name}: a bare depends_on list"
+        for dependency, rule in depends.items():
+            condition = rule["condition"]
+            assert condition in ("service_healthy", "service_completed_successfully"), (name, dependency)
+            if condition == "service_healthy":
+                assert "healthcheck" in services[dependency], f"{dependency} has no healthcheck"
+            else:
+                assert services[dependency].get("restart") == "no", f"{dependency} should be one-shot"
+
+
+def test_nats_and_postgres_healthchecks_are_the_meaningful_ones():
+    services = load("compose.yml")["services"]
+    assert "/healthz?js-enabled-only=true" in " ".join(services["nats"]["healthcheck"]["test"])
+    assert services["postgres"]["healthcheck"]["test"][1:4] == ["pg_isready", "-h", "127.0.0.1"]
+    assert "/data" in services["nats"]["volumes"][0] and "8222" in " ".join(services["nats"]["command"])
+    assert services["mailpit"]["profiles"] == ["dev"]
+
+
+def test_secrets_are_required_not_defaulted():
+    text = (DEPLOY / "compose.yml").read_text()
+    for secret in SECRETS:
+        uses = re.findall(r"\$\{" + secret + r"([^}]*)\}", text)
+        assert uses and all(use.startswith(":?") for use in uses), secret
+
+
+def test_cluster_runs_three_nats_nodes_and_three_replicas():
+    services = merged("compose.yml", "compose.cluster.yml")["services"]
+    nodes = [n for n in services if n.startswith("nats")]
+    assert len(nodes) == 3
+    for node in nodes:
+        assert "--cluster_name" in services[node]["command"] and "healthcheck" in services[node]
+    for name in ("signing", "counter", "notifier"):
+        environment = services[name]["environment"]
+        assert environment["GROUNDSWELL_STREAM_REPLICAS"] == "3"
+        assert len(environment["NATS_URL"].split(",")) == 3
+
+
+def test_dockerfile_copies_what_the_commands_need_and_runs_as_non_root():
+    text = (DEPLOY / "Dockerfile").read_text()
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    assert len(stages) == 2, "a build stage and a final stage"
+    build, final = stages
+    for needed in ("pyproject.toml", "shared", "services"):
+        assert re.search(rf"^COPY .*\b{needed}\b", build, re.M), needed
+    assert "pip install ." in build
+    assert re.findall(r"^COPY .*", final, re.M) == ["COPY --from=build /opt/groundswell /opt/groundswell"]
+    assert re.search(r"^USER groundswell", final, re.M)
+    for package in ("shared", "services"):
+        assert (ROOT / package / "__init__.py").exists()
+
+
+def test_caddy_routes_counts_to_the_counter_and_the_rest_to_signing():
+    text = (DEPLOY / "Caddyfile").read_text()
+    assert "reverse_proxy counter:8002" in text and "reverse_proxy signing:8001" in text
+
+
+def test_readme_settings_table_matches_the_settings_classes():
+    readme = (ROOT / "README.md").read_text()
+    assert settings_table(settings_classes()) in readme, "regenerate it with: groundswell settings"
