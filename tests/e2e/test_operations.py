@@ -1,0 +1,90 @@
+"""Running it like production: correlation ids end to end, replicas, refusing unsafe settings."""
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.e2e.test_pipeline import distinct_signers
+from tests.harness import ROOT, Service, eventually, service_env
+
+pytestmark = pytest.mark.e2e
+
+
+def log_lines(service: Service) -> list[dict]:
+    lines = []
+    for line in service.logs().splitlines():
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+def test_a_correlation_id_follows_a_signature_to_its_milestone_email(system):
+    petition = system.create_petition("correlation")
+    with httpx.Client() as client:
+        for i, body in enumerate(distinct_signers(10)):
+            response = system.sign(petition["id"], body, client, **{"X-Request-ID": f"corr-{i}"})
+            assert response.status_code == 202 and response.headers["X-Request-ID"] == f"corr-{i}"
+    eventually(lambda: system.organizer_emails("correlation"), message="milestone email")
+    system.wait_settled()
+
+    email = system.organizer_emails("correlation")[0]
+    assert email["X-Correlation-ID"] == "corr-9"  # the tenth signature reached 10
+    counter = [l for l in log_lines(system.counter) if l.get("event") == "milestone_reached"]
+    notifier = [l for l in log_lines(system.notifier) if l.get("event") == "email_sent"]
+    assert [(l["correlation_id"], l["milestone"]) for l in counter] == [("corr-9", 10)]
+    assert [(l["correlation_id"], l["milestone"]) for l in notifier] == [("corr-9", 10)]
+    assert all(l["service"] == "counter" for l in log_lines(system.counter))
+    assert all(l["service"] == "notifier" for l in log_lines(system.notifier))
+
+
+def test_production_mode_without_an_admin_token_refuses_to_start(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GROUNDSWELL_")}
+    env.update({"GROUNDSWELL_MODE": "production", "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/s.db"})
+    result = subprocess.run([sys.executable, "-m", "services", "signing"], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "GROUNDSWELL_ADMIN_TOKEN" in result.stderr
+
+
+def test_two_signing_and_two_counter_processes_share_one_database(system, backend, tmp_path):
+    if backend != "postgres":
+        pytest.skip("replicas share a PostgreSQL database; SQLite is the one-process embedded default")
+    replicas = {}
+    for name in ("signing", "counter"):
+        env = service_env(name, nats_url=system.nats.url, database_url=system.databases[name].url,
+                          smtp_port=system.smtp.port, admin_token=system.token)
+        replica = Service(name, env, tmp_path / f"{name}-2")
+        replica.log_path.parent.mkdir()
+        replica.start()
+        replicas[name] = replica
+    try:
+        petition = system.create_petition("replicas")
+        urls = [system.signing.url, replicas["signing"].url]
+        signers = distinct_signers(2000)
+        with httpx.Client() as client, ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(
+                lambda pair: client.post(f"{urls[pair[0] % 2]}/petitions/{petition['id']}/signatures",
+                                         json=pair[1], timeout=30).status_code,
+                enumerate(signers),
+            ))
+        assert statuses == [202] * 2000
+        system.wait_for_count(petition["id"], 2000, timeout_s=120)
+        system.wait_settled(timeout_s=120)
+        assert system.count(petition["id"]) == 2000
+
+        stream = system.stream_contents()
+        signature_ids = [json.loads(p)["event_id"] for s, _, p in stream if s.endswith(".SignatureAdded")]
+        assert len(signature_ids) == len(set(signature_ids)) == 2000  # each event on the stream once
+        assert system.query("counter", "SELECT count(*) FROM processed_events WHERE type = 'SignatureAdded'") == [(2000,)]
+        milestones = [json.loads(p)["milestone"] for s, _, p in stream if s.endswith(".MilestoneReached")]
+        assert sorted(milestones) == [10, 25, 50, 100, 200, 500, 1000, 2000]
+        # Both replicas of each service did work.
+        assert "consuming" in replicas["counter"].logs()
+    finally:
+        for replica in replicas.values():
+            replica.stop()
