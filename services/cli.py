@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
             help="migrate: bring the database to the newest schema; rebuild: replay the stream into fresh counts",
         )
     commands.add_parser("settings", help="print every setting as a Markdown table (name, default, meaning)")
+    docs = commands.add_parser("docs", help="write the API documents: docs/asyncapi.json and docs/openapi/*.json")
+    docs.add_argument("--out", default="docs", help="folder to write into")
     dev = commands.add_parser("dev", help="run the whole system on the embedded default (no Docker)")
     dev.add_argument("--data-dir", default=".data", help="where databases, the NATS store and mail go")
     return parser
@@ -38,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         from shared.settings_doc import settings_table
 
         print(settings_table(settings_classes()))
+        return 0
+    if args.command == "docs":
+        from shared.api_docs import write_api_docs
+
+        for path in write_api_docs(args.out):
+            print(path)
         return 0
     if args.command == "dev":
         from services.embedded.runner import run_embedded
@@ -58,7 +66,15 @@ def _serve(service: str) -> int:
         create_app(settings), host=settings.host, port=settings.port, log_config=None, lifespan="on",
         timeout_graceful_shutdown=10,
     )
+    from shared import lifecycle
+
+    lifecycle.stop_on_crash = True
     uvicorn.Server(config).run()
+    crashed = lifecycle.crashed
+
+    if crashed:
+        print(f"groundswell {service}: stopped because {', '.join(crashed)} crashed (see the log)", file=sys.stderr)
+        return 1
     return 0
 
 

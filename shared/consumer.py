@@ -13,6 +13,7 @@ import structlog
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 
+from shared.metrics import CONSUMER_BATCH, CONSUMER_PENDING
 from shared.subjects import STREAM
 
 log = structlog.get_logger("consumer")
@@ -41,4 +42,12 @@ async def consume(
             log.warning("fetch_failed", durable=durable, error=str(exc) or type(exc).__name__)
             await asyncio.sleep(0.5)
             continue
-        await handle(messages)
+        if not messages:
+            continue
+        CONSUMER_BATCH.labels(durable).observe(len(messages))
+        CONSUMER_PENDING.labels(durable).set(messages[-1].metadata.num_pending)
+        try:
+            await handle(messages)
+        except Exception:  # noqa: BLE001 - keep consuming; unacked messages come back after ack_wait
+            log.exception("batch_failed", durable=durable, messages=len(messages))
+            await asyncio.sleep(1.0)

@@ -107,7 +107,10 @@ def request_id(request: Request) -> str:
 
 
 def add_health_routes(app: FastAPI, readiness: Callable[[], Awaitable[dict[str, bool]]]) -> None:
-    """/livez answers while the process runs; /readyz checks the dependencies."""
+    """/livez answers while the process runs; /readyz checks the dependencies; /metrics."""
+    from shared.metrics import add_metrics
+
+    add_metrics(app)
 
     @app.get("/livez", include_in_schema=False)
     async def livez() -> dict[str, str]:

@@ -2,6 +2,8 @@
 
 import asyncio
 import contextlib
+import os
+import signal
 from collections.abc import Coroutine
 
 import structlog
@@ -64,11 +66,21 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self.nc is not None and not self.nc.is_closed:
+            # close, not drain: draining a pull subscription waits on fetch leftovers, and
+            # nothing here needs draining (unacked messages come back; unmarked rows are re-sent).
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.nc.drain(), timeout=5)
+                await asyncio.wait_for(self.nc.close(), timeout=5)
         await self.engine.dispose()
 
 
+crashed: list[str] = []  # names of background tasks that died; the CLI then exits non-zero
+stop_on_crash = False  # set by the CLI: a service process stops itself when a background task dies
+
+
 def _report_crash(task: asyncio.Task) -> None:
+    """A service whose loop died must not linger half-alive: stop it, so its supervisor restarts it."""
     if not task.cancelled() and task.exception() is not None:
         log.error("background_task_crashed", task=task.get_name(), exc_info=task.exception())
+        crashed.append(task.get_name())
+        if stop_on_crash:
+            os.kill(os.getpid(), signal.SIGTERM)

@@ -2,6 +2,7 @@
 a relay publishes them to JetStream, waits for the PubAck, then marks them published."""
 
 import asyncio
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, LargeBinary
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from shared.events import Event, encode_event
+from shared.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED, OUTBOX_UNPUBLISHED
 from shared.subjects import event_subject
 
 log = structlog.get_logger("outbox")
@@ -71,6 +73,7 @@ class OutboxRelay:
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None
         self._wake = asyncio.Event()
+        self._backlog_measured_at = 0.0
 
     def attach(self, nc: Client) -> None:
         """Start publishing through this connection."""
@@ -90,6 +93,7 @@ class OutboxRelay:
             except Exception:  # noqa: BLE001 - keep relaying; rows stay unpublished and are retried
                 log.exception("outbox_publish_failed")
                 published = 0
+            await self._update_backlog_metrics()
             if published == self.batch_size:
                 continue
             try:
@@ -133,6 +137,7 @@ class OutboxRelay:
             await session.execute(update(self.table).where(self.table.c.id.in_(acked)).values(published_at=func.now()))
 
     def _report(self, rows, acked: list[int]) -> int:
+        OUTBOX_PUBLISHED.inc(len(acked))
         if len(acked) < len(rows):
             log.warning("outbox_publish_incomplete", published=len(acked), pending=len(rows) - len(acked))
         return len(acked)
@@ -155,6 +160,18 @@ class OutboxRelay:
         # Nats-Msg-Id; JetStream dedupes within its window, consumers dedupe on event_id after it.
         return [row.id for row, result in zip(rows, results) if not isinstance(result, BaseException)]
 
+    async def _update_backlog_metrics(self) -> None:
+        now = time.monotonic()
+        if now - self._backlog_measured_at < 1.0:
+            return
+        self._backlog_measured_at = now
+        try:
+            unpublished, oldest = await self.backlog()
+        except Exception:  # noqa: BLE001 - a metric must never stop the relay
+            return
+        OUTBOX_UNPUBLISHED.set(unpublished)
+        OUTBOX_OLDEST_AGE.set((datetime.now(timezone.utc) - _aware(oldest)).total_seconds() if oldest else 0)
+
     async def backlog(self) -> tuple[int, datetime | None]:
         """Unpublished rows and the creation time of the oldest."""
         t = self.table
@@ -165,3 +182,8 @@ class OutboxRelay:
                 )
             ).one()
         return row[0], row[1]
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands timestamps back without a zone; they were written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -227,3 +227,15 @@ def service_env(name: str, *, nats_url: str, database_url: str, smtp_port: int, 
     )
     env.update(extra or {})
     return env
+
+
+def metrics(service: Service) -> dict[tuple[str, tuple], float]:
+    """Every sample on the service's /metrics, keyed by (name, sorted labels)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{service.url}/metrics", timeout=10).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }

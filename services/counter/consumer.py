@@ -6,6 +6,7 @@ import structlog
 from nats.aio.msg import Msg
 
 from services.counter.projection import Delivered, apply_events
+from shared.metrics import MILESTONES
 from shared.events import PetitionCreated, SignatureAdded, decode_event
 from shared.outbox import OutboxRelay
 
@@ -24,6 +25,7 @@ def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float):
             for raw in messages:
                 await raw.nak(delay=retry_delay_s)
             return
+        MILESTONES.inc(len(reached))
         for event in reached:
             log.info("milestone_reached", petition_id=str(event.petition_id), milestone=event.milestone,
                      correlation_id=event.correlation_id)

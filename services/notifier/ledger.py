@@ -29,6 +29,7 @@ class DeliveryKey:
 @dataclass(frozen=True)
 class Claim:
     token: str | None = None  # ours to send
+    attempt: int = 0  # which attempt this claim is
     sent: bool = False  # sent before: nothing to do
     held_for_s: float = 0.0  # another worker holds it: try again after this
 
@@ -56,9 +57,10 @@ class Ledger:
                     or_(deliveries.c.claimed_until_s.is_(None), deliveries.c.claimed_until_s < now),
                 )
                 .values(claim_token=token, claimed_until_s=now + self.lease_s, attempts=deliveries.c.attempts + 1)
+                .returning(deliveries.c.attempts)
             )
-            if taken.rowcount == 1:
-                return Claim(token=token)
+            if (attempt := taken.scalar_one_or_none()) is not None:
+                return Claim(token=token, attempt=attempt)
             row = (await session.execute(select(deliveries).where(key.where()))).one()
         if row.sent_at is not None:
             return Claim(sent=True)

@@ -12,6 +12,7 @@ from services.notifier.ledger import DeliveryKey, Ledger
 from services.notifier.settings import NotifierSettings
 from shared.db import insert
 from shared.events import MilestoneReached, PetitionCreated
+from shared.metrics import EMAILS
 
 log = structlog.get_logger("notifier")
 
@@ -58,9 +59,12 @@ class Notifier:
             event, petition, mail_from=self.settings.mail_from, public_url=self.settings.public_url,
             message_id_value=mid,
         )
+        if claim.attempt > 1:
+            EMAILS.labels("retried").inc()
         try:
             await self._send(email)
         except SMTP_ERRORS as exc:
+            EMAILS.labels("failed").inc()
             attempts = await self.ledger.release(key, claim.token, f"{type(exc).__name__}: {exc}")
             delay_s = min(self.settings.retry_base_s * 2 ** (attempts - 1), self.settings.retry_max_s)
             log.warning("email_failed", petition_id=petition_id, milestone=event.milestone, attempts=attempts,
@@ -69,6 +73,7 @@ class Notifier:
         # A crash right here, after the server accepted and before this mark, is the one window
         # that can repeat an email; the repeat carries the same Message-ID.
         await self.ledger.mark_sent(key, claim.token)
+        EMAILS.labels("sent").inc()
         log.info("email_sent", petition_id=petition_id, milestone=event.milestone, recipient=ORGANIZER,
                  message_id=mid)
         return None

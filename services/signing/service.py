@@ -11,6 +11,7 @@ from services.signing import db
 from services.signing.domain import canonical_email, derive_slug
 from services.signing.schemas import PetitionIn, SignatureIn
 from shared.events import Organizer, PetitionCreated, SignatureAdded
+from shared.metrics import SIGNATURES
 from shared.outbox import OutboxRelay, outbox_row
 
 
@@ -77,6 +78,7 @@ class Signing:
             fields = data.model_dump(include={"name", "email", "country", "postcode", "comment", "updates"})
             signature_id = await db.insert_signature(session, petition.id, canonical_email(data.email), fields)
             if signature_id is None:
+                SIGNATURES.labels("repeat").inc()
                 return False
             event = SignatureAdded(
                 petition_id=petition.id,
@@ -88,6 +90,7 @@ class Signing:
             await session.execute(db.outbox.insert().values(**outbox_row(event)))
             await session.commit()
         self.relay.wake()
+        SIGNATURES.labels("new").inc()
         return True
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from shared.subjects import STREAM
 from tests.e2e.test_pipeline import distinct_signers
-from tests.harness import eventually
+from tests.harness import eventually, metrics
 
 pytestmark = pytest.mark.e2e
 
@@ -143,3 +143,8 @@ def test_smtp_refusing_is_retried_until_accepted(system):
     eventually(lambda: milestones_emailed(system, "smtp-refusing") == [10], message="email accepted")
     system.wait_settled()
     assert milestones_emailed(system, "smtp-refusing") == [10]
+
+    attempts = system.query("notifier", "SELECT attempts FROM deliveries WHERE milestone = 10")[0][0]
+    emails = {labels[0][1]: value for (name, labels), value in metrics(system.notifier).items()
+              if name == "groundswell_emails_total"}
+    assert emails == {"sent": 1, "failed": attempts - 1, "retried": attempts - 1}

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_pipeline import distinct_signers
-from tests.harness import ROOT, Service, eventually, service_env
+from tests.harness import ROOT, Service, eventually, metrics, service_env
 
 pytestmark = pytest.mark.e2e
 
@@ -40,6 +40,38 @@ def test_a_correlation_id_follows_a_signature_to_its_milestone_email(system):
     assert [(l["correlation_id"], l["milestone"]) for l in notifier] == [("corr-9", 10)]
     assert all(l["service"] == "counter" for l in log_lines(system.counter))
     assert all(l["service"] == "notifier" for l in log_lines(system.notifier))
+
+
+def test_metrics_report_what_happened(system):
+    petition = system.create_petition("metrics")
+    with httpx.Client() as client:
+        bodies = distinct_signers(12)
+        for body in bodies + bodies[:3]:  # 12 new, 3 repeats
+            assert system.sign(petition["id"], body, client).status_code == 202
+        assert system.sign(petition["id"], {"name": "x"}, client).status_code == 422
+    eventually(lambda: len(system.organizer_emails("metrics")) == 1, message="the milestone-10 email")
+    system.wait_settled()
+
+    signing = metrics(system.signing)
+    assert signing[("groundswell_signatures_accepted_total", (("kind", "new"),))] == 12
+    assert signing[("groundswell_signatures_accepted_total", (("kind", "repeat"),))] == 3
+    route = "/petitions/{ref}/signatures"
+    assert signing[("groundswell_http_requests_total", (("method", "POST"), ("route", route), ("status", "202")))] == 15
+    assert signing[("groundswell_http_requests_total", (("method", "POST"), ("route", route), ("status", "422")))] == 1
+    assert signing[("groundswell_http_request_duration_seconds_count", (("method", "POST"), ("route", route)))] == 16
+    assert signing[("groundswell_outbox_published_total", ())] == 13  # PetitionCreated + 12 signatures
+    eventually(lambda: metrics(system.signing)[("groundswell_outbox_unpublished", ())] == 0, message="backlog 0")
+    assert metrics(system.signing)[("groundswell_outbox_oldest_age_seconds", ())] == 0
+
+    counter = metrics(system.counter)
+    assert counter[("groundswell_milestones_detected_total", ())] == 1
+    assert counter[("groundswell_consumer_batch_size_sum", (("durable", "counter"),))] == 13
+    assert counter[("groundswell_consumer_pending", (("durable", "counter"),))] >= 0
+
+    notifier = metrics(system.notifier)
+    assert notifier[("groundswell_emails_total", (("outcome", "sent"),))] == 1
+    assert notifier[("groundswell_emails_total", (("outcome", "failed"),))] == 0
+    assert notifier[("groundswell_emails_total", (("outcome", "retried"),))] == 0
 
 
 def test_production_mode_without_an_admin_token_refuses_to_start(tmp_path):

@@ -1,0 +1,60 @@
+"""Prometheus metrics: one registry per process (a process is one service)."""
+
+import time
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+HTTP_REQUESTS = Counter("groundswell_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
+HTTP_LATENCY = Histogram("groundswell_http_request_duration_seconds", "HTTP request latency", ["method", "route"])
+SIGNATURES = Counter("groundswell_signatures_accepted_total", "Signatures accepted (202)", ["kind"])
+OUTBOX_UNPUBLISHED = Gauge("groundswell_outbox_unpublished", "Outbox rows not yet published")
+OUTBOX_OLDEST_AGE = Gauge("groundswell_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row")
+OUTBOX_PUBLISHED = Counter("groundswell_outbox_published_total", "Outbox rows published and acknowledged")
+CONSUMER_PENDING = Gauge("groundswell_consumer_pending", "Stream messages not yet delivered to the consumer", ["durable"])
+CONSUMER_BATCH = Histogram("groundswell_consumer_batch_size", "Messages per fetched batch", ["durable"],
+                           buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000))
+MILESTONES = Counter("groundswell_milestones_detected_total", "Milestones newly reached")
+EMAILS = Counter("groundswell_emails_total", "Milestone email attempts by outcome (sent, failed, retried)", ["outcome"])
+
+# Every label value exists from the start, so a dashboard sees 0 rather than no series.
+for _kind in ("new", "repeat"):
+    SIGNATURES.labels(_kind)
+for _outcome in ("sent", "failed", "retried"):
+    EMAILS.labels(_outcome)
+
+
+class MetricsMiddleware:
+    """Counts and times every request by its route template (never the raw path)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
+            HTTP_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
+
+
+def add_metrics(app: FastAPI) -> None:
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(MetricsMiddleware)
