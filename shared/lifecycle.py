@@ -58,19 +58,30 @@ class Runtime:
             return False
         return True
 
-    async def close(self) -> None:
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Stop tasks, NATS and the database, each step bounded: shutdown never hangs."""
         gs_nats.closing()
         for task in self.tasks:
             task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await _bounded("tasks", [*self.tasks], timeout_s)
         if self.nc is not None and not self.nc.is_closed:
             # close, not drain: draining a pull subscription waits on fetch leftovers, and
             # nothing here needs draining (unacked messages come back; unmarked rows are re-sent).
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.nc.close(), timeout=5)
-        await self.engine.dispose()
+            await _bounded("nats", [asyncio.ensure_future(self.nc.close())], timeout_s)
+        await _bounded("database", [asyncio.ensure_future(self.engine.dispose())], timeout_s)
+
+
+async def _bounded(step: str, futures: list, timeout_s: float) -> None:
+    if not futures:
+        return
+    done, pending = await asyncio.wait(futures, timeout=timeout_s)
+    for future in done:
+        if not future.cancelled() and future.exception() is not None and \
+                not isinstance(future.exception(), asyncio.CancelledError):
+            log.debug("shutdown_step_error", step=step, error=repr(future.exception()))
+    if pending:
+        log.warning("shutdown_step_timed_out", step=step,
+                    pending=[getattr(f, "get_name", lambda: "?")() for f in pending])
 
 
 crashed: list[str] = []  # names of background tasks that died; the CLI then exits non-zero
