@@ -121,3 +121,15 @@ def add_health_routes(app: FastAPI, readiness: Callable[[], Awaitable[dict[str, 
         checks = await readiness()
         ready = all(checks.values())
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+
+def add_cors(app: FastAPI, origins: str) -> None:
+    """Let the listed origins (comma-separated, or `*`) call the API from a browser."""
+    from starlette.middleware.cors import CORSMiddleware
+
+    allowed = [origin.strip() for origin in origins.split(",") if origin.strip()]
+    if allowed:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=allowed, allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "X-Request-ID"], expose_headers=["X-Request-ID"], max_age=600,
+        )

@@ -1,9 +1,13 @@
-"""The count API the public site reads."""
+"""The count API the public site reads: JSON (cacheable for a few seconds) and a live SSE stream."""
 
+from collections.abc import AsyncIterable
 from datetime import datetime
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -20,9 +24,11 @@ class Count(BaseModel):
     updated_at: datetime
 
 
-@router.get("/petitions/{ref}/count", responses={404: {"description": "Unknown petition"}})
-async def get_count(ref: str, request: Request) -> Count:
-    """A petition's exact supporter count and its current public goal, by petition id or slug."""
+def as_count(row) -> Count:
+    return Count(petition_id=row.petition_id, count=row.count, goal=next_goal(row.count), updated_at=row.updated_at)
+
+
+async def find_count(request: Request, ref: str):
     try:
         condition = petition_counts.c.petition_id == str(UUID(ref))
     except ValueError:
@@ -31,4 +37,31 @@ async def get_count(ref: str, request: Request) -> Count:
         row = (await session.execute(select(petition_counts).where(condition))).first()
     if row is None:
         raise HTTPException(404, f"No petition '{ref}' is known to the counter.")
-    return Count(petition_id=row.petition_id, count=row.count, goal=next_goal(row.count), updated_at=row.updated_at)
+    return row
+
+
+@router.get("/petitions/{ref}/count", responses={404: {"description": "Unknown petition"}})
+async def get_count(row: Annotated[object, Depends(find_count)], request: Request, response: Response) -> Count:
+    """A petition's exact supporter count and its current public goal, by petition id or slug.
+
+    Cacheable for a few seconds (`GROUNDSWELL_COUNT_MAX_AGE_S`), then served stale while a cache
+    revalidates, so a crowd of viewers costs one read per interval behind a cache."""
+    settings = request.app.state.settings
+    response.headers["Cache-Control"] = (
+        f"public, max-age={settings.count_max_age_s}, stale-while-revalidate={settings.count_stale_s}"
+    )
+    return as_count(row)
+
+
+@router.get(
+    "/petitions/{ref}/count/events",
+    response_class=EventSourceResponse,
+    responses={404: {"description": "Unknown petition"}},
+)
+async def count_events(row: Annotated[object, Depends(find_count)], request: Request) -> AsyncIterable[ServerSentEvent]:
+    """Server-Sent Events: a `count` event (the same body as the count endpoint) now and at every change."""
+    hub = request.app.state.hub
+    async with hub.watch(row.petition_id) as changes:
+        while True:
+            count = await changes.get()
+            yield ServerSentEvent(event="count", data=count.model_dump(mode="json"), retry=3000)

@@ -6,12 +6,13 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from services.counter import db
-from services.counter.api import router
+from services.counter.api import as_count, router
+from services.counter.live import CountHub
 from services.counter.consumer import count_signatures
 from services.counter.settings import CounterSettings
 from shared import nats as gs_nats
 from shared.consumer import consume
-from shared.http import RequestIdMiddleware, add_health_routes, validation_error
+from shared.http import RequestIdMiddleware, add_cors, add_health_routes, validation_error
 from shared.lifecycle import Runtime
 from shared.outbox import OutboxRelay
 from shared.subjects import COUNTER_DURABLE, type_filter
@@ -20,6 +21,15 @@ from shared.subjects import COUNTER_DURABLE, type_filter
 def create_app(settings: CounterSettings) -> FastAPI:
     runtime = Runtime(settings, "counter")
     relay = OutboxRelay(runtime.sessions, db.outbox, sweep_interval_s=settings.relay_sweep_interval_s)
+
+    async def read_count(petition_id: str):
+        async with runtime.sessions() as session:
+            row = (await session.execute(
+                db.petition_counts.select().where(db.petition_counts.c.petition_id == petition_id)
+            )).first()
+        return as_count(row) if row else None
+
+    hub = CountHub(read_count, poll_s=settings.live_poll_s)
 
     async def provision(js) -> None:
         await gs_nats.ensure_stream(js, settings.stream_replicas)
@@ -37,7 +47,7 @@ def create_app(settings: CounterSettings) -> FastAPI:
         await gs_nats.provision(lambda: provision(js))
         relay.attach(nc)
         runtime.spawn(relay.run(), "outbox-relay")
-        handler = count_signatures(runtime.sessions, relay, settings.retry_delay_s)
+        handler = count_signatures(runtime.sessions, relay, settings.retry_delay_s, on_counted=hub.wake)
         await consume(js, COUNTER_DURABLE, handler, batch_size=settings.batch_size)
 
     @asynccontextmanager
@@ -45,13 +55,16 @@ def create_app(settings: CounterSettings) -> FastAPI:
         await runtime.open_database()
         runtime.spawn(consume_and_relay(), "counter")
         yield
+        await hub.close()
         await runtime.close()
 
     app = FastAPI(title="Groundswell count API", version="1", lifespan=lifespan)
     app.state.settings = settings
     app.state.runtime = runtime
+    app.state.hub = hub
     app.include_router(router)
     app.add_exception_handler(RequestValidationError, validation_error)
     add_health_routes(app, runtime.readiness)
     app.add_middleware(RequestIdMiddleware)
+    add_cors(app, settings.cors_origins)
     return app

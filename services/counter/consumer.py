@@ -13,7 +13,7 @@ from shared.outbox import OutboxRelay
 log = structlog.get_logger("counter")
 
 
-def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float):
+def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float, on_counted=lambda petition_ids: None):
     async def handle(messages: Sequence[Msg]) -> None:
         """Apply a batch of PetitionCreated and SignatureAdded events to the counts."""
         batch = [item for raw in messages if (item := _delivered(raw)) is not None]
@@ -25,6 +25,7 @@ def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float):
             for raw in messages:
                 await raw.nak(delay=retry_delay_s)
             return
+        on_counted({str(item.event.petition_id) for item in batch})
         MILESTONES.inc(len(reached))
         for event in reached:
             log.info("milestone_reached", petition_id=str(event.petition_id), milestone=event.milestone,

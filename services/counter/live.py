@@ -1,0 +1,75 @@
+"""Live counts for Server-Sent Events: one watcher per petition per process, however many viewers.
+
+The consumer wakes the hub after each committed batch (instant on this replica); a short poll of
+the projection covers batches applied by other counter replicas. Viewers only ever read memory.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("live")
+
+Reader = Callable[[str], Any]  # petition id -> awaitable of the count, or None
+
+
+class CountHub:
+    def __init__(self, read_count: Reader, poll_s: float = 1.0) -> None:
+        self.read_count = read_count
+        self.poll_s = poll_s
+        self._viewers: dict[str, set[asyncio.Queue]] = {}
+        self._watchers: dict[str, asyncio.Task] = {}
+        self._wake: dict[str, asyncio.Event] = {}
+
+    def wake(self, petition_ids: set[str]) -> None:
+        """Counts of these petitions changed here: look now instead of at the next poll."""
+        for petition_id in petition_ids:
+            if (event := self._wake.get(petition_id)) is not None:
+                event.set()
+
+    @contextlib.asynccontextmanager
+    async def watch(self, petition_id: str) -> AsyncIterator[asyncio.Queue]:
+        queue: asyncio.Queue = asyncio.Queue(maxsize=1)
+        viewers = self._viewers.setdefault(petition_id, set())
+        viewers.add(queue)
+        if petition_id not in self._watchers:
+            self._wake[petition_id] = asyncio.Event()
+            self._watchers[petition_id] = asyncio.create_task(self._watch(petition_id), name=f"live-{petition_id}")
+        try:
+            yield queue
+        finally:
+            viewers.discard(queue)
+            if not viewers:
+                self._viewers.pop(petition_id, None)
+                self._wake.pop(petition_id, None)
+                if (task := self._watchers.pop(petition_id, None)) is not None:
+                    task.cancel()
+
+    async def _watch(self, petition_id: str) -> None:
+        last = None
+        while True:
+            try:
+                current = await self.read_count(petition_id)
+            except Exception:  # noqa: BLE001 - a database hiccup: viewers keep the last count
+                log.warning("live_count_read_failed", petition_id=petition_id)
+                current = last
+            if current is not None and current != last:
+                last = current
+                for queue in list(self._viewers.get(petition_id, ())):
+                    if queue.full():  # a slow viewer only needs the newest count
+                        queue.get_nowait()
+                    queue.put_nowait(current)
+            wake = self._wake.get(petition_id)
+            if wake is None:
+                return
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wake.wait(), self.poll_s)
+            wake.clear()
+
+    async def close(self) -> None:
+        for task in self._watchers.values():
+            task.cancel()
+        self._watchers.clear()
