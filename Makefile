@@ -27,7 +27,7 @@ clean:
 
 COMPOSE := docker compose -f deploy/compose.yml
 
-up:  ## build and start the production stack (needs GROUNDSWELL_ADMIN_TOKEN and POSTGRES_PASSWORD)
+up:  ## build and start the production stack (needs GROUNDSWELL_ADMIN_TOKEN, GROUNDSWELL_INTERNAL_TOKEN, POSTGRES_PASSWORD)
 	$(COMPOSE) up -d --build
 
 up-cluster:  ## the same on a three-node NATS JetStream cluster

@@ -97,10 +97,18 @@ def _load(service: str):
     return settings_classes()[service](), create_app
 
 
+SECRETS = {"signing": ("admin_token", "internal_token"), "notifier": ("internal_token",)}
+
+
 def _refuse_missing_secrets(service: str, settings) -> None:
-    if service == "signing" and settings.mode == "production" and not settings.admin_token:
-        sys.exit("groundswell signing: GROUNDSWELL_ADMIN_TOKEN is not set; production mode needs it "
-                 "(or set GROUNDSWELL_MODE=embedded for a local run).")
+    """Production mode never starts on a missing secret."""
+    if settings.mode != "production":
+        return
+    for name in SECRETS.get(service, ()):
+        if not getattr(settings, name):
+            variable = f"GROUNDSWELL_{name.upper()}"
+            sys.exit(f"groundswell {service}: {variable} is not set; production mode needs it "
+                     "(or set GROUNDSWELL_MODE=embedded for a local run).")
 
 
 def _migrate(service: str) -> int:

@@ -16,12 +16,14 @@ CONSUMER_PENDING = Gauge("groundswell_consumer_pending", "Stream messages not ye
 CONSUMER_BATCH = Histogram("groundswell_consumer_batch_size", "Messages per fetched batch", ["durable"],
                            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000))
 MILESTONES = Counter("groundswell_milestones_detected_total", "Milestones newly reached")
-EMAILS = Counter("groundswell_emails_total", "Milestone email attempts by outcome (sent, failed, retried)", ["outcome"])
+EMAILS = Counter("groundswell_emails_total",
+                 "Email attempts by outcome: sent, failed (temporary, retried), retried, rejected (permanent)",
+                 ["outcome"])
 
 # Every label value exists from the start, so a dashboard sees 0 rather than no series.
 for _kind in ("new", "repeat"):
     SIGNATURES.labels(_kind)
-for _outcome in ("sent", "failed", "retried"):
+for _outcome in ("sent", "failed", "retried", "rejected"):
     EMAILS.labels(_outcome)
 
 

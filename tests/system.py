@@ -11,7 +11,7 @@ import nats
 
 from shared.subjects import STREAM
 from tests.databases import Database
-from tests.harness import ROOT, NatsServer, Service, SmtpServer, eventually, service_env
+from tests.harness import ROOT, NatsServer, Service, SmtpServer, Web, eventually, service_env
 
 SERVICES = ("signing", "counter", "notifier")
 
@@ -34,15 +34,22 @@ class System:
                 admin_token=self.token,
             )
             self.services[name] = Service(name, env, workdir)
+        self.web = Web(self.signing.port, self.counter.port, workdir)
+        for service in self.services.values():
+            service.env["GROUNDSWELL_PUBLIC_URL"] = self.web.url
+        self.signing.env["GROUNDSWELL_COUNTER_URL"] = self.counter.url
+        self.notifier.env["GROUNDSWELL_SIGNING_URL"] = self.signing.url
 
     def start(self) -> "System":
         self.nats.start()
         self.smtp.start()
         for service in self.services.values():
             service.start()
+        self.web.start()
         return self
 
     def stop(self) -> None:
+        self.web.stop()
         for service in self.services.values():
             service.stop()
         self.nats.stop()
@@ -64,7 +71,7 @@ class System:
 
     # --- talking to it over HTTP -------------------------------------------------------------
 
-    def create_petition(self, slug: str, title: str = "Fix the bridge on Elm Street") -> dict:
+    def create_petition(self, slug: str, title: str = "Fix the bridge on Elm Street", **fields) -> dict:
         response = httpx.post(
             f"{self.signing.url}/petitions",
             json={
@@ -73,6 +80,7 @@ class System:
                 "story": "The bridge is unsafe.\n\nPlease fix it.",
                 "organizer": {"name": "Patrick Leonard", "email": f"organizer-{slug}@example.org"},
                 "slug": slug,
+                **fields,
             },
             headers={"Authorization": f"Bearer {self.token}"},
             timeout=10,

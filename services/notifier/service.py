@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from services.notifier.db import petitions
 from services.notifier.emails import message_id, organizer_milestone_email
+from services.notifier.fanout import FanOut, is_goal
 from services.notifier.ledger import DeliveryKey, Ledger
 from services.notifier.settings import NotifierSettings
 from shared.db import insert
@@ -21,10 +22,11 @@ SMTP_ERRORS = (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError)
 
 
 class Notifier:
-    def __init__(self, sessions, settings: NotifierSettings) -> None:
+    def __init__(self, sessions, settings: NotifierSettings, fanout: FanOut | None = None) -> None:
         self.sessions = sessions
         self.settings = settings
         self.ledger = Ledger(sessions, lease_s=settings.ack_wait_s)
+        self.fanout = fanout
 
     async def remember_petition(self, event: PetitionCreated) -> None:
         async with self.sessions.begin() as session:
@@ -41,8 +43,11 @@ class Notifier:
             )
 
     async def send_milestone_email(self, event: MilestoneReached) -> float | None:
-        """Email the organizer once; returns a retry delay in seconds when it must come back."""
+        """Email the organizer once (and open the supporters' fan-out for a goal); returns a retry
+        delay in seconds when it must come back."""
         petition_id = str(event.petition_id)
+        if self.fanout is not None and is_goal(event.milestone):
+            await self.fanout.open(event)
         async with self.sessions() as session:
             petition = (await session.execute(select(petitions).where(petitions.c.petition_id == petition_id))).first()
         if petition is None:

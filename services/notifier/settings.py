@@ -29,6 +29,13 @@ class NotifierSettings(ServiceSettings):
     retry_base_s: float = Field(2.0, description="First retry delay after an SMTP failure (doubles each time).")
     retry_max_s: float = Field(600.0, description="Longest delay between SMTP retries.")
     stream_replicas: int = Field(1, description="Replicas of the event stream (3 on a NATS cluster).")
+    signing_url: str = Field("http://127.0.0.1:8001", description="Where the notifier reads supporters to email (signing's base URL).")
+    internal_token: str | None = Field(
+        None, description="Bearer token for signing's recipient list; required in production mode."
+    )
+    supporter_emails_per_s: float = Field(20.0, description="Most supporter emails sent per second (throttle).")
+    supporter_batch: int = Field(25, description="Supporter emails sent at once (SMTP connections held).")
+    supporter_page: int = Field(500, description="Recipients read from signing per request.")
 
     @field_validator("smtp_username", "smtp_password", mode="before")
     @classmethod

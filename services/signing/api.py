@@ -26,7 +26,7 @@ def require_admin(
     if not expected or not secrets.compare_digest(given.encode(), expected.encode()):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "Creating a petition needs 'Authorization: Bearer <GROUNDSWELL_ADMIN_TOKEN>'.",
+            "This needs 'Authorization: Bearer <GROUNDSWELL_ADMIN_TOKEN>' (creating petitions, erasure).",
             headers={"WWW-Authenticate": "Bearer"},
         )
 

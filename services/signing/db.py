@@ -3,7 +3,11 @@
 from datetime import datetime, timezone
 from uuid import UUID, uuid4
 
-from sqlalchemy import Boolean, Column, DateTime, ForeignKey, MetaData, String, Table, Text, UniqueConstraint, select
+import secrets
+
+from sqlalchemy import (
+    Boolean, Column, DateTime, ForeignKey, Index, MetaData, String, Table, Text, UniqueConstraint, select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db import insert
@@ -37,7 +41,12 @@ signatures = Table(
     Column("comment", String(500)),
     Column("updates", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The secret in this signer's unsubscribe link; unsubscribed or erased signers get no email.
+    Column("unsubscribe_token", String(64), unique=True),
+    Column("unsubscribed_at", DateTime(timezone=True)),
+    Column("erased_at", DateTime(timezone=True)),
     UniqueConstraint("petition_id", "canonical_email", name="one_signature_per_email"),
+    Index("signatures_by_petition", "petition_id", "id"),
 )
 
 outbox = outbox_table(metadata)
@@ -66,6 +75,7 @@ async def insert_signature(session: AsyncSession, petition_id: str, canonical: s
             petition_id=petition_id,
             canonical_email=canonical,
             created_at=datetime.now(timezone.utc),
+            unsubscribe_token=secrets.token_urlsafe(32),
             **fields,
         )
         .on_conflict_do_nothing(index_elements=["petition_id", "canonical_email"])

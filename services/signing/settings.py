@@ -19,3 +19,9 @@ class SigningSettings(ServiceSettings):
     relay_sweep_interval_s: float = Field(1.0, description="Outbox sweep period when nothing wakes it.")
     relay_batch_size: int = Field(500, description="Outbox rows published per round.")
     stream_replicas: int = Field(1, description="Replicas of the event stream (3 on a NATS cluster).")
+    cors_origins: str = Field("", description="Comma-separated origins allowed to call the API from a browser (`*` for any).")
+    counter_url: str = Field("http://127.0.0.1:8002", description="Where the petition page reads counts (the counter's base URL).")
+    home_petition: str | None = Field(None, description="Slug of the petition served at `/` (the embedded default sets the seed).")
+    internal_token: str | None = Field(
+        None, description="Bearer token the notifier uses to read recipients; required in production mode."
+    )

@@ -17,9 +17,9 @@ pytestmark = pytest.mark.e2e
 
 
 def readme_curl_example() -> tuple[str, str]:
-    """The README's first sh block after 'Sign the seed petition': (sign command, count command)."""
+    """The README's first sh block after 'read its count with curl': (sign command, count command)."""
     readme = (ROOT / "README.md").read_text()
-    block = re.search(r"Sign the seed petition.*?```sh\n(.*?)```", readme, re.S).group(1)
+    block = re.search(r"read its count with curl.*?```sh\n(.*?)```", readme, re.S).group(1)
     commands = [c for c in re.split(r"\n(?=curl )", block.replace("\\\n", " ")) if c.startswith("curl")]
     sign, count = (re.sub(r"\n#.*", "", c).strip() for c in commands)
     return sign, count
@@ -50,7 +50,7 @@ def prepared_venv(clone: Path) -> None:
 
 
 def test_make_run_from_a_fresh_clone_serves_the_readme_example(tmp_path):
-    for port in (8001, 8002, 8003):
+    for port in (8001, 8002, 8003, 8080):
         try:
             httpx.get(f"http://127.0.0.1:{port}/livez", timeout=0.5)
             pytest.fail(f"port {port} is busy: stop the running `make run` before this test")
@@ -77,6 +77,9 @@ def test_make_run_from_a_fresh_clone_serves_the_readme_example(tmp_path):
         signed = subprocess.run(["bash", "-c", sign], capture_output=True, text=True, check=True).stdout
         assert httpx.Response(200, content=signed).json() == {"status": "accepted"}
         eventually(lambda: read_count() == 1, message="count 1 after signing")
+        page = httpx.get("http://127.0.0.1:8080/", timeout=5)  # the seed petition's page, through Caddy
+        assert page.status_code == 200 and "Today: Patrick is counting on you" in page.text
+        assert re.search(r"<strong data-count>1</strong> have signed", page.text)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
@@ -85,7 +88,7 @@ def test_make_run_from_a_fresh_clone_serves_the_readme_example(tmp_path):
     # make itself reports the interrupt; what matters is that every part stopped cleanly.
     assert text.count("Application shutdown complete.") == 3, text[-3000:]
     assert "Server Exiting" in text
-    for port in (8001, 8002, 8003):
+    for port in (8001, 8002, 8003, 8080):
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{port}/livez", timeout=0.5)
     assert "ada@example.org" not in text and "Ada Lovelace" not in text

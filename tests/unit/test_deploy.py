@@ -122,7 +122,14 @@ def test_dockerfile_copies_what_the_commands_need_and_runs_as_non_root():
 
 def test_caddy_routes_counts_to_the_counter_and_the_rest_to_signing():
     text = (DEPLOY / "Caddyfile").read_text()
-    assert "reverse_proxy counter:8002" in text and "reverse_proxy signing:8001" in text
+    # compose uses the defaults after the colon; `groundswell dev` sets the variables to 127.0.0.1 ports
+    assert "reverse_proxy {$GROUNDSWELL_COUNTER_UPSTREAM:counter:8002}" in text
+    assert "reverse_proxy {$GROUNDSWELL_SIGNING_UPSTREAM:signing:8001}" in text
+    route = re.search(r"path_regexp count (\S+)", text).group(1)
+    for path in ("/petitions/abc/count", "/petitions/my-slug/count/events"):
+        assert re.match(route, path), path
+    for path in ("/petitions/abc", "/petitions/abc/signatures", "/p/abc", "/"):
+        assert not re.match(route, path), path
 
 
 def test_readme_settings_table_matches_the_settings_classes():

@@ -1,0 +1,157 @@
+"""The petition page people see: server-rendered (works without JavaScript), enhanced by page.js.
+
+`/p/{slug}` shows the petition and its sign form; the form posts back to the same URL and a
+thank-you page follows. With JavaScript the form signs through the JSON API in place and the
+count updates live (SSE from the counter, polling as a fallback)."""
+
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import jinja2
+import pycountry
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from services.signing.schemas import SignatureIn
+from services.signing.service import PetitionNotFound
+from shared.http import request_id
+from shared.milestones import next_goal
+
+log = structlog.get_logger("pages")
+WEB = Path(__file__).parent / "web"
+templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(WEB / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
+)
+templates.filters["thousands"] = lambda n: f"{n:,}"
+COUNTRIES = sorted(((c.alpha_2, getattr(c, "common_name", c.name)) for c in pycountry.countries), key=lambda c: c[1])
+FORM_FIELDS = ("name", "email", "country", "postcode", "comment")
+
+router = APIRouter(include_in_schema=False)
+
+
+class Count:
+    """The one count a page shows: every number on it comes from here."""
+
+    def __init__(self, count: int | None) -> None:
+        self.known = count is not None
+        self.count = count or 0
+        self.goal = next_goal(self.count)
+        self.percent = min(100, round(100 * self.count / self.goal)) if self.known else 0
+
+
+async def read_count(request: Request, petition_id: str) -> Count:
+    client: httpx.AsyncClient = request.app.state.http
+    try:
+        response = await client.get(f"{request.app.state.settings.counter_url}/petitions/{petition_id}/count")
+        if response.status_code == 200:
+            return Count(response.json()["count"])
+        if response.status_code == 404:  # the counter has not seen PetitionCreated yet
+            return Count(0)
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        log.warning("count_unavailable", petition_id=petition_id, error=type(exc).__name__)
+    return Count(None)
+
+
+def share_links(url: str, title: str) -> dict[str, str]:
+    text = f"I just signed “{title}”. Will you sign too?"
+    return {
+        "email": f"mailto:?subject={quote(title)}&body={quote(text + ' ' + url)}",
+        "facebook": f"https://www.facebook.com/sharer/sharer.php?u={quote(url, safe='')}",
+        "x": f"https://twitter.com/intent/tweet?text={quote(text)}&url={quote(url, safe='')}",
+        "whatsapp": f"https://wa.me/?text={quote(text + ' ' + url)}",
+        "linkedin": f"https://www.linkedin.com/sharing/share-offsite/?url={quote(url, safe='')}",
+    }
+
+
+def page_context(request: Request, petition, count: Count, **extra) -> dict:
+    public_url = request.app.state.settings.public_url.rstrip("/")
+    url = f"{public_url}/p/{petition.slug}"
+    organizer = petition.organizer_name
+    return {
+        "petition": petition,
+        "paragraphs": [p.strip() for p in petition.story.replace("\r\n", "\n").split("\n\n") if p.strip()],
+        "organizer": organizer,
+        "first_name": organizer.split()[0],
+        "count": count,
+        "url": url,
+        "share": share_links(url, petition.title),
+        "countries": COUNTRIES,
+        "errors": {},
+        "values": {},
+        **extra,
+    }
+
+
+def render(name: str, context: dict, status_code: int = 200) -> HTMLResponse:
+    return HTMLResponse(templates.get_template(name).render(**context), status_code=status_code)
+
+
+async def find(request: Request, slug: str):
+    try:
+        return await request.app.state.signing.get_petition(slug)
+    except PetitionNotFound:
+        return None
+
+
+def not_found(slug: str) -> HTMLResponse:
+    return render("not_found.html.j2", {"slug": slug}, status_code=404)
+
+
+@router.get("/")
+async def home(request: Request) -> Response:
+    slug = request.app.state.settings.home_petition
+    if slug is None:
+        return render("not_found.html.j2", {"slug": None}, status_code=404)
+    return await petition_page(slug, request)
+
+
+@router.get("/p/{slug}")
+async def petition_page(slug: str, request: Request) -> Response:
+    petition = await find(request, slug)
+    if petition is None:
+        return not_found(slug)
+    count = await read_count(request, petition.id)
+    return render("petition.html.j2", page_context(request, petition, count))
+
+
+@router.post("/p/{slug}")
+async def sign_from_form(slug: str, request: Request) -> Response:
+    """The form without JavaScript: sign, then redirect to the thank-you page (or show the errors)."""
+    petition = await find(request, slug)
+    if petition is None:
+        return not_found(slug)
+    form = await request.form()
+    values = {field: str(form.get(field, "")).strip() for field in FORM_FIELDS}
+    data = {field: value for field, value in values.items() if value}
+    data["updates"] = form.get("updates") == "yes"
+    errors: dict[str, str] = {}
+    if not values["country"]:
+        errors["country"] = "Choose your country."
+    try:
+        signature = SignatureIn.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "form"
+            message = "is required" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
+            errors.setdefault(field, f"{FIELD_LABELS.get(field, field)} {message.rstrip('.')}.")
+    if errors:
+        count = await read_count(request, petition.id)
+        context = page_context(request, petition, count, errors=errors, values={**values, "updates": data["updates"]})
+        return render("petition.html.j2", context, status_code=422)
+    await request.app.state.signing.sign(petition.id, signature, request_id(request))
+    return RedirectResponse(f"/p/{petition.slug}/thanks", status_code=303)
+
+
+FIELD_LABELS = {"name": "Name", "email": "Email", "country": "Country", "postcode": "Postcode", "comment": "Comment"}
+
+
+@router.get("/p/{slug}/thanks")
+async def thanks(slug: str, request: Request) -> Response:
+    petition = await find(request, slug)
+    if petition is None:
+        return not_found(slug)
+    count = await read_count(request, petition.id)
+    return render("thanks.html.j2", page_context(request, petition, count))

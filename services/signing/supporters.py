@@ -1,0 +1,146 @@
+"""Supporters' contacts: the notifier's authenticated recipient list, unsubscribe, erasure.
+
+Contacts never enter the event log. The notifier asks for recipients here, page by page, when it
+sends a milestone's emails, and keeps no address itself (see docs/supporter-emails.md)."""
+
+import secrets
+from datetime import datetime, timezone
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from sqlalchemy import and_, select, update
+
+from services.signing import db
+from services.signing.api import require_admin
+from services.signing.domain import canonical_email
+from services.signing.pages import render
+from services.signing.schemas import Email
+
+router = APIRouter()
+bearer = HTTPBearer(auto_error=False, description="GROUNDSWELL_INTERNAL_TOKEN")
+
+
+def require_internal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> None:
+    expected = request.app.state.settings.internal_token
+    given = credentials.credentials if credentials else ""
+    if not expected or not secrets.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "The recipient list needs 'Authorization: Bearer <GROUNDSWELL_INTERNAL_TOKEN>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+class Recipient(BaseModel):
+    signature_id: str
+    name: str
+    email: str
+    unsubscribe_url: str
+
+
+class Recipients(BaseModel):
+    recipients: list[Recipient]
+    next: str | None = None  # pass as `after` for the next page; null on the last page
+
+
+@router.get("/internal/petitions/{petition_id}/recipients", dependencies=[Depends(require_internal)],
+            tags=["internal"])
+async def recipients(
+    petition_id: str,
+    request: Request,
+    signed_before: Annotated[datetime, Query(description="Only signatures made at or before this time.")],
+    after: Annotated[str, Query(max_length=36, description="The `next` of the previous page.")] = "",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> Recipients:
+    """Supporters who opted in to updates, are still subscribed and signed at or before `signed_before`,
+    in signature-id order. For the notifier only."""
+    s = db.signatures
+    query = (
+        select(s.c.id, s.c.name, s.c.email, s.c.unsubscribe_token)
+        .where(and_(
+            s.c.petition_id == petition_id,
+            s.c.updates.is_(True),
+            s.c.unsubscribed_at.is_(None),
+            s.c.erased_at.is_(None),
+            s.c.created_at <= signed_before,
+            s.c.id > after,
+        ))
+        .order_by(s.c.id)
+        .limit(limit)
+    )
+    async with request.app.state.runtime.sessions() as session:
+        rows = (await session.execute(query)).all()
+    public_url = request.app.state.settings.public_url.rstrip("/")
+    page = [
+        Recipient(signature_id=row.id, name=row.name, email=row.email,
+                  unsubscribe_url=f"{public_url}/u/{row.unsubscribe_token}")
+        for row in rows
+    ]
+    return Recipients(recipients=page, next=rows[-1].id if len(rows) == limit else None)
+
+
+async def _subscription(request: Request, token: str):
+    s, p = db.signatures, db.petitions
+    async with request.app.state.runtime.sessions() as session:
+        return (await session.execute(
+            select(s.c.id, s.c.unsubscribed_at, p.c.title, p.c.slug)
+            .join(p, p.c.id == s.c.petition_id)
+            .where(s.c.unsubscribe_token == token)
+        )).first()
+
+
+@router.get("/u/{token}", include_in_schema=False)
+async def unsubscribe_page(token: str, request: Request) -> HTMLResponse:
+    """A confirmation button, not an unsubscribe: link scanners follow GETs."""
+    found = await _subscription(request, token)
+    if found is None:
+        return render("unsubscribe.html.j2", {"state": "unknown"}, status_code=404)
+    state = "done" if found.unsubscribed_at else "confirm"
+    return render("unsubscribe.html.j2", {"state": state, "petition": found, "token": token})
+
+
+@router.post("/u/{token}", include_in_schema=False)
+async def unsubscribe(token: str, request: Request) -> HTMLResponse:
+    """One click (RFC 8058 `List-Unsubscribe=One-Click`) or the confirmation button: unsubscribed at once."""
+    found = await _subscription(request, token)
+    if found is None:
+        return render("unsubscribe.html.j2", {"state": "unknown"}, status_code=404)
+    async with request.app.state.runtime.sessions.begin() as session:
+        await session.execute(
+            update(db.signatures)
+            .where(and_(db.signatures.c.id == found.id, db.signatures.c.unsubscribed_at.is_(None)))
+            .values(unsubscribed_at=datetime.now(timezone.utc))
+        )
+    return render("unsubscribe.html.j2", {"state": "done", "petition": found})
+
+
+class ErasureIn(BaseModel):
+    email: Email
+
+
+class Erased(BaseModel):
+    erased: int
+
+
+@router.post("/admin/erasure", dependencies=[Depends(require_admin)], tags=["admin"])
+async def erase(body: ErasureIn, request: Request) -> Erased:
+    """Remove a signer's contact everywhere it is stored: name, email, postcode and comment are
+    blanked on every signature made with this address. The signatures still count (anonymously);
+    the event log never held the contact, and the notifier keeps none."""
+    canonical = canonical_email(body.email)
+    s = db.signatures
+    async with request.app.state.runtime.sessions.begin() as session:
+        ids = (await session.execute(select(s.c.id).where(s.c.canonical_email == canonical))).scalars().all()
+        for signature_id in ids:
+            await session.execute(
+                update(s).where(s.c.id == signature_id).values(
+                    name="", email="", canonical_email=f"erased:{signature_id}", postcode=None, comment=None,
+                    updates=False, unsubscribe_token=None, erased_at=datetime.now(timezone.utc),
+                )
+            )
+    return Erased(erased=len(ids))

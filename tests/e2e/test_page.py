@@ -1,0 +1,87 @@
+"""The petition page's numbers, its cache headers and CORS, through Caddy (one origin)."""
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+
+from tests.e2e.test_pipeline import distinct_signers
+
+pytestmark = pytest.mark.e2e
+
+
+def numbers_on(html: str) -> dict:
+    """Every count and goal the page shows, and the progress bar's values."""
+    return {
+        "counts": re.findall(r"data-count>([\d,]+)<", html),
+        "goals": re.findall(r"data-goal>([\d,]+)<", html),
+        "bar": re.search(r'aria-valuemax="(\d+)" aria-valuenow="(\d+)"', html).groups(),
+        "sentence": " ".join(re.sub(r"<[^>]+>", "", re.search(r'<p class="tally".*?</p>', html, re.S).group(0)).split()),
+    }
+
+
+def test_the_page_numbers_are_the_count_endpoint_and_the_goal_follows_the_ladder(system):
+    petition = system.create_petition("ladder")
+    system.wait_for_count(petition["id"], 0)
+    page_url, count_url = f"{system.web.url}/p/ladder", f"{system.web.url}/petitions/ladder/count"
+    signers = distinct_signers(239)
+    signed = 0
+    with httpx.Client(timeout=30) as client, ThreadPoolExecutor(8) as pool:
+        for target, goal in ((0, 100), (150, 200), (239, 500)):
+            statuses = list(pool.map(lambda body: system.sign(petition["id"], body, client).status_code,
+                                     signers[signed:target]))
+            assert statuses == [202] * (target - signed)
+            signed = target
+            system.wait_for_count(petition["id"], target)
+            count = client.get(count_url).json()
+            html = client.get(page_url).text
+            shown = numbers_on(html)
+            assert (count["count"], count["goal"]) == (target, goal)
+            assert shown["counts"] == [f"{target:,}"] * 2  # "N have signed" and "Join Patrick and N supporters"
+            assert shown["goals"] == [f"{goal:,}"] * 2  # "Let's get to G" and the thank-you state's goal
+            assert shown["bar"] == (str(goal), str(target))
+            assert shown["sentence"] == f"{target:,} have signed. Let’s get to {goal:,}!"
+            assert f"Join Patrick and <span data-count>{target:,}</span> supporters today." in html
+
+
+def test_counts_are_cacheable_and_live_and_cors_is_off_unless_configured(system):
+    petition = system.create_petition("cache")
+    system.wait_for_count(petition["id"], 0)
+    response = httpx.get(f"{system.web.url}/petitions/cache/count")
+    assert response.headers["Cache-Control"] == "public, max-age=2, stale-while-revalidate=10"
+    assert response.headers["Via"].endswith("Caddy")
+    preflight = httpx.options(f"{system.web.url}/petitions/cache/signatures", headers={
+        "Origin": "https://other.example", "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in preflight.headers
+
+    # The live stream: the current count at once, then each change.
+    with httpx.Client(timeout=10) as client, client.stream(
+            "GET", f"{system.web.url}/petitions/cache/count/events") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        events = stream.iter_lines()
+        first = next(line for line in events if line.startswith("data:"))
+        assert '"count": 0' in first or '"count":0' in first
+        assert system.sign(petition["id"], distinct_signers(1)[0]).status_code == 202
+        second = next(line for line in events if line.startswith("data:"))
+        assert '"count": 1' in second or '"count":1' in second
+
+    assert httpx.get(f"{system.web.url}/petitions/nope/count/events").status_code == 404
+    assert httpx.get(f"{system.web.url}/p/nope").status_code == 404
+
+
+def test_cors_allows_the_configured_origins(system):
+    for service in (system.signing, system.counter):
+        service.stop()
+        service.env["GROUNDSWELL_CORS_ORIGINS"] = "https://campaign.example"
+        service.start()
+    petition = system.create_petition("cors")
+    for path in (f"/petitions/{petition['id']}/signatures", f"/petitions/{petition['id']}/count"):
+        allowed = httpx.options(f"{system.web.url}{path}", headers={
+            "Origin": "https://campaign.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type"})
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://campaign.example"
+        other = httpx.options(f"{system.web.url}{path}", headers={
+            "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+        assert other.headers.get("access-control-allow-origin") is None

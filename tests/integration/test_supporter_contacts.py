@@ -1,0 +1,103 @@
+"""Signing's supporter contacts: the notifier's recipient list, unsubscribe, erasure.
+
+Real SQLite and PostgreSQL, real nats-server; the app runs in-process."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.signing.app import create_app
+from services.signing.settings import SigningSettings
+from tests.databases import Database
+from tests.integration.test_signing_api import AUTH, TOKEN, nats_url, petition_body  # noqa: F401 - fixture
+
+INTERNAL = {"Authorization": "Bearer internal-token"}
+
+
+@pytest.fixture
+def api(tmp_path, nats_url, backend):  # noqa: F811
+    database = Database(backend, "signing", tmp_path)
+    settings = SigningSettings(
+        _env_file=None, admin_token=TOKEN, internal_token="internal-token", DATABASE_URL=database.url,
+        NATS_URL=nats_url, public_url="https://petitions.example.org",
+    )
+    try:
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            client.database = database
+            yield client
+    finally:
+        database.drop()
+
+
+def recipients(api, petition_id: str, **params) -> dict:
+    params.setdefault("signed_before", (datetime.now(timezone.utc) + timedelta(minutes=1)).isoformat())
+    response = api.get(f"/internal/petitions/{petition_id}/recipients", params=params, headers=INTERNAL)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.fixture
+def signed(api) -> str:
+    petition = api.post("/petitions", json=petition_body(slug="contacts"), headers=AUTH).json()
+    for i in range(7):
+        body = {"name": f"Signer {i}", "email": f"signer{i}@example.org", "updates": i != 3}
+        assert api.post(f"/petitions/{petition['id']}/signatures", json=body).status_code == 202
+    return petition["id"]
+
+
+def test_the_recipient_list_needs_the_internal_token(api, signed):
+    url = f"/internal/petitions/{signed}/recipients?signed_before=2030-01-01T00:00:00Z"
+    assert api.get(url).status_code == 401
+    wrong = api.get(url, headers={"Authorization": f"Bearer {TOKEN}"})  # the admin token is not it
+    assert wrong.status_code == 401 and "GROUNDSWELL_INTERNAL_TOKEN" in wrong.json()["detail"]
+    assert api.get(f"/internal/petitions/{signed}/recipients", headers=INTERNAL).status_code == 422
+
+
+def test_recipients_are_the_opted_in_pages_in_order(api, signed):
+    first = recipients(api, signed, limit=4)
+    assert len(first["recipients"]) == 4 and first["next"] == first["recipients"][-1]["signature_id"]
+    rest = recipients(api, signed, limit=4, after=first["next"])
+    assert rest["next"] is None
+    everyone = first["recipients"] + rest["recipients"]
+    assert sorted(r["email"] for r in everyone) == sorted(f"signer{i}@example.org" for i in range(7) if i != 3)
+    assert [r["signature_id"] for r in everyone] == sorted(r["signature_id"] for r in everyone)
+    assert all(r["unsubscribe_url"].startswith("https://petitions.example.org/u/") for r in everyone)
+    before_anyone = recipients(api, signed, signed_before="2020-01-01T00:00:00+00:00")
+    assert before_anyone == {"recipients": [], "next": None}
+
+
+def test_get_asks_and_post_unsubscribes_at_once(api, signed):
+    target = recipients(api, signed)["recipients"][0]
+    path = target["unsubscribe_url"].removeprefix("https://petitions.example.org")
+    page = api.get(path)
+    assert page.status_code == 200 and "Unsubscribe from updates?" in page.text
+    assert target["email"] in {r["email"] for r in recipients(api, signed)["recipients"]}  # a GET changes nothing
+    done = api.post(path, content="List-Unsubscribe=One-Click",
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert done.status_code == 200 and "You are unsubscribed" in done.text
+    assert target["email"] not in {r["email"] for r in recipients(api, signed)["recipients"]}
+    assert api.post(path).status_code == 200  # again: still unsubscribed, no error
+    assert api.get("/u/not-a-token").status_code == 404
+    assert api.post("/u/not-a-token").status_code == 404
+
+
+def test_erasure_removes_the_contact_and_keeps_the_signature(api, signed):
+    assert api.post("/admin/erasure", json={"email": "signer2@example.org"}).status_code == 401
+    bad = api.post("/admin/erasure", json={"email": "not-an-email"}, headers=AUTH)
+    assert bad.status_code == 422 and "email" in bad.json()["errors"]
+    erased = api.post("/admin/erasure", json={"email": "Signer2@Example.org"}, headers=AUTH)
+    assert erased.status_code == 200 and erased.json() == {"erased": 1}
+    assert "signer2@example.org" not in {r["email"] for r in recipients(api, signed)["recipients"]}
+    assert len(recipients(api, signed)["recipients"]) == 5
+    again = api.post("/admin/erasure", json={"email": "signer2@example.org"}, headers=AUTH)
+    assert again.json() == {"erased": 0}
+    rows = api.database.query("SELECT name, email, canonical_email, postcode, comment, unsubscribe_token "
+                              "FROM signatures WHERE erased_at IS NOT NULL")
+    assert len(rows) == 1
+    name, email, canonical, postcode, comment, token = rows[0]
+    assert (name, email, postcode, comment, token) == ("", "", None, None, None)
+    assert canonical.startswith("erased:")
+    dump = repr(api.database.query("SELECT * FROM signatures"))
+    assert "signer2" not in dump.lower()
+    assert api.database.query("SELECT count(*) FROM signatures")[0][0] == 7  # it still counts
