@@ -81,7 +81,19 @@ async def _bounded(step: str, futures: list, timeout_s: float) -> None:
             log.debug("shutdown_step_error", step=step, error=repr(future.exception()))
     if pending:
         log.warning("shutdown_step_timed_out", step=step,
-                    pending=[getattr(f, "get_name", lambda: "?")() for f in pending])
+                    pending=[getattr(f, "get_name", lambda: "?")() for f in pending],
+                    stuck_at=[_where(f) for f in pending])
+
+
+def _where(future) -> str:
+    """file:line of the innermost coroutine frame a stuck task is waiting in."""
+    coro, where = future.get_coro() if hasattr(future, "get_coro") else None, "?"
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        if frame is not None:
+            where = f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+    return where
 
 
 crashed: list[str] = []  # names of background tasks that died; the CLI then exits non-zero

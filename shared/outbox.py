@@ -12,6 +12,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, func, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from shared.aio import wait_event
 from shared.events import Event, encode_event
 from shared.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED, OUTBOX_UNPUBLISHED
 from shared.subjects import event_subject
@@ -96,10 +97,7 @@ class OutboxRelay:
             await self._update_backlog_metrics()
             if published == self.batch_size:
                 continue
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.sweep_interval_s)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, self.sweep_interval_s)
 
     async def publish_pending(self) -> int:
         """Publish one batch of unpublished rows; returns how many were acknowledged."""

@@ -11,6 +11,8 @@ from typing import Any
 
 import structlog
 
+from shared.aio import wait_event
+
 log = structlog.get_logger("live")
 
 Reader = Callable[[str], Any]  # petition id -> awaitable of the count, or None
@@ -65,8 +67,7 @@ class CountHub:
             wake = self._wake.get(petition_id)
             if wake is None:
                 return
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(wake.wait(), self.poll_s)
+            await wait_event(wake, self.poll_s)
             wake.clear()
 
     async def close(self) -> None:

@@ -23,6 +23,7 @@ from services.notifier.emails import message_id, supporter_milestone_email
 from services.notifier.ledger import BatchLedger
 from services.notifier.settings import NotifierSettings
 from services.notifier.smtp import Deferred, Rejected, SmtpPool
+from shared.aio import wait_event
 from shared.db import insert
 from shared.events import MilestoneReached
 from shared.metrics import EMAILS
@@ -92,10 +93,7 @@ class FanOut:
             job = await self._claim()
             if job is None:
                 self.wake.clear()
-                try:
-                    await asyncio.wait_for(self.wake.wait(), timeout=1.0)
-                except asyncio.TimeoutError:
-                    pass
+                await wait_event(self.wake, 1.0)
                 continue
             token, row = job
             try:
