@@ -112,6 +112,8 @@ class SmtpServer:
         self._open = threading.Event()
         self._open.set()
         self.held = 0
+        self.rejected_recipients: set[str] = set()  # 550 at RCPT: a permanent refusal
+        self.deferred_once: set[str] = set()  # 451 at RCPT the first time only
         self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
 
     @property
@@ -132,6 +134,16 @@ class SmtpServer:
 
     def release(self) -> None:
         self._open.set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        if address in self.rejected_recipients:
+            return "550 5.1.1 No such mailbox (the test says so)"
+        with self._lock:
+            if address in self.deferred_once:
+                self.deferred_once.discard(address)
+                return "451 4.2.0 Mailbox busy, try again (the test says so)"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
         import asyncio

@@ -92,6 +92,41 @@ def test_sign_in_place_and_a_second_browser_sees_the_count_live(system, browser,
         save(first, tmp_path, "petition-signed-desktop.png")
 
 
+def test_keyboard_only_at_a_narrow_phone_width_with_nothing_from_other_origins(system, browser):
+    petition = system.create_petition("keyboard")
+    page = browser.new_page(viewport={"width": 320, "height": 640})
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{system.web.url}/p/{petition['slug']}")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320  # no sideways scrolling
+
+    # Tab from the top of the page into the form, fill it by keyboard alone, submit with Enter.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.locator("#name").focus()
+    page.keyboard.type("Katherine Johnson")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "email"
+    page.keyboard.type("katherine@example.org")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "country"
+    page.keyboard.type("United States")
+    for field in ("postcode", "comment", "updates"):
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == field
+    page.keyboard.press("Space")  # tick "Email me updates"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Sign this petition"
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Thank you for signing!").wait_for()
+    assert page.evaluate("document.activeElement.getAttribute('data-thanks')") == ""  # focus moved to it
+    system.wait_for_count(petition["id"], 1)
+    rows = system.query("signing", "SELECT country, updates FROM signatures")
+    assert [(country, bool(updates)) for country, updates in rows] == [("US", True)]
+    assert requested and all(url.startswith(system.web.url) for url in requested), \
+        [url for url in requested if not url.startswith(system.web.url)]
+
+
 def test_the_form_works_without_javascript(system, browser):
     petition = system.create_petition("no-js")
     context = browser.new_context(java_script_enabled=False)

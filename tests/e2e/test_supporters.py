@@ -16,7 +16,7 @@ import pytest
 
 from shared.events import MilestoneReached, encode_event
 from shared.subjects import event_subject
-from tests.harness import eventually
+from tests.harness import eventually, metrics
 
 pytestmark = pytest.mark.e2e
 
@@ -96,6 +96,24 @@ def test_each_opted_in_supporter_gets_one_email_per_goal_and_unsubscribing_stops
     assert received(system, 200) == Counter({address: 1 for address in expected_200})
     assert len(supporter_emails(system)) == 67 + 133  # nobody else, nothing for 300 (not a goal)
     assert system.query("notifier", "SELECT count(*) FROM fanouts")[0][0] == 2
+
+
+def test_a_permanent_refusal_is_recorded_and_a_temporary_one_retried(system):
+    system.smtp.rejected_recipients = {"supporter0@example.org"}
+    system.smtp.deferred_once = {"supporter1@example.org"}
+    petition = system.create_petition("refusals")
+    sign(system, petition["id"], range(100))
+    system.wait_for_count(petition["id"], 100)
+    eventually(lambda: fanout_done(system, petition["id"], 100), timeout_s=60, message="fan-out for 100 done")
+    expected = {supporter(i)["email"] for i in range(100) if supporter(i)["updates"]} - {"supporter0@example.org"}
+    assert received(system, 100) == Counter({address: 1 for address in expected})  # supporter1 once, after a retry
+    failed = system.query("notifier", "SELECT last_error FROM deliveries WHERE failed_at IS NOT NULL")
+    assert len(failed) == 1 and failed[0][0].startswith("550")
+    assert system.query("notifier", "SELECT count(*) FROM deliveries WHERE sent_at IS NOT NULL "
+                                    "AND recipient <> 'organizer'")[0][0] == 66
+    emails = {labels[0][1]: value for (name, labels), value in metrics(system.notifier).items()
+              if name == "groundswell_emails_total"}
+    assert emails["rejected"] == 1 and emails["failed"] == 1
 
 
 def seed_supporters(system, petition_id: str, n: int) -> set[str]:
