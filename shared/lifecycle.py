@@ -1,7 +1,6 @@
 """Start and stop of the pieces every service shares: database, NATS, background tasks."""
 
 import asyncio
-import contextlib
 import os
 import signal
 from collections.abc import Coroutine

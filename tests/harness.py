@@ -225,16 +225,8 @@ class Web:
 
     def __init__(self, signing_port: int, counter_port: int, workdir: Path) -> None:
         self.port = free_port()
+        self.ports = (signing_port, counter_port)
         self.workdir = workdir
-        self.env = {
-            **os.environ,
-            "GROUNDSWELL_WEB_ADDRESS": f"http://127.0.0.1:{self.port}",
-            "GROUNDSWELL_WEB_BIND": "127.0.0.1",
-            "GROUNDSWELL_SIGNING_UPSTREAM": f"127.0.0.1:{signing_port}",
-            "GROUNDSWELL_COUNTER_UPSTREAM": f"127.0.0.1:{counter_port}",
-            "XDG_DATA_HOME": str(workdir / "caddy"),
-            "XDG_CONFIG_HOME": str(workdir / "caddy"),
-        }
         self.process: subprocess.Popen | None = None
 
     @property
@@ -242,13 +234,11 @@ class Web:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        from services.embedded.runner import CADDYFILE, caddy_binary
+        from services.embedded.runner import caddy_process
 
+        command, env = caddy_process(self.port, *self.ports, self.workdir)
         log = (self.workdir / "caddy.log").open("ab")
-        self.process = subprocess.Popen(
-            [caddy_binary(), "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"],
-            env=self.env, stdout=log, stderr=log,
-        )
+        self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         wait_for_port(self.port)
 
     def stop(self) -> None:

@@ -41,11 +41,11 @@ def nats_server_binary() -> str:
     return found
 
 
-def internal_token(data_dir: Path) -> str:
-    """The token signing and the notifier share for the recipient list; generated once, kept."""
-    if token := os.environ.get("GROUNDSWELL_INTERNAL_TOKEN"):
+def kept_secret(data_dir: Path, variable: str) -> str:
+    """The variable if set, else a token generated once and kept (mode 0600) under the data folder."""
+    if token := os.environ.get(variable):
         return token
-    path = data_dir / "internal-token"
+    path = data_dir / variable.removeprefix("GROUNDSWELL_").lower().replace("_", "-")
     if not path.exists():
         path.write_text(secrets.token_urlsafe(24))
         path.chmod(0o600)
@@ -53,14 +53,22 @@ def internal_token(data_dir: Path) -> str:
 
 
 def admin_token(data_dir: Path) -> str:
-    """GROUNDSWELL_ADMIN_TOKEN if set, else one generated once and kept under the data folder."""
-    if token := os.environ.get("GROUNDSWELL_ADMIN_TOKEN"):
-        return token
-    path = data_dir / "admin-token"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(24))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return kept_secret(data_dir, "GROUNDSWELL_ADMIN_TOKEN")
+
+
+def caddy_process(web_port: int, signing_port: int, counter_port: int, data_dir: Path) -> tuple[list[str], dict]:
+    """Caddy with deploy/Caddyfile on 127.0.0.1:web_port in front of local signing and counter."""
+    (data_dir / "caddy").mkdir(parents=True, exist_ok=True)
+    command = [caddy_binary(), "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"]
+    return command, {
+        **os.environ,
+        "GROUNDSWELL_WEB_ADDRESS": f"http://127.0.0.1:{web_port}",
+        "GROUNDSWELL_WEB_BIND": "127.0.0.1",
+        "GROUNDSWELL_SIGNING_UPSTREAM": f"127.0.0.1:{signing_port}",
+        "GROUNDSWELL_COUNTER_UPSTREAM": f"127.0.0.1:{counter_port}",
+        "XDG_DATA_HOME": str(data_dir / "caddy"),
+        "XDG_CONFIG_HOME": str(data_dir / "caddy"),
+    }
 
 
 class Supervisor:
@@ -152,7 +160,7 @@ async def run_embedded(data_dir_name: str) -> int:
             "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / service}.db",
             "GROUNDSWELL_PORT": str(port),
             "GROUNDSWELL_ADMIN_TOKEN": token,
-            "GROUNDSWELL_INTERNAL_TOKEN": internal_token(data_dir),
+            "GROUNDSWELL_INTERNAL_TOKEN": kept_secret(data_dir, "GROUNDSWELL_INTERNAL_TOKEN"),
             "GROUNDSWELL_SIGNING_URL": f"http://127.0.0.1:{SERVICE_PORTS['signing']}",
             "GROUNDSWELL_PUBLIC_URL": public_url,
             "SMTP_HOST": "127.0.0.1",
@@ -161,16 +169,7 @@ async def run_embedded(data_dir_name: str) -> int:
             "GROUNDSWELL_HOME_PETITION": seed["slug"],
         }
         await supervisor.start(service, [sys.executable, "-m", "services", service], env)
-    (data_dir / "caddy").mkdir(exist_ok=True)
-    await supervisor.start("caddy", [caddy_binary(), "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"], {
-        **os.environ,
-        "GROUNDSWELL_WEB_ADDRESS": f"http://127.0.0.1:{WEB_PORT}",
-        "GROUNDSWELL_WEB_BIND": "127.0.0.1",
-        "GROUNDSWELL_SIGNING_UPSTREAM": f"127.0.0.1:{SERVICE_PORTS['signing']}",
-        "GROUNDSWELL_COUNTER_UPSTREAM": f"127.0.0.1:{SERVICE_PORTS['counter']}",
-        "XDG_DATA_HOME": str(data_dir / "caddy"),
-        "XDG_CONFIG_HOME": str(data_dir / "caddy"),
-    })
+    await supervisor.start("caddy", *caddy_process(WEB_PORT, SERVICE_PORTS["signing"], SERVICE_PORTS["counter"], data_dir))
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -4,7 +4,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.notifier import db
 from services.notifier.consumer import notify_organizers
 from services.notifier.fanout import FanOut
 from services.notifier.service import Notifier

@@ -18,17 +18,25 @@ def signing(request: Request) -> Signing:
     return request.app.state.signing
 
 
-def require_admin(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> None:
-    expected = request.app.state.settings.admin_token
-    given = credentials.credentials if credentials else ""
-    if not expected or not secrets.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "This needs 'Authorization: Bearer <GROUNDSWELL_ADMIN_TOKEN>' (creating petitions, erasure).",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+def bearer_token_guard(setting: str, scheme: HTTPBearer, needed_for: str):
+    """A dependency that answers 401 unless the request carries the token in settings.<setting>."""
+    variable = f"GROUNDSWELL_{setting.upper()}"
+
+    def guard(request: Request,
+              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)]) -> None:
+        expected = getattr(request.app.state.settings, setting)
+        given = credentials.credentials if credentials else ""
+        if not expected or not secrets.compare_digest(given.encode(), expected.encode()):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                f"{needed_for} needs 'Authorization: Bearer <{variable}>'.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return guard
+
+
+require_admin = bearer_token_guard("admin_token", bearer, "This (creating petitions, erasure)")
 
 
 SigningDep = Annotated[Signing, Depends(signing)]

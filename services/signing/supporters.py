@@ -3,18 +3,17 @@
 Contacts never enter the event log. The notifier asks for recipients here, page by page, when it
 sends a milestone's emails, and keeps no address itself (see docs/supporter-emails.md)."""
 
-import secrets
 from datetime import datetime, timezone
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 from sqlalchemy import and_, select, update
 
 from services.signing import db
-from services.signing.api import require_admin
+from services.signing.api import bearer_token_guard, require_admin
 from services.signing.domain import canonical_email
 from services.signing.pages import render
 from services.signing.schemas import Email
@@ -23,17 +22,7 @@ router = APIRouter()
 bearer = HTTPBearer(auto_error=False, description="GROUNDSWELL_INTERNAL_TOKEN")
 
 
-def require_internal(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> None:
-    expected = request.app.state.settings.internal_token
-    given = credentials.credentials if credentials else ""
-    if not expected or not secrets.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "The recipient list needs 'Authorization: Bearer <GROUNDSWELL_INTERNAL_TOKEN>'.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+require_internal = bearer_token_guard("internal_token", bearer, "The recipient list")
 
 
 class Recipient(BaseModel):

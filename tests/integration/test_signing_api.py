@@ -8,18 +8,9 @@ from fastapi.testclient import TestClient
 from services.signing.app import create_app
 from services.signing.settings import SigningSettings
 from tests.databases import Database
-from tests.harness import NatsServer
 
 TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture(scope="module")
-def nats_url(tmp_path_factory):
-    server = NatsServer(tmp_path_factory.mktemp("nats"))
-    server.start()
-    yield server.url
-    server.stop()
 
 
 @pytest.fixture

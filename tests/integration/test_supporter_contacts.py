@@ -10,13 +10,13 @@ from fastapi.testclient import TestClient
 from services.signing.app import create_app
 from services.signing.settings import SigningSettings
 from tests.databases import Database
-from tests.integration.test_signing_api import AUTH, TOKEN, nats_url, petition_body  # noqa: F401 - fixture
+from tests.integration.test_signing_api import AUTH, TOKEN, petition_body
 
 INTERNAL = {"Authorization": "Bearer internal-token"}
 
 
 @pytest.fixture
-def api(tmp_path, nats_url, backend):  # noqa: F811
+def api(tmp_path, nats_url, backend):
     database = Database(backend, "signing", tmp_path)
     settings = SigningSettings(
         _env_file=None, admin_token=TOKEN, internal_token="internal-token", DATABASE_URL=database.url,
