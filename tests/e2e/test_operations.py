@@ -115,8 +115,15 @@ def test_two_signing_and_two_counter_processes_share_one_database(system, backen
         assert system.query("counter", "SELECT count(*) FROM processed_events WHERE type = 'SignatureAdded'") == [(2000,)]
         milestones = [json.loads(p)["milestone"] for s, _, p in stream if s.endswith(".MilestoneReached")]
         assert sorted(milestones) == [10, 25, 50, 100, 200, 500, 1000, 2000]
-        # Both replicas of each service did work.
-        assert "consuming" in replicas["counter"].logs()
+        # Both replicas of each service did work, and between them exactly the whole of it.
+        signing = [metrics(service) for service in (system.signing, replicas["signing"])]
+        accepted = [m[("groundswell_signatures_accepted_total", (("kind", "new"),))] for m in signing]
+        assert accepted == [1000, 1000]  # the signatures alternated between the two
+        published = [m[("groundswell_outbox_published_total", ())] for m in signing]
+        assert all(p > 0 for p in published) and sum(published) == 2001  # + PetitionCreated: none twice
+        batches = [metrics(service)[("groundswell_consumer_batch_size_sum", (("durable", "counter"),))]
+                   for service in (system.counter, replicas["counter"])]
+        assert all(b > 0 for b in batches), batches
     finally:
         for replica in replicas.values():
             replica.stop()
