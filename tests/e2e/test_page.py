@@ -67,6 +67,12 @@ def test_counts_are_cacheable_and_live_and_cors_is_off_unless_configured(system)
         assert '"count": 1' in second or '"count":1' in second
 
     assert httpx.get(f"{system.web.url}/petitions/nope/count/events").status_code == 404
+    # The recipient list is for the notifier only: not reachable through the public front door,
+    # even with the right token.
+    internal = f"/internal/petitions/{petition['id']}/recipients?signed_before=2030-01-01T00:00:00Z"
+    token = {"Authorization": f"Bearer {system.signing.env['GROUNDSWELL_INTERNAL_TOKEN']}"}
+    assert httpx.get(f"{system.signing.url}{internal}", headers=token).status_code == 200
+    assert httpx.get(f"{system.web.url}{internal}", headers=token).status_code == 404
     assert httpx.get(f"{system.web.url}/p/nope").status_code == 404
 
 
