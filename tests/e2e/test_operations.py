@@ -74,13 +74,18 @@ def test_metrics_report_what_happened(system):
     assert notifier[("groundswell_emails_total", (("outcome", "retried"),))] == 0
 
 
-def test_production_mode_without_an_admin_token_refuses_to_start(tmp_path):
+@pytest.mark.parametrize(("service", "given", "named"), [
+    ("signing", {}, "GROUNDSWELL_ADMIN_TOKEN"),
+    ("signing", {"GROUNDSWELL_ADMIN_TOKEN": "a-token"}, "GROUNDSWELL_INTERNAL_TOKEN"),
+    ("notifier", {}, "GROUNDSWELL_INTERNAL_TOKEN"),
+])
+def test_production_mode_without_an_admin_token_refuses_to_start(tmp_path, service, given, named):
     env = {k: v for k, v in os.environ.items() if not k.startswith("GROUNDSWELL_")}
-    env.update({"GROUNDSWELL_MODE": "production", "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/s.db"})
-    result = subprocess.run([sys.executable, "-m", "services", "signing"], env=env, cwd=ROOT,
+    env.update({"GROUNDSWELL_MODE": "production", "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/s.db", **given})
+    result = subprocess.run([sys.executable, "-m", "services", service], env=env, cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
-    assert "GROUNDSWELL_ADMIN_TOKEN" in result.stderr
+    assert named in result.stderr
 
 
 def test_two_signing_and_two_counter_processes_share_one_database(system, backend, tmp_path):
