@@ -50,18 +50,21 @@ def is_goal(milestone: int) -> bool:
 
 
 class Throttle:
-    """At most `rate` emails per second, on average."""
+    """At most `rate` emails per second, on average: each batch waits until the previous ones'
+    share of time has passed."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, clock=time.monotonic, sleep=asyncio.sleep) -> None:
         self.rate = rate
+        self.clock = clock
+        self.sleep = sleep
         self.next_at = 0.0
 
     async def take(self, n: int) -> None:
-        now = time.monotonic()
+        now = self.clock()
         wait = self.next_at - now
         self.next_at = max(now, self.next_at) + n / self.rate
         if wait > 0:
-            await asyncio.sleep(wait)
+            await self.sleep(wait)
 
 
 class FanOut:
