@@ -74,7 +74,17 @@ class SmtpPool:
 
     async def stage(self, message: EmailMessage) -> Staged:
         """Everything up to the final '.': raises Rejected or Deferred."""
-        client = self._idle.pop() if self._idle else None
+        if self._idle:
+            client = self._idle.pop()
+            try:
+                return await self._stage_on(client, message)
+            except Deferred as exc:
+                if not isinstance(exc.__cause__, (aiosmtplib.SMTPServerDisconnected, ConnectionError)):
+                    raise
+                # a kept connection the server has since closed: once more on a fresh one
+        return await self._stage_on(None, message)
+
+    async def _stage_on(self, client: aiosmtplib.SMTP | None, message: EmailMessage) -> Staged:
         try:
             if client is None or not client.is_connected:
                 client = await self._connect()
