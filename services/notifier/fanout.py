@@ -233,11 +233,16 @@ class FanOut:
             return pending, 0
         try:
             # The commit point: from here these count as sent; the '.' follows at once.
-            await self.ledger.mark_sent(row.petition_id, row.milestone, token, staged)
+            marked = await self.ledger.mark_sent(row.petition_id, row.milestone, token, staged)
         except Exception:
             for _, item in staged.values():
                 self.smtp.abort(item)  # the server discards them; the claims run out and they are retried
             raise
+        for signature_id in set(staged) - marked:
+            # Our lease ran out and another worker holds (or sent) it: never finish this one.
+            self.smtp.abort(staged.pop(signature_id)[1])
+            log.warning("supporter_claim_lost", petition_id=row.petition_id, milestone=row.milestone,
+                        recipient=signature_id)
         finished = await asyncio.gather(*(self.smtp.finish(item) for _, item in staged.values()),
                                         return_exceptions=True)
         sent = 0

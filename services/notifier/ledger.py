@@ -124,13 +124,18 @@ class BatchLedger:
         held = set(message_ids) - claimed - done
         return token, claimed, done, held
 
-    async def mark_sent(self, petition_id: str, milestone: int, token: str, recipients) -> None:
+    async def mark_sent(self, petition_id: str, milestone: int, token: str, recipients) -> set[str]:
+        """Mark the recipients this claim still holds as sent; returns them. A claim whose lease ran
+        out may have been taken by another worker: those rows are not ours to send any more."""
         async with self.sessions.begin() as session:
-            await session.execute(
+            marked = await session.execute(
                 update(deliveries)
-                .where(self._of(petition_id, milestone, recipients), deliveries.c.claim_token == token)
+                .where(self._of(petition_id, milestone, recipients), deliveries.c.claim_token == token,
+                       deliveries.c.sent_at.is_(None))
                 .values(sent_at=datetime.now(timezone.utc), claimed_until_s=None, last_error=None)
+                .returning(deliveries.c.recipient)
             )
+            return set(marked.scalars().all())
 
     async def release(self, petition_id: str, milestone: int, token: str, recipient: str, error: str,
                       *, permanent: bool) -> None:
