@@ -84,10 +84,10 @@ async def _too_large(limit: int, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    """422 with one readable message per field, e.g. {"errors": {"email": "..."}}."""
-    errors: dict[str, str] = {}
-    for error in exc.errors():
+def field_errors(errors) -> dict[str, str]:
+    """Pydantic's errors as one readable message per field (the first), for people to act on."""
+    found: dict[str, str] = {}
+    for error in errors:
         location = [str(part) for part in error.get("loc", ()) if part != "body"]
         field = ".".join(location) or "body"
         message = error.get("msg", "is invalid")
@@ -97,7 +97,13 @@ async def validation_error(_request: Request, exc: RequestValidationError) -> JS
             message = "is required"
         elif error.get("type") == "extra_forbidden":
             message = "is not a known field"
-        errors.setdefault(field, message.removeprefix("Value error, "))
+        found.setdefault(field, message.removeprefix("Value error, "))
+    return found
+
+
+async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with one readable message per field, e.g. {"errors": {"email": "..."}}."""
+    errors = field_errors(exc.errors())
     summary = "; ".join(f"{field}: {message}" for field, message in errors.items())
     return JSONResponse({"detail": f"Invalid input. {summary}", "errors": errors}, status_code=422)
 

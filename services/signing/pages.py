@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from services.signing.schemas import SignatureIn
 from services.signing.service import PetitionNotFound
-from shared.http import request_id
+from shared.http import field_errors, request_id
 from shared.milestones import next_goal
 
 log = structlog.get_logger("pages")
@@ -108,13 +108,18 @@ async def home(request: Request) -> Response:
     return await petition_page(slug, request)
 
 
-@router.get("/p/{slug}")
-async def petition_page(slug: str, request: Request) -> Response:
+async def page(request: Request, slug: str, template: str, status_code: int = 200, **extra) -> Response:
+    """A petition's page with its current count, or the not-found page."""
     petition = await find(request, slug)
     if petition is None:
         return not_found(slug)
     count = await read_count(request, petition.id)
-    return render("petition.html.j2", page_context(request, petition, count))
+    return render(template, page_context(request, petition, count, **extra), status_code=status_code)
+
+
+@router.get("/p/{slug}")
+async def petition_page(slug: str, request: Request) -> Response:
+    return await page(request, slug, "petition.html.j2")
 
 
 @router.post("/p/{slug}")
@@ -133,14 +138,11 @@ async def sign_from_form(slug: str, request: Request) -> Response:
     try:
         signature = SignatureIn.model_validate(data)
     except ValidationError as exc:
-        for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "form"
-            message = "is required" if error["type"] == "missing" else error["msg"].removeprefix("Value error, ")
+        for field, message in field_errors(exc.errors()).items():
             errors.setdefault(field, f"{FIELD_LABELS.get(field, field)} {message.rstrip('.')}.")
     if errors:
-        count = await read_count(request, petition.id)
-        context = page_context(request, petition, count, errors=errors, values={**values, "updates": data["updates"]})
-        return render("petition.html.j2", context, status_code=422)
+        return await page(request, slug, "petition.html.j2", status_code=422,
+                          errors=errors, values={**values, "updates": data["updates"]})
     await request.app.state.signing.sign(petition.id, signature, request_id(request))
     return RedirectResponse(f"/p/{petition.slug}/thanks", status_code=303)
 
@@ -150,8 +152,4 @@ FIELD_LABELS = {"name": "Name", "email": "Email", "country": "Country", "postcod
 
 @router.get("/p/{slug}/thanks")
 async def thanks(slug: str, request: Request) -> Response:
-    petition = await find(request, slug)
-    if petition is None:
-        return not_found(slug)
-    count = await read_count(request, petition.id)
-    return render("thanks.html.j2", page_context(request, petition, count))
+    return await page(request, slug, "thanks.html.j2")
