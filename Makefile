@@ -19,8 +19,8 @@ run: install  ## the embedded default: nats-server, SQLite, SMTP sink, all servi
 test: install  ## unit, contract, integration and end-to-end tests
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: install  ## signatures/s, latency, time until the count catches up
-	$(BIN)/python -m bench.signing $(BENCH_ARGS)
+bench: install  ## the viral-petition figures on SQLite and PostgreSQL (needs wrk: apt-get install wrk)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .data

@@ -1,0 +1,242 @@
+"""One benchmark run on one backend: every figure of issue 8, each checked for exactness."""
+
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from bench import load
+from bench.stack import Stack, answers, free_port, wait_until
+
+HERE = Path(__file__).resolve().parent
+SIGN_SECONDS = 10
+READ_SECONDS = 8
+FANOUT_SUPPORTERS = 5000
+
+
+def noop_reference(workdir: Path) -> dict[str, float]:
+    """The do-nothing FastAPI app (uvicorn, uvloop, httptools): POST that validates the same body, GET."""
+    port = free_port()
+    log = (workdir / "noop.log").open("ab")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench.noop:app", "--port", str(port), "--loop", "uvloop",
+         "--http", "httptools", "--log-level", "warning", "--no-access-log"],
+        cwd=HERE.parent, stdout=log, stderr=log,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: answers(f"{base}/petitions/x/count"), 30, "do-nothing app up")
+        post = load.run(f"{base}/petitions/x/signatures", "sign.lua", ["noop", 0], connections=64,
+                        duration_s=READ_SECONDS)
+        get = load.run(f"{base}/petitions/x/count", "get.lua", [], connections=64, duration_s=READ_SECONDS)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    assert post.count(202) == post.requests and get.count(200) == get.requests, (post, get)
+    return {"noop_post_rps": post.rate, "noop_get_rps": get.rate}
+
+
+class VisibilityProbe(threading.Thread):
+    """Signs its own petition a few times a second through the front door and times how long each
+    202 takes to show in the count the front door serves (the same pipeline as the load's)."""
+
+    def __init__(self, stack: Stack, petition_id: str, interval_s: float = 0.1, poll_s: float = 0.005) -> None:
+        super().__init__(daemon=True)
+        self.sign_url = f"{stack.web}/petitions/{petition_id}/signatures"
+        self.count_url = f"{stack.web}/petitions/{petition_id}/count"
+        self.interval_s, self.poll_s = interval_s, poll_s
+        self.delays_s: list[float] = []
+        self.stopping = threading.Event()
+        self.failures = 0
+
+    def run(self) -> None:
+        with httpx.Client(timeout=30) as client:
+            signed = 0
+            while not self.stopping.is_set():
+                body = {"name": "Probe Signer", "email": f"probe-{secrets.token_hex(6)}@example.org", "country": "GB"}
+                if client.post(self.sign_url, json=body).status_code != 202:
+                    self.failures += 1
+                    continue
+                signed += 1
+                accepted = time.perf_counter()
+                while time.perf_counter() - accepted < 30:
+                    response = client.get(self.count_url)
+                    if response.status_code == 200 and response.json()["count"] >= signed:
+                        break
+                    time.sleep(self.poll_s)
+                self.delays_s.append(time.perf_counter() - accepted)
+                self.stopping.wait(self.interval_s)
+
+    def finish(self) -> dict[str, float]:
+        self.stopping.set()
+        self.join(60)
+        delays = sorted(self.delays_s)
+        return {
+            "visible_p50_ms": 1000 * statistics.median(delays),
+            "visible_p99_ms": 1000 * delays[min(len(delays) - 1, int(0.99 * len(delays)))],
+            "visible_samples": len(delays),
+        }
+
+
+def check_exact(stack: Stack, petition_id: str, accepted: int, what: str) -> dict:
+    """The count equals the rows, and every 202 is among them. wrk stops at its deadline with
+    requests in flight that still commit, so rows >= 202s; the count must equal the rows."""
+    last: dict = {}
+
+    def settled() -> bool:
+        last["rows"], last["count"] = stack.signature_rows(petition_id), stack.count(petition_id)
+        last["unpublished"] = stack.unpublished()
+        return last["rows"] >= accepted and last["count"] == last["rows"] and last["unpublished"] == 0
+
+    try:
+        wait_until(settled, 180, f"{what}: count = rows")
+    except SystemExit as exc:
+        raise SystemExit(f"{exc}; last {last}, 202s {accepted}") from None
+    return {"accepted": accepted, "rows": last["rows"], "counted": last["count"]}
+
+
+def signing_saturation(stack: Stack) -> dict:
+    petition = stack.create_petition("Saturation")
+    probe_petition = stack.create_petition("Visibility probe")
+    probe = VisibilityProbe(stack, probe_petition["id"])
+    cpu_before = stack.cpu_seconds()
+    probe.start()
+    result = load.run(f"{stack.web}/petitions/{petition['id']}/signatures", "sign.lua",
+                      [f"sat{secrets.token_hex(3)}", 0], connections=64, duration_s=SIGN_SECONDS)
+    visible = probe.finish()
+    cpu_after = stack.cpu_seconds()
+    signing_cpu = sum(cpu_after[n] - cpu_before.get(n, 0) for n in cpu_after if n.startswith("signing"))
+    accepted = result.count(202)
+    exact = check_exact(stack, petition["id"], accepted, "saturation")
+    return {
+        "sign_rps": accepted / result.seconds, "sign_p50_ms": result.p50_ms, "sign_p99_ms": result.p99_ms,
+        "sign_non_202": result.requests - accepted, "sign_socket_errors": result.socket_errors,
+        "sign_cpu_ms": 1000 * signing_cpu / max(1, accepted + visible["visible_samples"]),
+        "cpu_s": {n: round(cpu_after[n] - cpu_before.get(n, 0), 2) for n in cpu_after},
+        **visible, "sign_exact": exact,
+    }
+
+
+def signing_fixed_rate(stack: Stack, rate: int = 1000) -> dict:
+    petition = stack.create_petition("Fixed rate")
+    result = load.run(f"{stack.web}/petitions/{petition['id']}/signatures", "sign.lua",
+                      [f"fix{secrets.token_hex(3)}", rate], connections=128, duration_s=SIGN_SECONDS)
+    exact = check_exact(stack, petition["id"], result.count(202), "fixed rate")
+    return {"fixed_rps": result.count(202) / result.seconds, "fixed_p50_ms": result.p50_ms,
+            "fixed_p99_ms": result.p99_ms, "fixed_non_202": result.requests - result.count(202),
+            "fixed_exact": exact}
+
+
+def reads(stack: Stack) -> dict:
+    """One hot petition's count JSON and page through the front door."""
+    petition = stack.create_petition("Hot reads")
+    for body in ({"name": "First Reader", "email": "first@example.org", "country": "GB"},):
+        assert httpx.post(f"{stack.web}/petitions/{petition['id']}/signatures", json=body, timeout=30).status_code == 202
+    wait_until(lambda: stack.count(petition["id"]) == 1, 60, "first signature counted")
+    page_url = f"{stack.web}/p/{petition['slug']}"
+    wait_until(lambda: "<strong data-count>1</strong>" in httpx.get(page_url, timeout=10).text, 30, "page shows 1")
+    count = load.run(f"{stack.web}/petitions/{petition['id']}/count", "get.lua", [], connections=64,
+                     duration_s=READ_SECONDS)
+    page = load.run(page_url, "get.lua", [], connections=64, duration_s=READ_SECONDS)
+    return {"count_rps": count.count(200) / count.seconds, "count_p99_ms": count.p99_ms,
+            "count_non_200": count.requests - count.count(200),
+            "page_rps": page.count(200) / page.seconds, "page_p99_ms": page.p99_ms,
+            "page_non_200": page.requests - page.count(200)}
+
+
+def signing_with_viewers(stack: Stack, viewers: int = 1000, poll_interval_ms: int = 2000) -> dict:
+    """Signing at saturation while `viewers` connections each poll the same petition's count every
+    ~2 s (uniformly 1-3 s) through the front door."""
+    petition = stack.create_petition("Signing with viewers")
+    polling = load.Background(f"{stack.web}/petitions/{petition['id']}/count", "get.lua", [poll_interval_ms],
+                              connections=viewers, duration_s=SIGN_SECONDS + 4, core=0)
+    time.sleep(2)  # the viewers are connected and polling before signing starts
+    signed = load.run(f"{stack.web}/petitions/{petition['id']}/signatures", "sign.lua",
+                      [f"view{secrets.token_hex(3)}", 0], connections=64, duration_s=SIGN_SECONDS)
+    polled = polling.wait()
+    exact = check_exact(stack, petition["id"], signed.count(202), "signing with viewers")
+    return {"viewers_sign_rps": signed.count(202) / signed.seconds, "viewers_sign_p99_ms": signed.p99_ms,
+            "viewers_poll_rps": polled.rate, "viewers_poll_5xx": polled.server_errors,
+            "viewers_poll_socket_errors": polled.socket_errors, "viewers_exact": exact}
+
+
+def replay(stack: Stack) -> dict:
+    """`groundswell counter rebuild` over everything the run has put on the stream."""
+    env = stack.service_env("counter", free_port())
+    started = time.perf_counter()
+    finished = subprocess.run([stack.python, "-m", "services", "counter", "rebuild"], env=env, cwd=stack.target,
+                              capture_output=True, text=True, timeout=600)
+    wall_s = time.perf_counter() - started
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    summary = json.loads(finished.stdout.strip().splitlines()[-1])
+    replay_s = summary.get("replay_s", wall_s)
+    return {"replay_events": summary["events_replayed"], "replay_eps": summary["events_replayed"] / replay_s,
+            "replay_wall_s": wall_s, "replay_timed_inside": "replay_s" in summary}
+
+
+def supporter_fanout(stack: Stack, supporters: int = FANOUT_SUPPORTERS) -> dict:
+    """Supporters who opted in reach goals 100 ... 5,000 with the notifier stopped; then the notifier
+    starts and the sink times the supporter emails (throttle off)."""
+    petition = stack.create_petition("Fan-out")
+    burst = load.Background(f"{stack.web}/petitions/{petition['id']}/signatures", "sign.lua",
+                            [f"fan{secrets.token_hex(3)}", 0, "true", supporters], connections=32, duration_s=300)
+    counts = []
+
+    def settled() -> bool:
+        counts.append(stack.count(petition["id"]))
+        return counts[-1] == supporters or (len(counts) > 100 and counts[-1] == counts[-100] and counts[-1])
+
+    wait_until(settled, 600, f"{supporters} supporters counted", interval_s=0.1)
+    signed = burst.stop()
+    stack.start_notifier()
+
+    def arrivals() -> list[float]:
+        if not stack.mail_log.exists():
+            return []
+        return [float(line.split(" ", 1)[0]) for line in stack.mail_log.read_text().splitlines()
+                if "is counting on you" in line]
+
+    pid = petition["id"]
+    goals = int(stack.databases["counter"].scalar(
+        f"SELECT count(*) FROM milestones WHERE petition_id = '{pid}' AND milestone >= 100"))
+
+    def all_sent() -> bool:
+        done = stack.databases["notifier"].scalar(
+            f"SELECT count(*) FROM fanouts WHERE petition_id = '{pid}' AND done_at IS NOT NULL")
+        return int(done) == goals
+
+    wait_until(all_sent, 600, f"all {goals} fan-outs done", interval_s=0.2)
+    time.sleep(0.5)  # the sink writes its log line as it answers 250
+    times = arrivals()
+    return {"fanout_supporters": signed.count(202), "fanout_emails": len(times),
+            "fanout_eps": (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0}
+
+
+def one_run(target: Path, backend: str, workdir: Path, *, signing_processes: int, only: set[str]) -> dict:
+    figures: dict = {"backend": backend, "signing_processes": signing_processes}
+    figures.update(noop_reference(workdir))
+    stack = Stack(target, backend, workdir, signing_processes=signing_processes).start(notifier=False)
+    try:
+        steps = [("saturation", signing_saturation), ("fixed", signing_fixed_rate), ("reads", reads),
+                 ("viewers", signing_with_viewers), ("replay", replay), ("fanout", supporter_fanout)]
+        for name, step in steps:
+            if not only or name in only:
+                print(f"  {backend}: {name} ...", file=sys.stderr, flush=True)
+                measured = step(stack)
+                print(f"  {json.dumps(measured, default=str)}", file=sys.stderr, flush=True)
+                figures.update(measured)
+        figures["unpublished_at_end"] = stack.unpublished()
+    finally:
+        stack.stop()
+    return figures
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())

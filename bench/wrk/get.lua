@@ -1,0 +1,19 @@
+-- GET the URL, counting statuses; `wrk ... -s get.lua URL -- <interval ms per connection>` makes each
+-- connection wait that long between its requests (a viewer polling), else as fast as possible.
+package.path = debug.getinfo(1, "S").source:match("@(.*/)") .. "?.lua;" .. package.path
+require("common")
+
+local interval_ms = 0
+
+function init(args)
+  interval_ms = tonumber(args[1] or "0")
+end
+
+function delay()
+  if interval_ms <= 0 then return 0 end
+  return interval_ms * (0.5 + math.random())  -- viewers are not in step with each other
+end
+
+function request()
+  return wrk.format("GET", nil, {["Accept-Encoding"] = "gzip"})
+end
