@@ -9,6 +9,7 @@ local prefix = "bench"
 local counter = 0
 local updates = "false"
 local limit = 0
+local granted = 0
 
 function init(args)
   prefix = (args[1] or "bench") .. "-t" .. tostring(tid)
@@ -17,8 +18,13 @@ function init(args)
   limit = tonumber(args[4] or "0")
 end
 
+-- wrk asks delay() exactly once before each request it sends (request() itself also runs once at
+-- start without sending), so the limit counts what delay() lets through.
 function delay()
-  if limit > 0 and counter >= limit then return 3600000 end  -- sent them all: idle until stopped
+  if limit > 0 then
+    if granted >= limit then return 3600000 end  -- all sent: idle until stopped
+    granted = granted + 1
+  end
   return paced_delay()
 end
 
