@@ -62,9 +62,10 @@ def _serve(service: str) -> int:
     settings, create_app = _load(service)
     configure_logging(service, settings.log_level, settings.log_format)
     _refuse_missing_secrets(service, settings)
+    # uvloop and httptools: measured against asyncio and h11, and against granian (docs/benchmarks.md)
     config = uvicorn.Config(
         create_app(settings), host=settings.host, port=settings.port, log_config=None, lifespan="on",
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=10, loop="uvloop", http="httptools",
     )
     from shared import lifecycle
 

@@ -12,7 +12,9 @@ def create_engine(database_url: str) -> AsyncEngine:
     """An async engine; SQLite gets WAL, a busy timeout and its folder created."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
+        # No pre-ping (a round trip on every checkout): a connection found dead on use is dropped
+        # with its pool, and the group committer tries its batch again on a fresh one.
+        return create_async_engine(url, pool_recycle=1800)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     # One connection per process: SQLite has one writer at a time anyway, and queueing in the

@@ -15,6 +15,9 @@ OUTBOX_PUBLISHED = Counter("groundswell_outbox_published_total", "Outbox rows pu
 CONSUMER_PENDING = Gauge("groundswell_consumer_pending", "Stream messages not yet delivered to the consumer", ["durable"])
 CONSUMER_BATCH = Histogram("groundswell_consumer_batch_size", "Messages per fetched batch", ["durable"],
                            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000))
+COMMIT_QUEUE = Gauge("groundswell_commit_queue", "Writes waiting for the next group commit")
+COMMIT_BATCH = Histogram("groundswell_commit_batch_size", "Writes committed per transaction",
+                         buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000))
 MILESTONES = Counter("groundswell_milestones_detected_total", "Milestones newly reached")
 EMAILS = Counter("groundswell_emails_total",
                  "Email attempts by outcome: sent, failed (temporary, retried), retried, rejected (permanent)",

@@ -3,7 +3,8 @@ a relay publishes them to JetStream, waits for the PubAck, then marks them publi
 
 import asyncio
 import time
-from datetime import datetime, timezone
+from collections import deque
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import structlog
@@ -55,7 +56,16 @@ def outbox_row(event: Event) -> dict[str, Any]:
 
 
 class OutboxRelay:
-    """Publishes unpublished outbox rows; woken after each commit, sweeping on a timer too."""
+    """Publishes outbox rows to JetStream, waits for their PubAcks, then marks them published.
+
+    Rows committed by this process are handed over as they commit (`publish_soon`) and published
+    from memory, without reading them back. A sweep of the table publishes everything else: rows
+    a process left behind when it died, rows whose publish failed or timed out, rows committed
+    while NATS was away. `wake()` asks for a full sweep now; besides, one runs every
+    `sweep_interval_s` and takes only rows older than `fresh_grace_s`, which the memory path has
+    had every chance to publish. Were both to publish a row, JetStream (within its window) and the
+    consumers (on event_id, always) would drop the second copy.
+    """
 
     def __init__(
         self,
@@ -65,15 +75,21 @@ class OutboxRelay:
         batch_size: int = 500,
         sweep_interval_s: float = 1.0,
         publish_timeout_s: float = 5.0,
+        fresh_grace_s: float = 5.0,
+        max_fresh: int = 20_000,
     ) -> None:
         self.sessions = sessions
         self.table = table
         self.batch_size = batch_size
         self.sweep_interval_s = sweep_interval_s
         self.publish_timeout_s = publish_timeout_s
+        self.fresh_grace_s = fresh_grace_s
+        self.max_fresh = max_fresh
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None
         self._wake = asyncio.Event()
+        self._fresh: deque[dict[str, Any]] = deque()
+        self._sweep_now = True  # rows a previous process left behind
         self._backlog_measured_at = 0.0
 
     def attach(self, nc: Client) -> None:
@@ -83,80 +99,123 @@ class OutboxRelay:
         self.wake()
 
     def wake(self) -> None:
+        """Rows were committed without being handed over: sweep the table now."""
+        self._sweep_now = True
         self._wake.set()
 
+    def publish_soon(self, rows: list[dict[str, Any]]) -> None:
+        """Rows (as `outbox_row` made them) that just committed: publish them from memory."""
+        if len(self._fresh) + len(rows) > self.max_fresh:
+            self._fresh.clear()  # they are all in the table: a sweep takes them
+            self._sweep_now = True
+        else:
+            self._fresh.extend(rows)
+        self._wake.set()
+
+    @property
+    def connected(self) -> bool:
+        return self.nc is not None and self.nc.is_connected
+
     async def run(self) -> None:
-        """Publish forever; a failed round is retried on the next wake or sweep."""
+        """Publish forever; what fails stays unpublished in the table and is swept again."""
+        next_sweep_at = 0.0
         while True:
             self._wake.clear()
+            if not self.connected:
+                # While NATS is away nothing is sent: nats-py would only buffer it, and every round
+                # would pile up more copies. Rows wait in the database, the record of truth.
+                self._fresh.clear()
+                self._sweep_now = True
+                await wait_event(self._wake, self.sweep_interval_s)
+                continue
             try:
-                published = await self.publish_pending()
+                if self._fresh:
+                    await self._publish_fresh()
+                elif self._sweep_now or time.monotonic() >= next_sweep_at:
+                    full, self._sweep_now = self._sweep_now, False
+                    published = await self.publish_pending(older_than_s=0.0 if full else self.fresh_grace_s)
+                    next_sweep_at = time.monotonic() + self.sweep_interval_s
+                    # more where those came from, or a wake() while this sweep ran
+                    self._sweep_now = self._sweep_now or published == self.batch_size
             except Exception:  # noqa: BLE001 - keep relaying; rows stay unpublished and are retried
                 log.exception("outbox_publish_failed")
-                published = 0
+                await wait_event(self._wake, self.sweep_interval_s)
             await self._update_backlog_metrics()
-            if published == self.batch_size:
+            if self._fresh or self._sweep_now:
                 continue
-            await wait_event(self._wake, self.sweep_interval_s)
+            await wait_event(self._wake, max(0.0, next_sweep_at - time.monotonic()))
 
-    async def publish_pending(self) -> int:
-        """Publish one batch of unpublished rows; returns how many were acknowledged."""
-        if self.nc is None or not self.nc.is_connected:
-            # While NATS is away nothing is sent: nats-py would only buffer it, and every sweep
-            # would pile up more copies. Rows wait in the database, the record of truth.
+    async def _publish_fresh(self) -> None:
+        rows = [self._fresh.popleft() for _ in range(min(self.batch_size, len(self._fresh)))]
+        acked = await self._publish(rows)
+        async with self.sessions.begin() as session:
+            await self._mark(session, acked)
+        self._report(rows, acked)
+
+    async def publish_pending(self, older_than_s: float = 0.0) -> int:
+        """Publish one batch of unpublished rows (only those older than `older_than_s`, if given);
+        returns how many were acknowledged."""
+        if not self.connected:
             return 0
         async with self.sessions() as session:
+            query = self._unpublished(older_than_s)
             if session.bind.dialect.name == "postgresql":
                 # Several replicas relay at once: each claims rows the others have not locked,
                 # and holds the lock until its rows are marked.
-                rows = (await session.execute(self._unpublished().with_for_update(skip_locked=True))).all()
+                rows = [dict(r._mapping) for r in (await session.execute(query.with_for_update(skip_locked=True))).all()]
                 acked = await self._publish(rows)
                 await self._mark(session, acked)
                 await session.commit()
                 return self._report(rows, acked)
             # SQLite: one relay per database; hold no connection while waiting for PubAcks.
-            rows = (await session.execute(self._unpublished())).all()
+            rows = [dict(r._mapping) for r in (await session.execute(query)).all()]
         acked = await self._publish(rows)
         async with self.sessions.begin() as session:
             await self._mark(session, acked)
         return self._report(rows, acked)
 
-    def _unpublished(self):
+    def _unpublished(self, older_than_s: float):
         t = self.table
-        return (
+        query = (
             select(t.c.id, t.c.event_id, t.c.subject, t.c.payload, t.c.correlation_id)
             .where(t.c.published_at.is_(None))
             .order_by(t.c.id)
             .limit(self.batch_size)
         )
+        if older_than_s > 0:
+            query = query.where(t.c.created_at < datetime.now(timezone.utc) - timedelta(seconds=older_than_s))
+        return query
 
-    async def _mark(self, session, acked: list[int]) -> None:
+    async def _mark(self, session, acked: list[str]) -> None:
         if acked:
-            await session.execute(update(self.table).where(self.table.c.id.in_(acked)).values(published_at=func.now()))
+            await session.execute(
+                update(self.table).where(self.table.c.event_id.in_(acked)).values(published_at=func.now())
+            )
 
-    def _report(self, rows, acked: list[int]) -> int:
+    def _report(self, rows, acked: list[str]) -> int:
         OUTBOX_PUBLISHED.inc(len(acked))
         if len(acked) < len(rows):
             log.warning("outbox_publish_incomplete", published=len(acked), pending=len(rows) - len(acked))
         return len(acked)
 
-    async def _publish(self, rows) -> list[int]:
+    async def _publish(self, rows: list[dict[str, Any]]) -> list[str]:
+        """Publish every row at once, then wait for all their PubAcks; the acknowledged event ids."""
         if not rows:
             return []
         js = self.js
         assert js is not None
         futures = []
         for row in rows:
-            headers = {"Nats-Msg-Id": row.event_id}
-            if row.correlation_id:
-                headers[CORRELATION_HEADER] = row.correlation_id
-            futures.append(await js.publish_async(row.subject, row.payload, headers=headers))
+            headers = {"Nats-Msg-Id": row["event_id"]}
+            if row["correlation_id"]:
+                headers[CORRELATION_HEADER] = row["correlation_id"]
+            futures.append(await js.publish_async(row["subject"], row["payload"], headers=headers))
         results = await asyncio.gather(
             *(asyncio.wait_for(f, self.publish_timeout_s) for f in futures), return_exceptions=True
         )
         # A timeout means "unknown": the row stays unpublished and is sent again under the same
         # Nats-Msg-Id; JetStream dedupes within its window, consumers dedupe on event_id after it.
-        return [row.id for row, result in zip(rows, results) if not isinstance(result, BaseException)]
+        return [row["event_id"] for row, result in zip(rows, results) if not isinstance(result, BaseException)]
 
     async def _update_backlog_metrics(self) -> None:
         now = time.monotonic()

@@ -6,6 +6,9 @@ STREAM = "PETITIONS"
 SUBJECT_PREFIX = "petitions"
 STREAM_SUBJECTS = [f"{SUBJECT_PREFIX}.*.events.*"]
 
+# Events that change what a petition shows (signing caches petitions and forgets them on these).
+PETITION_EVENT_TYPES = ("PetitionCreated",)
+
 COUNTER_DURABLE = "counter"
 NOTIFIER_DURABLE = "notifier"
 
@@ -13,6 +16,11 @@ NOTIFIER_DURABLE = "notifier"
 def event_subject(petition_id: UUID | str, event_type: str) -> str:
     """`petitions.<petition id>.events.<type>`: the petition id is a subject token."""
     return f"{SUBJECT_PREFIX}.{petition_id}.events.{event_type}"
+
+
+def petition_of(subject: str) -> str:
+    """The petition id token of an event subject."""
+    return subject.split(".")[1]
 
 
 def type_filter(event_type: str) -> str:

@@ -37,7 +37,7 @@ class System:
         self.web = Web(self.signing.port, self.counter.port, workdir)
         for service in self.services.values():
             service.env["GROUNDSWELL_PUBLIC_URL"] = self.web.url
-        self.signing.env["GROUNDSWELL_COUNTER_URL"] = self.counter.url
+        self.signing.env["GROUNDSWELL_PUBLIC_DIR"] = str(workdir / "public")
         self.notifier.env["GROUNDSWELL_SIGNING_URL"] = self.signing.url
 
     def start(self) -> "System":

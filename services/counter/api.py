@@ -1,31 +1,22 @@
 """The count API the public site reads: JSON (cacheable for a few seconds) and a live SSE stream."""
 
 from collections.abc import AsyncIterable
-from datetime import datetime
 from uuid import UUID
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel
 from sqlalchemy import select
 
 from services.counter.db import petition_counts
-from shared.milestones import next_goal
+from shared.counts import Count, count_document
 
 router = APIRouter()
 
 
-class Count(BaseModel):
-    petition_id: UUID
-    count: int
-    goal: int
-    updated_at: datetime
-
-
 def as_count(row) -> Count:
-    return Count(petition_id=row.petition_id, count=row.count, goal=next_goal(row.count), updated_at=row.updated_at)
+    return count_document(row.petition_id, row.count, row.updated_at)
 
 
 async def find_count(request: Request, ref: str):

@@ -9,9 +9,11 @@ from services.counter import db
 from services.counter.api import as_count, router
 from services.counter.live import CountHub
 from services.counter.consumer import count_signatures
+from services.counter.publish import CountPublisher
 from services.counter.settings import CounterSettings
 from shared import nats as gs_nats
 from shared.consumer import consume
+from shared.counts import counts_bucket
 from shared.http import RequestIdMiddleware, add_cors, add_health_routes, validation_error
 from shared.lifecycle import Runtime
 from shared.outbox import OutboxRelay
@@ -30,6 +32,7 @@ def create_app(settings: CounterSettings) -> FastAPI:
         return as_count(row) if row else None
 
     hub = CountHub(read_count, poll_s=settings.live_poll_s)
+    publisher = CountPublisher(runtime.sessions, interval_s=settings.live_poll_s)
 
     async def provision(js) -> None:
         await gs_nats.ensure_stream(js, settings.stream_replicas)
@@ -47,7 +50,14 @@ def create_app(settings: CounterSettings) -> FastAPI:
         await gs_nats.provision(lambda: provision(js))
         relay.attach(nc)
         runtime.spawn(relay.run(), "outbox-relay")
-        handler = count_signatures(runtime.sessions, relay, settings.retry_delay_s, on_counted=hub.wake)
+        publisher.attach(await counts_bucket(js, settings.stream_replicas))
+        runtime.spawn(publisher.run(), "count-publisher")
+
+        async def counted(counts) -> None:
+            await publisher.put(counts)
+            hub.wake({str(c.petition_id) for c in counts})
+
+        handler = count_signatures(runtime.sessions, relay, settings.retry_delay_s, on_counted=counted)
         await consume(js, COUNTER_DURABLE, handler, batch_size=settings.batch_size)
 
     @asynccontextmanager

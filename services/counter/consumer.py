@@ -1,11 +1,12 @@
 """The counter's batch handler: one transaction per fetched batch, then ack."""
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from nats.aio.msg import Msg
 
 from services.counter.projection import Delivered, apply_events
+from shared.counts import Count
 from shared.metrics import MILESTONES
 from shared.events import PetitionCreated, SignatureAdded, decode_event
 from shared.outbox import OutboxRelay
@@ -13,19 +14,26 @@ from shared.outbox import OutboxRelay
 log = structlog.get_logger("counter")
 
 
-def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float, on_counted=lambda petition_ids: None):
+async def _nothing(counts: Sequence[Count]) -> None:
+    return None
+
+
+def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float,
+                     on_counted: Callable[[Sequence[Count]], Awaitable[None]] = _nothing):
     async def handle(messages: Sequence[Msg]) -> None:
         """Apply a batch of PetitionCreated and SignatureAdded events to the counts."""
         batch = [item for raw in messages if (item := _delivered(raw)) is not None]
         try:
             async with sessions.begin() as session:
-                reached = await apply_events(session, batch)
+                applied = await apply_events(session, batch)
         except Exception:  # noqa: BLE001 - nothing is acked: the whole batch comes back after the delay
             log.exception("batch_failed", size=len(batch), retry_in_s=retry_delay_s)
             for raw in messages:
                 await raw.nak(delay=retry_delay_s)
             return
-        on_counted({str(item.event.petition_id) for item in batch})
+        if applied.counts:
+            await on_counted(applied.counts)
+        reached = applied.reached
         MILESTONES.inc(len(reached))
         for event in reached:
             log.info("milestone_reached", petition_id=str(event.petition_id), milestone=event.milestone,

@@ -10,12 +10,21 @@ from sqlalchemy import case, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.counter.db import milestones, outbox, petition_counts, processed_events
+from shared.counts import Count, count_document
 from shared.db import insert
 from shared.events import MilestoneReached, PetitionCreated, SignatureAdded
 from shared.milestones import milestones_crossed, next_goal
 from shared.outbox import outbox_row
 
 CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a batch changed: the milestones it newly reached, and the new count documents."""
+
+    reached: list[MilestoneReached]
+    counts: list[Count]
 
 
 @dataclass(frozen=True)
@@ -26,8 +35,9 @@ class Delivered:
     stream_seq: int
 
 
-async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> list[MilestoneReached]:
-    """Apply a batch in the caller's transaction; returns the milestones it newly reached.
+async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> Applied:
+    """Apply a batch in the caller's transaction; returns the milestones it newly reached and the
+    counts it changed.
 
     Each event's tracking row is inserted first; only events whose row was new change a count,
     so redelivered and republished events are ignored.
@@ -44,15 +54,16 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> lis
             signed[str(event.petition_id)].append(event)
         else:
             created[str(event.petition_id)] = event.slug
-    reached = []
+    reached, counts = [], []
     for petition_id in sorted(created | signed.keys()):  # one lock order for concurrent replicas
         signatures = signed.get(petition_id, [])
-        new_count = await _add_to_count(session, petition_id, len(signatures), created.get(petition_id))
+        new_count, updated_at = await _add_to_count(session, petition_id, len(signatures), created.get(petition_id))
+        counts.append(count_document(petition_id, new_count, updated_at))
         old_count = new_count - len(signatures)
         for milestone in milestones_crossed(old_count, new_count):
             crossing = signatures[milestone - old_count - 1]
             reached += await _record_milestones(session, petition_id, [milestone], new_count, crossing.correlation_id)
-    return reached
+    return Applied(reached, counts)
 
 
 async def _track(session: AsyncSession, batch: Sequence[Delivered]) -> set[str]:
@@ -67,16 +78,17 @@ async def _track(session: AsyncSession, batch: Sequence[Delivered]) -> set[str]:
     }
     if not rows:
         return set()
+    # One statement, compiled once and cached, executed for many rows (SQLAlchemy batches them
+    # into multi-row INSERTs with RETURNING); a VALUES list built per batch compiles every time.
     statement = (
         insert(session.bind.dialect.name, processed_events)
-        .values(list(rows.values()))
         .on_conflict_do_nothing(index_elements=["event_id"])
         .returning(processed_events.c.event_id)
     )
-    return set((await session.scalars(statement)).all())
+    return set((await session.execute(statement, list(rows.values()))).scalars().all())
 
 
-async def _add_to_count(session: AsyncSession, petition_id: str, delta: int, slug: str | None) -> int:
+async def _add_to_count(session: AsyncSession, petition_id: str, delta: int, slug: str | None) -> tuple[int, datetime]:
     statement = insert(session.bind.dialect.name, petition_counts).values(
         petition_id=petition_id, slug=slug, count=delta, updated_at=datetime.now(timezone.utc)
     )
@@ -87,8 +99,9 @@ async def _add_to_count(session: AsyncSession, petition_id: str, delta: int, slu
             "slug": func.coalesce(statement.excluded.slug, petition_counts.c.slug),
             "updated_at": statement.excluded.updated_at,
         },
-    ).returning(petition_counts.c.count)
-    return (await session.execute(statement)).scalar_one()
+    ).returning(petition_counts.c.count, petition_counts.c.updated_at)
+    count, updated_at = (await session.execute(statement)).one()
+    return count, updated_at
 
 
 async def _record_milestones(

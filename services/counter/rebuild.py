@@ -1,6 +1,7 @@
 """`groundswell counter rebuild`: replay the stream from the start into fresh counts."""
 
 import asyncio
+import time
 
 import structlog
 from nats.js import api
@@ -27,9 +28,11 @@ async def rebuild(settings: CounterSettings) -> dict[str, int]:
     try:
         js = nc.jetstream()
         up_to_seq = (await js.stream_info(STREAM)).state.last_seq
+        started = time.perf_counter()
         replay = await _read_stream(js, up_to_seq)
         async with sessions.begin() as session:
             reached = await rebuild_projection(session, replay, up_to_seq)
+        replay_s = time.perf_counter() - started
         relay = OutboxRelay(sessions, db.outbox)
         relay.attach(nc)
         while await relay.publish_pending():
@@ -43,6 +46,8 @@ async def rebuild(settings: CounterSettings) -> dict[str, int]:
         "events_replayed": len(replay),
         "signatures": sum(isinstance(item.event, SignatureAdded) for item in replay),
         "new_milestones": len(reached),
+        "replay_s": round(replay_s, 3),  # reading the stream and committing the projection
+        "events_per_s": round(len(replay) / replay_s) if replay_s else 0,
     }
     log.info("rebuild_done", **summary)
     return summary

@@ -17,7 +17,9 @@ class CounterSettings(ServiceSettings):
     retry_delay_s: float = Field(2.0, description="Delay before a failed batch is delivered again.")
     relay_sweep_interval_s: float = Field(1.0, description="Outbox sweep period when nothing wakes it.")
     stream_replicas: int = Field(1, description="Replicas of the event stream (3 on a NATS cluster).")
-    count_max_age_s: int = Field(2, description="Seconds a count response may be cached (Cache-Control max-age).")
-    count_stale_s: int = Field(10, description="Seconds a cache may serve a stale count while revalidating.")
-    live_poll_s: float = Field(1.0, description="How often live-count streams look for changes made by other replicas.")
+    count_max_age_s: int = Field(1, description="Seconds a count response may be cached (Cache-Control max-age).")
+    count_stale_s: int = Field(1, description="Seconds a cache may serve a stale count while revalidating.")
+    live_poll_s: float = Field(
+        1.0, description="How often live-count streams and the COUNTS bucket look for changes made by other replicas."
+    )
     cors_origins: str = Field("", description="Comma-separated origins allowed to call the API from a browser (`*` for any).")

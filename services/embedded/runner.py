@@ -57,8 +57,10 @@ def admin_token(data_dir: Path) -> str:
 
 
 def caddy_process(web_port: int, signing_port: int, counter_port: int, data_dir: Path) -> tuple[list[str], dict]:
-    """Caddy with deploy/Caddyfile on 127.0.0.1:web_port in front of local signing and counter."""
+    """Caddy with deploy/Caddyfile on 127.0.0.1:web_port in front of local signing and counter,
+    serving the files signing keeps in data_dir/public."""
     (data_dir / "caddy").mkdir(parents=True, exist_ok=True)
+    public_dir(data_dir).mkdir(parents=True, exist_ok=True)
     command = [caddy_binary(), "run", "--config", str(CADDYFILE), "--adapter", "caddyfile"]
     return command, {
         **os.environ,
@@ -66,9 +68,15 @@ def caddy_process(web_port: int, signing_port: int, counter_port: int, data_dir:
         "GROUNDSWELL_WEB_BIND": "127.0.0.1",
         "GROUNDSWELL_SIGNING_UPSTREAM": f"127.0.0.1:{signing_port}",
         "GROUNDSWELL_COUNTER_UPSTREAM": f"127.0.0.1:{counter_port}",
+        "GROUNDSWELL_PUBLIC_DIR": str(public_dir(data_dir)),
         "XDG_DATA_HOME": str(data_dir / "caddy"),
         "XDG_CONFIG_HOME": str(data_dir / "caddy"),
     }
+
+
+def public_dir(data_dir: Path) -> Path:
+    """What the front door serves as files (services/signing/frontdoor.py writes it)."""
+    return data_dir / "public"
 
 
 class Supervisor:
@@ -165,7 +173,7 @@ async def run_embedded(data_dir_name: str) -> int:
             "GROUNDSWELL_PUBLIC_URL": public_url,
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(smtp_port),
-            "GROUNDSWELL_COUNTER_URL": f"http://127.0.0.1:{SERVICE_PORTS['counter']}",
+            "GROUNDSWELL_PUBLIC_DIR": str(public_dir(data_dir)),
             "GROUNDSWELL_HOME_PETITION": seed["slug"],
         }
         await supervisor.start(service, [sys.executable, "-m", "services", service], env)

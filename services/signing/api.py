@@ -3,7 +3,7 @@
 import secrets
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.signing.schemas import Accepted, OrganizerOut, PetitionIn, PetitionOut, SignatureIn
@@ -14,7 +14,8 @@ router = APIRouter()
 bearer = HTTPBearer(auto_error=False, description="GROUNDSWELL_ADMIN_TOKEN")
 
 
-def signing(request: Request) -> Signing:
+async def signing(request: Request) -> Signing:
+    """Async on purpose: a plain `def` dependency runs in the thread pool on every request."""
     return request.app.state.signing
 
 
@@ -22,8 +23,8 @@ def bearer_token_guard(setting: str, scheme: HTTPBearer, needed_for: str):
     """A dependency that answers 401 unless the request carries the token in settings.<setting>."""
     variable = f"GROUNDSWELL_{setting.upper()}"
 
-    def guard(request: Request,
-              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)]) -> None:
+    async def guard(request: Request,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)]) -> None:
         expected = getattr(request.app.state.settings, setting)
         given = credentials.credentials if credentials else ""
         if not expected or not secrets.compare_digest(given.encode(), expected.encode()):
@@ -67,18 +68,23 @@ async def get_petition(ref: str, request: Request, service: SigningDep) -> Petit
     return public_petition(petition, request)
 
 
+ACCEPTED_BODY = Accepted().model_dump_json().encode()
+
+
 @router.post(
     "/petitions/{ref}/signatures",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
     responses={404: {"description": "Unknown petition"}, 413: {"description": "Body too large"}},
 )
-async def sign_petition(ref: str, body: SignatureIn, request: Request, service: SigningDep) -> Accepted:
-    """Sign a petition. A repeat answers exactly like a first signature and is not counted again."""
+async def sign_petition(ref: str, body: SignatureIn, request: Request, service: SigningDep) -> Response:
+    """Sign a petition. A repeat answers exactly like a first signature and is not counted again.
+    The 202 comes once the signature is committed."""
     try:
         await service.sign(ref, body, request_id(request))
     except PetitionNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No petition '{ref}'.") from None
-    return Accepted()
+    return Response(ACCEPTED_BODY, status_code=status.HTTP_202_ACCEPTED, media_type="application/json")
 
 
 def public_petition(petition, request: Request) -> PetitionOut:

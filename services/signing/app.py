@@ -2,22 +2,26 @@
 
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 
 from services.signing import db
 from services.signing.api import router
-from services.signing.pages import WEB
+from services.signing.frontdoor import FrontDoor
+from services.signing.pages import WEB, page_files
 from services.signing.pages import router as pages
+from services.signing.petitions import PetitionCache
 from services.signing.supporters import router as supporters
 from services.signing.service import Signing
 from services.signing.settings import SigningSettings
 from shared import nats as gs_nats
+from shared.counts import follow_counts
+from shared.groupcommit import GroupCommitter
 from shared.http import BodyLimitMiddleware, RequestIdMiddleware, add_cors, add_health_routes, validation_error
 from shared.lifecycle import Runtime
 from shared.outbox import OutboxRelay
+from shared.subjects import PETITION_EVENT_TYPES, petition_of, type_filter
 
 
 def create_app(settings: SigningSettings) -> FastAPI:
@@ -28,22 +32,36 @@ def create_app(settings: SigningSettings) -> FastAPI:
         batch_size=settings.relay_batch_size,
         sweep_interval_s=settings.relay_sweep_interval_s,
     )
+    committer = GroupCommitter(runtime.engine, db.outbox, max_batch=settings.commit_max_batch,
+                               on_commit=relay.publish_soon)
+    petitions = PetitionCache(runtime.engine)
+    frontdoor = FrontDoor(petitions, page_files(settings.public_url, settings.home_petition), settings.public_dir,
+                          refresh_s=settings.page_refresh_s, static_dir=WEB / "static")
 
-    async def relay_events() -> None:
+    async def follow_nats() -> None:
         # Signing answers while NATS is away: connecting happens beside the HTTP server.
         nc = await runtime.connect_nats()
         js = nc.jetstream()
         await gs_nats.provision(lambda: gs_nats.ensure_stream(js, settings.stream_replicas))
+
+        async def petition_event(msg) -> None:
+            frontdoor.petition_changed(petition_of(msg.subject))
+
+        for event_type in PETITION_EVENT_TYPES:
+            await nc.subscribe(type_filter(event_type), cb=petition_event)
+        runtime.spawn(follow_counts(js, frontdoor.on_count, frontdoor.on_loaded, settings.stream_replicas),
+                      "count-follower")
         relay.attach(nc)
         await relay.run()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await runtime.open_database()
-        runtime.spawn(relay_events(), "outbox-relay")
-        app.state.http = httpx.AsyncClient(timeout=1.5)
+        frontdoor.prepare()
+        runtime.spawn(committer.run(), "group-commit")
+        runtime.spawn(frontdoor.run(), "front-door")
+        runtime.spawn(follow_nats(), "outbox-relay")
         yield
-        await app.state.http.aclose()
         await runtime.close()
 
     app = FastAPI(
@@ -55,7 +73,8 @@ def create_app(settings: SigningSettings) -> FastAPI:
     app.state.settings = settings
     app.state.runtime = runtime
     app.state.relay = relay
-    app.state.signing = Signing(runtime.sessions, relay)
+    app.state.frontdoor = frontdoor
+    app.state.signing = Signing(runtime.sessions, committer, petitions, relay)
     app.include_router(router)
     app.include_router(pages)
     app.include_router(supporters)

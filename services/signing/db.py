@@ -1,16 +1,10 @@
 """The signing service's own tables and the queries on them."""
 
-from datetime import datetime, timezone
-from uuid import UUID, uuid4
-
-import secrets
-
 from sqlalchemy import (
     Boolean, Column, DateTime, ForeignKey, Index, MetaData, String, Table, Text, UniqueConstraint, select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db import insert
 from shared.outbox import outbox_table
 
 metadata = MetaData()
@@ -52,41 +46,5 @@ signatures = Table(
 outbox = outbox_table(metadata)
 
 
-async def find_petition(session: AsyncSession, ref: str):
-    """A petition by id or slug, or None."""
-    if (petition_id := _as_uuid(ref)) is not None:
-        condition = petitions.c.id == str(petition_id)
-    else:
-        condition = petitions.c.slug == ref.lower()
-    return (await session.execute(select(petitions).where(condition))).first()
-
-
 async def slug_taken(session: AsyncSession, slug: str) -> bool:
     return (await session.execute(select(petitions.c.id).where(petitions.c.slug == slug))).first() is not None
-
-
-async def insert_signature(session: AsyncSession, petition_id: str, canonical: str, fields: dict) -> UUID | None:
-    """Insert a first signature; None when this canonical email already signed."""
-    signature_id = uuid4()
-    statement = (
-        insert(session.bind.dialect.name, signatures)
-        .values(
-            id=str(signature_id),
-            petition_id=petition_id,
-            canonical_email=canonical,
-            created_at=datetime.now(timezone.utc),
-            unsubscribe_token=secrets.token_urlsafe(32),
-            **fields,
-        )
-        .on_conflict_do_nothing(index_elements=["petition_id", "canonical_email"])
-        .returning(signatures.c.id)
-    )
-    inserted = (await session.execute(statement)).first()
-    return signature_id if inserted else None
-
-
-def _as_uuid(ref: str) -> UUID | None:
-    try:
-        return UUID(ref)
-    except ValueError:
-        return None

@@ -2,25 +2,27 @@
 
 `/p/{slug}` shows the petition and its sign form; the form posts back to the same URL and a
 thank-you page follows. With JavaScript the form signs through the JSON API in place and the
-count updates live (SSE from the counter, polling as a fallback)."""
+count updates live (SSE from the counter, polling as a fallback).
+
+The count on a page is the one in memory (services/signing/frontdoor.py follows the counter's
+COUNTS bucket); a page viewed here is also written as a file that the front door serves from then
+on, rendered again as the count changes."""
 
 from pathlib import Path
 from urllib.parse import quote
 
-import httpx
 import jinja2
 import pycountry
-import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from services.signing.schemas import SignatureIn
 from services.signing.service import PetitionNotFound
+from shared.counts import Count as CountDocument
 from shared.http import field_errors, request_id
 from shared.milestones import next_goal
 
-log = structlog.get_logger("pages")
 WEB = Path(__file__).parent / "web"
 templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(WEB / "templates"), autoescape=True, trim_blocks=True, lstrip_blocks=True
@@ -41,18 +43,14 @@ class Count:
         self.goal = next_goal(self.count)
         self.percent = min(100, round(100 * self.count / self.goal)) if self.known else 0
 
+    @classmethod
+    def of(cls, document: CountDocument | None) -> "Count":
+        return cls(document.count if document is not None else None)
 
-async def read_count(request: Request, petition_id: str) -> Count:
-    client: httpx.AsyncClient = request.app.state.http
-    try:
-        response = await client.get(f"{request.app.state.settings.counter_url}/petitions/{petition_id}/count")
-        if response.status_code == 200:
-            return Count(response.json()["count"])
-        if response.status_code == 404:  # the counter has not seen PetitionCreated yet
-            return Count(0)
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
-        log.warning("count_unavailable", petition_id=petition_id, error=type(exc).__name__)
-    return Count(None)
+
+def read_count(request: Request, petition_id: str) -> Count:
+    """The count in memory; unknown only until the COUNTS bucket has been read once."""
+    return Count.of(request.app.state.frontdoor.count_of(petition_id))
 
 
 def share_links(url: str, title: str) -> dict[str, str]:
@@ -66,9 +64,8 @@ def share_links(url: str, title: str) -> dict[str, str]:
     }
 
 
-def page_context(request: Request, petition, count: Count, **extra) -> dict:
-    public_url = request.app.state.settings.public_url.rstrip("/")
-    url = f"{public_url}/p/{petition.slug}"
+def page_context(public_url: str, petition, count: Count, **extra) -> dict:
+    url = f"{public_url.rstrip('/')}/p/{petition.slug}"
     organizer = petition.organizer_name
     return {
         "petition": petition,
@@ -87,6 +84,23 @@ def page_context(request: Request, petition, count: Count, **extra) -> dict:
 
 def render(name: str, context: dict, status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(templates.get_template(name).render(**context), status_code=status_code)
+
+
+def page_files(public_url: str, home_slug: str | None):
+    """The files the front door serves for a petition: its page and thank-you page (and `/`)."""
+
+    def render_files(petition, document: CountDocument | None) -> dict[str, bytes]:
+        context = page_context(public_url, petition, Count.of(document))
+        page = templates.get_template("petition.html.j2").render(**context).encode()
+        files = {
+            f"pages/{petition.slug}.html": page,
+            f"pages/{petition.slug}/thanks.html": templates.get_template("thanks.html.j2").render(**context).encode(),
+        }
+        if petition.slug == home_slug:
+            files["pages/_home.html"] = page
+        return files
+
+    return render_files
 
 
 async def find(request: Request, slug: str):
@@ -109,12 +123,16 @@ async def home(request: Request) -> Response:
 
 
 async def page(request: Request, slug: str, template: str, status_code: int = 200, **extra) -> Response:
-    """A petition's page with its current count, or the not-found page."""
+    """A petition's page with its current count, or the not-found page. A page viewed here is
+    served as a file by the front door from now on."""
     petition = await find(request, slug)
     if petition is None:
         return not_found(slug)
-    count = await read_count(request, petition.id)
-    return render(template, page_context(request, petition, count, **extra), status_code=status_code)
+    count = read_count(request, petition.id)
+    if status_code == 200:
+        request.app.state.frontdoor.keep(petition.id)
+    context = page_context(request.app.state.settings.public_url, petition, count, **extra)
+    return render(template, context, status_code=status_code)
 
 
 @router.get("/p/{slug}")

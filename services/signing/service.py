@@ -1,4 +1,4 @@
-"""Signing use cases: each writes its rows and its event in one transaction."""
+"""Signing use cases: each writes its rows and its events in one transaction."""
 
 import secrets
 from datetime import datetime, timezone
@@ -9,8 +9,11 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.signing import db
 from services.signing.domain import canonical_email, derive_slug
+from services.signing.petitions import PetitionCache
 from services.signing.schemas import PetitionIn, SignatureIn
-from shared.events import Organizer, PetitionCreated, SignatureAdded
+from services.signing.signatures import NewSignature, SignatureWriter
+from shared.events import Organizer, PetitionCreated
+from shared.groupcommit import GroupCommitter
 from shared.metrics import SIGNATURES
 from shared.outbox import OutboxRelay, outbox_row
 
@@ -24,11 +27,15 @@ class PetitionNotFound(Exception):
 
 
 class Signing:
-    """The signing use cases, bound to this service's database and outbox relay."""
+    """The signing use cases, bound to this service's database, group committer and outbox relay."""
 
-    def __init__(self, sessions: async_sessionmaker, relay: OutboxRelay) -> None:
+    def __init__(self, sessions: async_sessionmaker, committer: GroupCommitter, petitions: PetitionCache,
+                 relay: OutboxRelay) -> None:
         self.sessions = sessions
+        self.committer = committer
+        self.petitions = petitions
         self.relay = relay
+        self.signature_writer = SignatureWriter(committer.engine.dialect.name)
 
     async def create_petition(self, data: PetitionIn, correlation_id: str | None = None):
         async with self.sessions() as session:
@@ -53,45 +60,40 @@ class Signing:
                 target=data.target,
                 organizer=Organizer(name=data.organizer.name, email=data.organizer.email),
             )
+            outbox = outbox_row(event)
             await session.execute(db.petitions.insert().values(**row))
-            await session.execute(db.outbox.insert().values(**outbox_row(event)))
+            await session.execute(db.outbox.insert().values(**outbox))
             try:
                 await session.commit()
             except IntegrityError:
                 raise SlugTaken(slug) from None
-        self.relay.wake()
+        self.relay.publish_soon([outbox])
         return await self.get_petition(row["id"])
 
     async def get_petition(self, ref: str):
-        async with self.sessions() as session:
-            petition = await db.find_petition(session, ref)
+        petition = await self.petitions.get(ref)
         if petition is None:
             raise PetitionNotFound(ref)
         return petition
 
     async def sign(self, ref: str, data: SignatureIn, correlation_id: str | None = None) -> bool:
-        """Record a signature; False when this person had already signed (nothing changes)."""
-        async with self.sessions() as session:
-            petition = await db.find_petition(session, ref)
-            if petition is None:
-                raise PetitionNotFound(ref)
-            fields = data.model_dump(include={"name", "email", "country", "postcode", "comment", "updates"})
-            signature_id = await db.insert_signature(session, petition.id, canonical_email(data.email), fields)
-            if signature_id is None:
-                SIGNATURES.labels("repeat").inc()
-                return False
-            event = SignatureAdded(
-                petition_id=petition.id,
-                correlation_id=correlation_id,
-                signature_id=signature_id,
-                country=data.country,
-                updates=data.updates,
-            )
-            await session.execute(db.outbox.insert().values(**outbox_row(event)))
-            await session.commit()
-        self.relay.wake()
-        SIGNATURES.labels("new").inc()
-        return True
+        """Record a signature; False when this person had already signed (nothing changes).
+        Returns once the signature is committed, in a batch with whoever signed meanwhile."""
+        petition = await self.get_petition(ref)
+        signature = NewSignature(
+            petition_id=petition.id,
+            canonical_email=canonical_email(data.email),
+            name=data.name,
+            email=data.email,
+            country=data.country,
+            postcode=data.postcode,
+            comment=data.comment,
+            updates=data.updates,
+            correlation_id=correlation_id,
+        )
+        new = await self.committer.submit(self.signature_writer, signature)
+        SIGNATURES.labels("new" if new else "repeat").inc()
+        return new
 
 
 async def _free_slug(session, base: str) -> str:

@@ -1,5 +1,7 @@
 """Signing service settings (env prefix GROUNDSWELL_, NATS_URL, DATABASE_URL)."""
 
+from pathlib import Path
+
 from pydantic import Field
 
 from shared.settings import ServiceSettings
@@ -20,7 +22,11 @@ class SigningSettings(ServiceSettings):
     relay_batch_size: int = Field(500, description="Outbox rows published per round.")
     stream_replicas: int = Field(1, description="Replicas of the event stream (3 on a NATS cluster).")
     cors_origins: str = Field("", description="Comma-separated origins allowed to call the API from a browser (`*` for any).")
-    counter_url: str = Field("http://127.0.0.1:8002", description="Where the petition page reads counts (the counter's base URL).")
+    public_dir: Path | None = Field(
+        None, description="Folder the front door serves as files: count documents, hot petitions' pages, static assets."
+    )
+    page_refresh_s: float = Field(0.25, description="Least time between two renderings of a petition's page files.")
+    commit_max_batch: int = Field(512, description="Most signatures (and other writes) committed in one transaction.")
     home_petition: str | None = Field(None, description="Slug of the petition served at `/` (the embedded default sets the seed).")
     internal_token: str | None = Field(
         None, description="Bearer token the notifier uses to read recipients; required in production mode."

@@ -93,7 +93,7 @@ def start_replica(system, name: str, folder) -> Service:
     env = service_env(name, nats_url=system.nats.url, database_url=system.databases[name].url,
                       smtp_port=system.smtp.port, admin_token=system.token)
     env.update({k: v for k, v in system.services[name].env.items()
-                if k in ("GROUNDSWELL_SIGNING_URL", "GROUNDSWELL_COUNTER_URL", "GROUNDSWELL_PUBLIC_URL")})
+                if k in ("GROUNDSWELL_SIGNING_URL", "GROUNDSWELL_PUBLIC_DIR", "GROUNDSWELL_PUBLIC_URL")})
     replica = Service(name, env, folder)
     folder.mkdir()
     replica.start()

@@ -125,11 +125,28 @@ def test_caddy_routes_counts_to_the_counter_and_the_rest_to_signing():
     # compose uses the defaults after the colon; `groundswell dev` sets the variables to 127.0.0.1 ports
     assert "reverse_proxy {$GROUNDSWELL_COUNTER_UPSTREAM:counter:8002}" in text
     assert "reverse_proxy {$GROUNDSWELL_SIGNING_UPSTREAM:signing:8001}" in text
-    route = re.search(r"path_regexp count (\S+)", text).group(1)
-    for path in ("/petitions/abc/count", "/petitions/my-slug/count/events"):
-        assert re.match(route, path), path
-    for path in ("/petitions/abc", "/petitions/abc/signatures", "/p/abc", "/"):
-        assert not re.match(route, path), path
+    count, live = (re.search(rf"path_regexp {name} (\S+)", text).group(1) for name in ("count", "live"))
+    assert all(re.match(count, p) for p in ("/petitions/abc/count", "/petitions/my-slug/count"))
+    assert re.match(live, "/petitions/my-slug/count/events") and not re.match(count, "/petitions/a/count/events")
+    for path in ("/petitions/abc", "/petitions/abc/signatures", "/p/abc", "/", "/petitions/../count"):
+        assert not re.match(count, path) and not re.match(live, path), path
+
+
+def test_the_front_door_serves_the_files_signing_writes_with_the_counters_cache_policy():
+    from services.counter.settings import CounterSettings
+
+    text = (DEPLOY / "Caddyfile").read_text()
+    services = load("compose.yml")["services"]
+    folder = services["signing"]["environment"]["GROUNDSWELL_PUBLIC_DIR"]
+    assert f"root * {{$GROUNDSWELL_PUBLIC_DIR:{folder}}}" in text
+    assert f"public:{folder}" in services["signing"]["volumes"]
+    assert f"public:{folder}:ro" in services["web"]["volumes"]  # the front door only reads
+    assert "public" in load("compose.yml")["volumes"]
+    for document in ("/counts/{re.count.1}.json", "/pages/{re.page.1}{re.page.2}.html", "/pages/_home.html"):
+        assert f"file {document}" in text, document
+    counter = CounterSettings(_env_file=None)
+    policy = f"public, max-age={counter.count_max_age_s}, stale-while-revalidate={counter.count_stale_s}"
+    assert f'header Cache-Control "{policy}"' in text  # a count file is cached like the counter's answer
 
 
 def test_readme_settings_table_matches_the_settings_classes():

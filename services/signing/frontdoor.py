@@ -1,0 +1,163 @@
+"""What the front door serves without asking Python: files under GROUNDSWELL_PUBLIC_DIR.
+
+    counts/<petition id>.json      each petition's count document, as the counter put it in the
+    counts/<slug>.json             COUNTS bucket (the slug's file is a link to the id's)
+    pages/<slug>.html              the page and thank-you page of each petition someone has viewed
+    pages/<slug>/thanks.html       since this process started, with the count in them; rendered
+    pages/_home.html               again when the count changes, at most every `refresh_s`
+    static/                        the pages' stylesheet and script
+
+Caddy (deploy/Caddyfile) serves a file when there is one and asks signing or the counter only
+when there is not: the first view of a petition renders it here and writes its pages. Counts come
+from following the COUNTS bucket, never from a call to the counter, so every page this process
+renders, file or not, shows the count in memory. Without a public folder (the setting unset)
+nothing is written and pages are rendered per request from the same memory.
+"""
+
+import asyncio
+import gzip
+import os
+import shutil
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import structlog
+
+from services.signing.petitions import PetitionCache
+from shared.counts import Count, count_document
+
+log = structlog.get_logger("frontdoor")
+
+RenderFiles = Callable[[object, Count | None], dict[str, bytes]]  # petition, count -> path -> HTML
+
+
+def write_file(path: Path, data: bytes, *, precompressed: bool = False) -> None:
+    """Replace `path` atomically (a reader sees the old file or the new one, never half of one);
+    `path.gz` beside it for clients that take gzip (Caddy's `precompressed`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if precompressed:
+        write_file(path.with_name(path.name + ".gz"), gzip.compress(data, 6, mtime=0))
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)
+
+
+def link_file(link: Path, target_name: str) -> None:
+    temporary = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(target_name)
+    os.replace(temporary, link)
+
+
+class FrontDoor:
+    def __init__(self, petitions: PetitionCache, render_files: RenderFiles, public_dir: Path | None,
+                 *, refresh_s: float = 0.25, static_dir: Path | None = None) -> None:
+        self.petitions = petitions
+        self.render_files = render_files
+        self.public_dir = public_dir
+        self.refresh_s = refresh_s
+        self.static_dir = static_dir
+        self.counts: dict[str, Count] = {}
+        self.loaded = False  # every document in the bucket at start has arrived
+        self.hot: set[str] = set()  # petitions whose pages are files
+        self._rendered_at: dict[str, float] = {}
+        self._due: dict[str, float] = {}
+        self._wake = asyncio.Event()
+
+    # --- counts -------------------------------------------------------------------------------
+
+    def count_of(self, petition_id: str) -> Count | None:
+        """The petition's count; None while the bucket has not been read yet."""
+        petition_id = str(petition_id)
+        if (count := self.counts.get(petition_id)) is not None:
+            return count
+        if self.loaded:  # not counted yet: the counter has not seen the petition
+            return count_document(petition_id, 0, datetime.now(timezone.utc))
+        return None
+
+    def on_loaded(self) -> None:
+        if not self.loaded:
+            log.info("counts_loaded", petitions=len(self.counts))
+        self.loaded = True
+
+    async def on_count(self, count: Count) -> None:
+        """A count document was put (or is there at start)."""
+        petition_id = str(count.petition_id)
+        previous = self.counts.get(petition_id)
+        self.counts[petition_id] = count
+        if self.public_dir is None:
+            return
+        folder = self.public_dir / "counts"
+        write_file(folder / f"{petition_id}.json", count.model_dump_json().encode())
+        if previous is None and (petition := await self.petitions.get(petition_id)) is not None:
+            link_file(folder / f"{petition.slug}.json", f"{petition_id}.json")
+        if petition_id in self.hot and (previous is None or previous.count != count.count):
+            self._schedule(petition_id)
+
+    # --- pages --------------------------------------------------------------------------------
+
+    def petition_changed(self, petition_id: str) -> None:
+        """One of the petition's own events passed: read it again, render its pages again."""
+        self.petitions.forget(petition_id)
+        if petition_id in self.hot:
+            self._schedule(petition_id)
+
+    def keep(self, petition_id: str) -> None:
+        """Someone viewed this petition through Python: keep its pages as files from now on."""
+        if self.public_dir is None or self.count_of(petition_id) is None:
+            return
+        petition_id = str(petition_id)
+        if petition_id not in self.hot:
+            self.hot.add(petition_id)
+            self._schedule(petition_id)
+
+    def _schedule(self, petition_id: str) -> None:
+        earliest = self._rendered_at.get(petition_id, 0.0) + self.refresh_s
+        self._due.setdefault(petition_id, max(time.monotonic(), earliest))
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Forever: render the pages that are due."""
+        while True:
+            self._wake.clear()
+            now = time.monotonic()
+            for petition_id in [p for p, at in self._due.items() if at <= now]:
+                del self._due[petition_id]
+                try:
+                    await self._render(petition_id)
+                except Exception:  # noqa: BLE001 - a page stays as it was; the next change renders it
+                    log.exception("page_render_failed", petition_id=petition_id)
+            if self._due:
+                wait_s = max(0.0, min(self._due.values()) - time.monotonic())
+                try:
+                    async with asyncio.timeout(wait_s):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
+            else:
+                await self._wake.wait()
+
+    async def _render(self, petition_id: str) -> None:
+        petition = await self.petitions.get(petition_id)
+        if petition is None or self.public_dir is None:
+            self.hot.discard(petition_id)
+            return
+        self._rendered_at[petition_id] = time.monotonic()
+        for relative, html in self.render_files(petition, self.count_of(petition_id)).items():
+            write_file(self.public_dir / relative, html, precompressed=True)
+
+    # --- start --------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Pages on disk from an earlier process are not kept current by this one: remove them.
+        Count documents are rewritten as the bucket is read. Static assets are copied."""
+        if self.public_dir is None:
+            return
+        shutil.rmtree(self.public_dir / "pages", ignore_errors=True)
+        (self.public_dir / "counts").mkdir(parents=True, exist_ok=True)
+        if self.static_dir is not None:
+            for source in self.static_dir.iterdir():
+                if source.is_file():
+                    write_file(self.public_dir / "static" / source.name, source.read_bytes(), precompressed=True)

@@ -1,0 +1,54 @@
+"""Petitions by id or slug, from memory: signing reads a petition on every signature and view.
+
+An entry is dropped when one of the petition's own lifecycle events passes on NATS (any signing
+replica may have changed it), and after `ttl_s` in any case, which bounds staleness if an event
+went by while this process was disconnected. Misses are read from the database and not cached.
+"""
+
+import time
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.signing.db import petitions
+
+
+class PetitionCache:
+    def __init__(self, engine: AsyncEngine, ttl_s: float = 60.0, clock=time.monotonic) -> None:
+        self.engine = engine
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._by_id: dict[str, tuple[float, object]] = {}
+        self._id_by_slug: dict[str, str] = {}
+
+    async def get(self, ref: str):
+        """The petition row with this id or slug, or None."""
+        key = self._id_by_slug.get(ref.lower(), ref) if _as_uuid(ref) is None else str(_as_uuid(ref))
+        cached = self._by_id.get(key)
+        if cached is not None and self.clock() - cached[0] < self.ttl_s:
+            return cached[1]
+        petition = await self._read(ref)
+        if petition is not None:
+            self._by_id[petition.id] = (self.clock(), petition)
+            self._id_by_slug[petition.slug] = petition.id
+        return petition
+
+    def forget(self, petition_id: str) -> None:
+        """Its next read comes from the database."""
+        self._by_id.pop(str(petition_id), None)
+
+    async def _read(self, ref: str):
+        if (petition_id := _as_uuid(ref)) is not None:
+            condition = petitions.c.id == str(petition_id)
+        else:
+            condition = petitions.c.slug == ref.lower()
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(petitions).where(condition))).first()
+
+
+def _as_uuid(ref: str) -> UUID | None:
+    try:
+        return UUID(ref)
+    except ValueError:
+        return None

@@ -1,0 +1,138 @@
+"""Group commit: many requests' rows and events in one transaction, each answered after it commits.
+
+A request hands a unit of work to the committer and awaits its result. One task takes whatever
+is queued (up to `max_batch`), has each kind's writer write its units' rows, inserts all their
+events into the outbox, and commits; only then is each unit answered. An answer still means
+"stored", but a burst of requests shares one transaction (and, on SQLite, one fsync).
+
+While a batch commits, the next one gathers: under load batches grow by themselves, and a lone
+request is committed at once. A batch that fails for a reason of its own is tried again one unit
+at a time, so a bad unit fails alone; writers must therefore be idempotent (signatures are: a
+repeat is recognised by its unique key).
+"""
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
+
+import structlog
+from sqlalchemy import Table
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.events import Event
+from shared.metrics import COMMIT_BATCH, COMMIT_QUEUE
+from shared.outbox import outbox_row
+
+log = structlog.get_logger("groupcommit")
+
+U = TypeVar("U")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Written(Generic[R]):
+    """What writing one unit produced: the answer for its request and the events it caused."""
+
+    result: R
+    events: Sequence[Event] = field(default_factory=tuple)
+
+
+class Writer(Protocol[U, R]):
+    """How units of one kind are written together, in the batch's transaction."""
+
+    async def write(self, conn: AsyncConnection, units: Sequence[U]) -> Sequence[Written[R]]:
+        """One Written per unit, in order."""
+
+
+@dataclass
+class _Pending:
+    writer: Writer
+    unit: Any
+    future: asyncio.Future
+
+
+OnCommit = Callable[[list[dict[str, Any]]], None]
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """The database went away: every unit would fail the same way, one by one."""
+    if isinstance(exc, (OSError, TimeoutError, InterfaceError, OperationalError)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+class GroupCommitter:
+    def __init__(self, engine: AsyncEngine, outbox: Table, *, max_batch: int = 512,
+                 on_commit: OnCommit = lambda rows: None) -> None:
+        self.engine = engine
+        self.outbox = outbox
+        self.max_batch = max_batch
+        self.on_commit = on_commit
+        self._queue: deque[_Pending] = deque()
+        self._ready = asyncio.Event()
+
+    async def submit(self, writer: Writer[U, R], unit: U) -> R:
+        """Write `unit` in the next batch; returns its result once that batch has committed."""
+        pending = _Pending(writer, unit, asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        COMMIT_QUEUE.set(len(self._queue))
+        self._ready.set()
+        return await pending.future
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    async def run(self) -> None:
+        """Forever: commit whatever is queued, a batch at a time."""
+        while True:
+            if not self._queue:
+                self._ready.clear()
+                await self._ready.wait()
+            batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+            COMMIT_QUEUE.set(len(self._queue))
+            COMMIT_BATCH.observe(len(batch))
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Pending], *, retried: bool = False) -> None:
+        try:
+            written, rows = await self._write(batch)
+        except Exception as exc:  # noqa: BLE001 - each unit's request gets the failure, or its own retry
+            if _connection_lost(exc) and not retried:
+                # The pool has dropped the dead connection; the commit's outcome is unknown, and
+                # writers are idempotent, so the whole batch is tried once more on a fresh one.
+                log.warning("batch_connection_lost_retrying", size=len(batch), error=type(exc).__name__)
+                await self._commit(batch, retried=True)
+                return
+            if len(batch) > 1 and not _connection_lost(exc):
+                log.warning("batch_failed_retrying_one_by_one", size=len(batch), error=type(exc).__name__)
+                for pending in batch:
+                    await self._commit([pending])
+                return
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+            return
+        for pending, outcome in zip(batch, written):
+            if not pending.future.done():  # a request that went away still had its unit stored
+                pending.future.set_result(outcome.result)
+        if rows:
+            self.on_commit(rows)
+
+    async def _write(self, batch: list[_Pending]) -> tuple[list[Written], list[dict[str, Any]]]:
+        by_writer: dict[int, tuple[Writer, list[int]]] = {}
+        for index, pending in enumerate(batch):
+            by_writer.setdefault(id(pending.writer), (pending.writer, []))[1].append(index)
+        written: list[Written | None] = [None] * len(batch)
+        async with self.engine.begin() as conn:
+            for writer, indexes in by_writer.values():
+                outcomes = await writer.write(conn, [batch[i].unit for i in indexes])
+                for index, outcome in zip(indexes, outcomes, strict=True):
+                    written[index] = outcome
+            rows = [outbox_row(event) for outcome in written for event in outcome.events]
+            if rows:
+                await conn.execute(self.outbox.insert(), rows)
+        return written, rows

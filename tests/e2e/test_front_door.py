@@ -1,0 +1,84 @@
+"""Viewers' reads through Caddy are files: the count document and the page of a viewed petition are
+answered without Python, with the current count, even while signing and the counter are down."""
+
+import re
+
+import httpx
+import pytest
+
+from tests.e2e.test_pipeline import distinct_signers
+from tests.harness import eventually
+
+pytestmark = pytest.mark.e2e
+
+COUNT_CACHE = "public, max-age=1, stale-while-revalidate=1"
+
+
+def shown_count(html: str) -> int | None:
+    found = re.search(r"<strong data-count>([\d,]+)</strong> have signed", html)
+    return int(found.group(1).replace(",", "")) if found else None
+
+
+def sign(system, petition_id: str, bodies) -> None:
+    with httpx.Client() as client:
+        assert [system.sign(petition_id, b, client).status_code for b in bodies] == [202] * len(bodies)
+
+
+def test_counts_and_pages_are_served_as_files_and_follow_the_count(system):
+    petition = system.create_petition("front-door")
+    system.wait_for_count(petition["id"], 0)
+    signers = distinct_signers(6)
+    sign(system, petition["id"], signers[:3])
+    system.wait_for_count(petition["id"], 3)
+    web = system.web.url
+    page_url, thanks_url = f"{web}/p/front-door", f"{web}/p/front-door/thanks"
+
+    # The first view renders in signing (and keeps the page as a file); later views are the file.
+    assert shown_count(httpx.get(page_url).text) == 3
+    page = eventually(lambda: (r := httpx.get(page_url, headers={"Accept-Encoding": "gzip"}))
+                      .headers.get("Via") is None and r, message="page served as a file")
+    assert page.headers["Content-Encoding"] == "gzip" and page.headers["Cache-Control"] == "public, max-age=1"
+    assert shown_count(page.text) == 3
+
+    for ref in (petition["id"], "front-door"):
+        count = eventually(lambda: (r := httpx.get(f"{web}/petitions/{ref}/count")).headers.get("Via") is None and r,
+                           message=f"count document for {ref} served as a file")
+        assert count.json()["count"] == 3 and count.json()["goal"] == 100
+        assert count.headers["Cache-Control"] == COUNT_CACHE
+        assert count.headers["Content-Type"] == "application/json"
+    asset = httpx.get(f"{web}/static/page.js")
+    assert asset.status_code == 200 and "Via" not in asset.headers
+
+    # New signatures reach the files with no view passing through Python.
+    sign(system, petition["id"], signers[3:5])
+    eventually(lambda: shown_count(httpx.get(page_url).text) == 5, message="page file shows 5")
+    eventually(lambda: httpx.get(f"{web}/petitions/front-door/count").json()["count"] == 5, message="count 5")
+
+    # Signing and the counter down: viewers still get the page and the count.
+    httpx.get(thanks_url)
+    eventually(lambda: "Via" not in httpx.get(thanks_url).headers, message="thank-you page as a file")
+    system.signing.stop()
+    system.counter.stop()
+    try:
+        for url in (page_url, thanks_url):
+            response = httpx.get(url)
+            assert response.status_code == 200 and shown_count(response.text) == 5
+        assert httpx.get(f"{web}/petitions/{petition['id']}/count").json()["count"] == 5
+        assert httpx.get(f"{web}/petitions/front-door/signatures").status_code == 502  # signing itself is down
+    finally:
+        system.signing.start()
+        system.counter.start()
+
+    # After a restart the page is a file again once viewed, and still follows the count.
+    sign(system, petition["id"], signers[5:])
+    eventually(lambda: shown_count(httpx.get(page_url).text) == 6, message="page shows 6 after the restart")
+    eventually(lambda: "Via" not in httpx.get(page_url).headers, message="page a file again")
+
+
+def test_a_petition_nobody_viewed_is_rendered_by_signing_and_an_unknown_one_is_404(system):
+    petition = system.create_petition("cold")
+    system.wait_for_count(petition["id"], 0)
+    first = httpx.get(f"{system.web.url}/p/cold")
+    assert first.status_code == 200 and first.headers["Via"].endswith("Caddy") and shown_count(first.text) == 0
+    assert httpx.get(f"{system.web.url}/p/no-such-petition").status_code == 404
+    assert httpx.get(f"{system.web.url}/petitions/no-such-petition/count").status_code == 404

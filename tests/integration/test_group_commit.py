@@ -1,0 +1,119 @@
+"""The group committer on real SQLite and PostgreSQL: batches, duplicates inside a batch, a bad unit
+failing alone, and events handed over only after their commit."""
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import func, select
+
+from services.signing import db
+from services.signing.signatures import NewSignature, SignatureWriter
+from shared.db import create_engine
+from shared.groupcommit import GroupCommitter, Written
+from shared.migrations import migrate
+from tests.databases import Database
+
+PETITION = "7c0d3f0e-5a4e-4c55-9a7e-0d6f3b2a1c00"
+
+
+@pytest.fixture
+async def engine(tmp_path, backend):
+    database = Database(backend, "signing", tmp_path)
+    await migrate("signing", database.url)
+    engine = create_engine(database.url)
+    async with engine.begin() as conn:
+        await conn.execute(db.petitions.insert().values(
+            id=PETITION, slug="group-commit", title="Group commit", target="Tests", story="Story.",
+            organizer_name="Patrick Leonard", organizer_email="patrick@example.org", created_at=func.now()))
+    yield engine
+    await engine.dispose()
+    database.drop()
+
+
+def signature(email: str) -> NewSignature:
+    return NewSignature(petition_id=PETITION, canonical_email=email, name="Ada Lovelace", email=email,
+                        country="GB", postcode=None, comment=None, updates=True, correlation_id=None)
+
+
+async def scalar(engine, query):
+    async with engine.connect() as conn:
+        return (await conn.execute(query)).scalar_one()
+
+
+async def test_concurrent_signatures_share_transactions_and_repeats_count_once(engine):
+    handed_over: list[list[dict]] = []
+    committer = GroupCommitter(engine, db.outbox, max_batch=64, on_commit=handed_over.append)
+    writer = SignatureWriter(engine.dialect.name)
+    runner = asyncio.create_task(committer.run())
+    try:
+        # 300 signers, 50 of them twice in the same burst (so often inside one batch).
+        emails = [f"signer{i}@example.org" for i in range(300)] + [f"signer{i}@example.org" for i in range(50)]
+        results = await asyncio.gather(*(committer.submit(writer, signature(e)) for e in emails))
+    finally:
+        runner.cancel()
+    assert sum(results) == 300 and results.count(False) == 50
+    for i in range(50):  # exactly one of each pair was the first
+        assert results[i] != results[300 + i]
+    assert await scalar(engine, select(func.count()).select_from(db.signatures)) == 300
+    assert await scalar(engine, select(func.count()).select_from(db.outbox)) == 300
+    assert 1 < len(handed_over) < 300, "signatures were committed in batches, not one by one"
+    assert sum(len(rows) for rows in handed_over) == 300  # one SignatureAdded per new signature
+    assert len({row["event_id"] for rows in handed_over for row in rows}) == 300
+
+
+@dataclass(frozen=True)
+class Note:
+    text: str
+
+
+class Notes:
+    """A writer that refuses one unit: it raises when the batch holds it."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    async def write(self, conn, units):
+        self.batches.append(len(units))
+        if any(unit.text == "bad" for unit in units):
+            raise ValueError("this unit cannot be written")
+        return [Written(unit.text.upper()) for unit in units]
+
+
+async def test_a_bad_unit_fails_alone_and_the_rest_of_its_batch_is_written(engine):
+    committer = GroupCommitter(engine, db.outbox)
+    notes = Notes()
+    texts = ["one", "two", "bad", "three"]
+    # Queue all four before the committer runs, so they form one batch.
+    futures = [asyncio.ensure_future(committer.submit(notes, Note(t))) for t in texts]
+    await asyncio.sleep(0)
+    runner = asyncio.create_task(committer.run())
+    try:
+        results = await asyncio.gather(*futures, return_exceptions=True)
+    finally:
+        runner.cancel()
+    assert notes.batches[0] == 4  # tried together first, then one by one
+    assert results[:2] == ["ONE", "TWO"] and results[3] == "THREE"
+    assert isinstance(results[2], ValueError)
+
+
+async def test_events_are_handed_over_only_once_committed(engine):
+    seen_committed: list[int] = []
+
+    def on_commit(rows):
+        # Read with another connection: the rows handed over must already be visible.
+        seen_committed.append(len(rows))
+        event_ids = [row["event_id"] for row in rows]
+        checks.append(asyncio.ensure_future(scalar(
+            engine, select(func.count()).select_from(db.outbox).where(db.outbox.c.event_id.in_(event_ids)))))
+
+    checks: list[asyncio.Future] = []
+    committer = GroupCommitter(engine, db.outbox, on_commit=on_commit)
+    writer = SignatureWriter(engine.dialect.name)
+    runner = asyncio.create_task(committer.run())
+    try:
+        await asyncio.gather(*(committer.submit(writer, signature(f"c{i}@example.org")) for i in range(20)))
+        visible = await asyncio.gather(*checks)
+    finally:
+        runner.cancel()
+    assert visible == seen_committed and sum(visible) == 20
