@@ -2,9 +2,10 @@
 
 from pathlib import Path
 
+import sqlalchemy
 from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 
@@ -22,6 +23,19 @@ def create_engine(database_url: str) -> AsyncEngine:
     engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60)
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def create_sync_engine(database_url: str) -> Engine:
+    """The same database through a blocking driver (sqlite3, psycopg), for a thread that runs a
+    whole transaction at once: one hop from the event loop per transaction, not one per statement."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        engine = sqlalchemy.create_engine(url.set(drivername="sqlite"), connect_args={"timeout": 30},
+                                          pool_size=1, max_overflow=0)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sqlalchemy.create_engine(url.set(drivername="postgresql+psycopg"), pool_size=1, max_overflow=1,
+                                    pool_recycle=1800)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -1,30 +1,35 @@
 """Group commit: many requests' rows and events in one transaction, each answered after it commits.
 
 A request hands a unit of work to the committer and awaits its result. One task takes whatever
-is queued (up to `max_batch`), has each kind's writer write its units' rows, inserts all their
-events into the outbox, and commits; only then is each unit answered. An answer still means
-"stored", but a burst of requests shares one transaction (and, on SQLite, one fsync).
+is queued (up to `max_batch`) and hands the batch to the committer's own thread, which has each
+kind's writer write its units' rows, inserts all their events into the outbox, and commits; only
+then is each unit answered. An answer still means "stored", but a burst of requests shares one
+transaction (and, on SQLite, one fsync).
 
-While a batch commits, the next one gathers: under load batches grow by themselves, and a lone
-request is committed at once. A batch that fails for a reason of its own is tried again one unit
-at a time, so a bad unit fails alone; writers must therefore be idempotent (signatures are: a
-repeat is recognised by its unique key).
+The transaction runs whole in that thread on a blocking driver: the event loop is asked once per
+batch, not once per statement (under load every statement's answer would otherwise wait for the
+loop to finish an iteration of HTTP work). While a batch commits, the next one gathers: under load
+batches grow by themselves, and a lone request is committed at once.
+
+A batch that fails for a reason of its own is tried again one unit at a time, so a bad unit fails
+alone; one whose connection died is tried again whole, once. Writers must therefore be idempotent
+(signatures are: a repeat is recognised by its unique key).
 """
 
 import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
-from sqlalchemy import Table
+from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.events import Event
 from shared.metrics import COMMIT_BATCH, COMMIT_QUEUE
-from shared.outbox import outbox_row
+from shared.outbox import mark_published, outbox_row
 
 log = structlog.get_logger("groupcommit")
 
@@ -41,9 +46,9 @@ class Written(Generic[R]):
 
 
 class Writer(Protocol[U, R]):
-    """How units of one kind are written together, in the batch's transaction."""
+    """How units of one kind are written together, in the batch's transaction (in its thread)."""
 
-    async def write(self, conn: AsyncConnection, units: Sequence[U]) -> Sequence[Written[R]]:
+    def write(self, conn: Connection, units: Sequence[U]) -> Sequence[Written[R]]:
         """One Written per unit, in order."""
 
 
@@ -65,7 +70,7 @@ def _connection_lost(exc: BaseException) -> bool:
 
 
 class GroupCommitter:
-    def __init__(self, engine: AsyncEngine, outbox: Table, *, max_batch: int = 512,
+    def __init__(self, engine: Engine, outbox: Table, *, max_batch: int = 512,
                  on_commit: OnCommit = lambda rows: None) -> None:
         self.engine = engine
         self.outbox = outbox
@@ -73,6 +78,7 @@ class GroupCommitter:
         self.on_commit = on_commit
         self._queue: deque[_Pending] = deque()
         self._ready = asyncio.Event()
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="group-commit")
 
     async def submit(self, writer: Writer[U, R], unit: U) -> R:
         """Write `unit` in the next batch; returns its result once that batch has committed."""
@@ -81,10 +87,6 @@ class GroupCommitter:
         COMMIT_QUEUE.set(len(self._queue))
         self._ready.set()
         return await pending.future
-
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
 
     async def run(self) -> None:
         """Forever: commit whatever is queued, a batch at a time."""
@@ -97,9 +99,13 @@ class GroupCommitter:
             COMMIT_BATCH.observe(len(batch))
             await self._commit(batch)
 
+    def close(self) -> None:
+        self._thread.shutdown(wait=False, cancel_futures=True)
+        self.engine.dispose()
+
     async def _commit(self, batch: list[_Pending], *, retried: bool = False) -> None:
         try:
-            written, rows = await self._write(batch)
+            written, rows = await asyncio.get_running_loop().run_in_executor(self._thread, self._write, batch)
         except Exception as exc:  # noqa: BLE001 - each unit's request gets the failure, or its own retry
             if _connection_lost(exc) and not retried:
                 # The pool has dropped the dead connection; the commit's outcome is unknown, and
@@ -122,17 +128,30 @@ class GroupCommitter:
         if rows:
             self.on_commit(rows)
 
-    async def _write(self, batch: list[_Pending]) -> tuple[list[Written], list[dict[str, Any]]]:
+    def _write(self, batch: list[_Pending]) -> tuple[list[Written], list[dict[str, Any]]]:
+        """One transaction for the whole batch; runs in the committer's thread."""
         by_writer: dict[int, tuple[Writer, list[int]]] = {}
         for index, pending in enumerate(batch):
             by_writer.setdefault(id(pending.writer), (pending.writer, []))[1].append(index)
         written: list[Written | None] = [None] * len(batch)
-        async with self.engine.begin() as conn:
+        with self.engine.begin() as conn:
             for writer, indexes in by_writer.values():
-                outcomes = await writer.write(conn, [batch[i].unit for i in indexes])
+                outcomes = writer.write(conn, [batch[i].unit for i in indexes])
                 for index, outcome in zip(indexes, outcomes, strict=True):
                     written[index] = outcome
             rows = [outbox_row(event) for outcome in written for event in outcome.events]
             if rows:
-                await conn.execute(self.outbox.insert(), rows)
+                conn.execute(self.outbox.insert(), rows)
         return written, rows
+
+
+class OutboxMarks:
+    """Units: event ids the outbox relay has seen acknowledged by JetStream. They are marked
+    published in the next batch's transaction, so marking costs no commit (no fsync) of its own."""
+
+    def __init__(self, outbox: Table) -> None:
+        self.statement = mark_published(outbox)
+
+    def write(self, conn: Connection, units: Sequence[list[str]]) -> list[Written[None]]:
+        conn.execute(self.statement, [{"marked": event_id} for unit in units for event_id in unit])
+        return [Written(None) for _ in units]

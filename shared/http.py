@@ -1,5 +1,6 @@
 """HTTP edges shared by the services: request ids, body limits, readable 422s, health."""
 
+import itertools
 import json
 import re
 import uuid
@@ -12,7 +13,24 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+_PROCESS = uuid.uuid4().hex[:20]
+_SEQUENCE = itertools.count(1)
+
+
+def new_request_id() -> str:
+    """32 hex digits like a uuid4's, unique across processes (a random prefix per process)
+    without a random draw per request."""
+    return f"{_PROCESS}{next(_SEQUENCE):012x}"
+
+
+def request_id_of(headers: dict[bytes, bytes]) -> str:
+    """The caller's X-Request-ID when it is a safe token, else a new one."""
+    given = headers.get(_REQUEST_ID_KEY, b"").decode("latin-1")
+    return given if _SAFE_REQUEST_ID.match(given) else new_request_id()
 
 
 class RequestIdMiddleware:
@@ -25,8 +43,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(REQUEST_ID_HEADER.lower().encode(), b"").decode("latin-1")
-        request_id = given if _SAFE_REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = request_id_of(dict(scope["headers"]))
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message: Message) -> None:
@@ -50,7 +67,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+        if too_large(declared, self.max_body_bytes):
             await _too_large(self.max_body_bytes, send)
             return
         received = 0
@@ -62,18 +79,23 @@ class BodyLimitMiddleware:
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     # Raised inside the route's body read, so FastAPI answers it as a 413.
-                    raise HTTPException(413, _too_large_detail(self.max_body_bytes))
+                    raise HTTPException(413, too_large_detail(self.max_body_bytes))
             return message
 
         await self.app(scope, limited_receive, send)
 
 
-def _too_large_detail(limit: int) -> str:
+def too_large(declared: bytes | None, limit: int) -> bool:
+    """A Content-Length that is not a number, or over the limit."""
+    return declared is not None and (not declared.isdigit() or int(declared) > limit)
+
+
+def too_large_detail(limit: int) -> str:
     return f"Request body is larger than {limit} bytes."
 
 
 async def _too_large(limit: int, send: Send) -> None:
-    body = json.dumps({"detail": _too_large_detail(limit)}).encode()
+    body = json.dumps({"detail": too_large_detail(limit)}).encode()
     await send(
         {
             "type": "http.response.start",
@@ -101,15 +123,20 @@ def field_errors(errors) -> dict[str, str]:
     return found
 
 
+def invalid_input(errors) -> dict:
+    """The 422 body: a summary and one readable message per field, e.g. {"errors": {"email": "..."}}."""
+    found = field_errors(errors)
+    summary = "; ".join(f"{field}: {message}" for field, message in found.items())
+    return {"detail": f"Invalid input. {summary}", "errors": found}
+
+
 async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    """422 with one readable message per field, e.g. {"errors": {"email": "..."}}."""
-    errors = field_errors(exc.errors())
-    summary = "; ".join(f"{field}: {message}" for field, message in errors.items())
-    return JSONResponse({"detail": f"Invalid input. {summary}", "errors": errors}, status_code=422)
+    """422 with one readable message per field."""
+    return JSONResponse(invalid_input(exc.errors()), status_code=422)
 
 
 def request_id(request: Request) -> str:
-    return request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex
+    return request.scope.get("state", {}).get("request_id") or new_request_id()
 
 
 def add_health_routes(app: FastAPI, readiness: Callable[[], Awaitable[dict[str, bool]]]) -> None:

@@ -5,12 +5,13 @@ import asyncio
 import time
 from collections import deque
 from datetime import datetime, timedelta, timezone
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, func, select, update
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from shared.aio import wait_event
@@ -55,6 +56,13 @@ def outbox_row(event: Event) -> dict[str, Any]:
     }
 
 
+def mark_published(table: Table):
+    """UPDATE ... WHERE event_id = :marked, executed for many ids at once (executemany). One row per
+    statement by the unique index, whatever the planner's statistics say; an IN list of hundreds of
+    ids was seen planned as a scan of the whole (growing) outbox on a PostgreSQL without ANALYZE."""
+    return update(table).where(table.c.event_id == bindparam("marked")).values(published_at=func.now())
+
+
 class OutboxRelay:
     """Publishes outbox rows to JetStream, waits for their PubAcks, then marks them published.
 
@@ -77,6 +85,7 @@ class OutboxRelay:
         publish_timeout_s: float = 5.0,
         fresh_grace_s: float = 5.0,
         max_fresh: int = 20_000,
+        mark: Callable[[list[str]], Awaitable[Any]] | None = None,
     ) -> None:
         self.sessions = sessions
         self.table = table
@@ -85,6 +94,9 @@ class OutboxRelay:
         self.publish_timeout_s = publish_timeout_s
         self.fresh_grace_s = fresh_grace_s
         self.max_fresh = max_fresh
+        # How acknowledged rows are marked: by default a transaction of their own; signing hands
+        # them to its group committer instead (shared/groupcommit.py OutboxMarks).
+        self.mark = mark or self._mark_alone
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None
         self._wake = asyncio.Event()
@@ -148,9 +160,13 @@ class OutboxRelay:
     async def _publish_fresh(self) -> None:
         rows = [self._fresh.popleft() for _ in range(min(self.batch_size, len(self._fresh)))]
         acked = await self._publish(rows)
+        if acked:
+            await self.mark(acked)
+        self._report(rows, acked)
+
+    async def _mark_alone(self, acked: list[str]) -> None:
         async with self.sessions.begin() as session:
             await self._mark(session, acked)
-        self._report(rows, acked)
 
     async def publish_pending(self, older_than_s: float = 0.0) -> int:
         """Publish one batch of unpublished rows (only those older than `older_than_s`, if given);
@@ -170,8 +186,8 @@ class OutboxRelay:
             # SQLite: one relay per database; hold no connection while waiting for PubAcks.
             rows = [dict(r._mapping) for r in (await session.execute(query)).all()]
         acked = await self._publish(rows)
-        async with self.sessions.begin() as session:
-            await self._mark(session, acked)
+        if acked:
+            await self.mark(acked)
         return self._report(rows, acked)
 
     def _unpublished(self, older_than_s: float):
@@ -188,9 +204,7 @@ class OutboxRelay:
 
     async def _mark(self, session, acked: list[str]) -> None:
         if acked:
-            await session.execute(
-                update(self.table).where(self.table.c.event_id.in_(acked)).values(published_at=func.now())
-            )
+            await session.execute(mark_published(self.table), [{"marked": event_id} for event_id in acked])
 
     def _report(self, rows, acked: list[str]) -> int:
         OUTBOX_PUBLISHED.inc(len(acked))
@@ -210,12 +224,16 @@ class OutboxRelay:
             if row["correlation_id"]:
                 headers[CORRELATION_HEADER] = row["correlation_id"]
             futures.append(await js.publish_async(row["subject"], row["payload"], headers=headers))
-        results = await asyncio.gather(
-            *(asyncio.wait_for(f, self.publish_timeout_s) for f in futures), return_exceptions=True
-        )
+        await asyncio.wait(futures, timeout=self.publish_timeout_s)
         # A timeout means "unknown": the row stays unpublished and is sent again under the same
         # Nats-Msg-Id; JetStream dedupes within its window, consumers dedupe on event_id after it.
-        return [row["event_id"] for row, result in zip(rows, results) if not isinstance(result, BaseException)]
+        acked = []
+        for row, future in zip(rows, futures):
+            if future.done() and not future.cancelled() and future.exception() is None:
+                acked.append(row["event_id"])
+            elif not future.done():
+                future.cancel()
+        return acked
 
     async def _update_backlog_metrics(self) -> None:
         now = time.monotonic()

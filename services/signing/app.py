@@ -8,6 +8,7 @@ from fastapi.staticfiles import StaticFiles
 
 from services.signing import db
 from services.signing.api import router
+from services.signing.fastpath import SigningApp
 from services.signing.frontdoor import FrontDoor
 from services.signing.pages import WEB, page_files
 from services.signing.pages import router as pages
@@ -17,7 +18,8 @@ from services.signing.service import Signing
 from services.signing.settings import SigningSettings
 from shared import nats as gs_nats
 from shared.counts import follow_counts
-from shared.groupcommit import GroupCommitter
+from shared.db import create_sync_engine
+from shared.groupcommit import GroupCommitter, OutboxMarks
 from shared.http import BodyLimitMiddleware, RequestIdMiddleware, add_cors, add_health_routes, validation_error
 from shared.lifecycle import Runtime
 from shared.outbox import OutboxRelay
@@ -32,8 +34,10 @@ def create_app(settings: SigningSettings) -> FastAPI:
         batch_size=settings.relay_batch_size,
         sweep_interval_s=settings.relay_sweep_interval_s,
     )
-    committer = GroupCommitter(runtime.engine, db.outbox, max_batch=settings.commit_max_batch,
-                               on_commit=relay.publish_soon)
+    committer = GroupCommitter(create_sync_engine(settings.database_url), db.outbox,
+                               max_batch=settings.commit_max_batch, on_commit=relay.publish_soon)
+    marks = OutboxMarks(db.outbox)
+    relay.mark = lambda event_ids: committer.submit(marks, event_ids)
     petitions = PetitionCache(runtime.engine)
     frontdoor = FrontDoor(petitions, page_files(settings.public_url, settings.home_petition), settings.public_dir,
                           refresh_s=settings.page_refresh_s, static_dir=WEB / "static")
@@ -63,8 +67,9 @@ def create_app(settings: SigningSettings) -> FastAPI:
         runtime.spawn(follow_nats(), "outbox-relay")
         yield
         await runtime.close()
+        committer.close()
 
-    app = FastAPI(
+    app = SigningApp(
         title="Groundswell signing API",
         version="1",
         description="Create petitions, read them, and sign them.",
@@ -84,4 +89,7 @@ def create_app(settings: SigningSettings) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     add_cors(app, settings.cors_origins)
+    # In front of everything: signatures skip the rest (services/signing/fastpath.py).
+    app.install_fast_path(app.state.signing, max_body_bytes=settings.max_body_bytes,
+                          cors=bool(settings.cors_origins.strip()))
     return app

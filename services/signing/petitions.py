@@ -19,24 +19,24 @@ class PetitionCache:
         self.engine = engine
         self.ttl_s = ttl_s
         self.clock = clock
-        self._by_id: dict[str, tuple[float, object]] = {}
-        self._id_by_slug: dict[str, str] = {}
+        self._by_ref: dict[str, tuple[float, object]] = {}  # id or slug, as asked -> (read at, row)
+        self._refs: dict[str, set[str]] = {}  # petition id -> the refs it was asked by
 
     async def get(self, ref: str):
         """The petition row with this id or slug, or None."""
-        key = self._id_by_slug.get(ref.lower(), ref) if _as_uuid(ref) is None else str(_as_uuid(ref))
-        cached = self._by_id.get(key)
+        cached = self._by_ref.get(ref)
         if cached is not None and self.clock() - cached[0] < self.ttl_s:
             return cached[1]
         petition = await self._read(ref)
         if petition is not None:
-            self._by_id[petition.id] = (self.clock(), petition)
-            self._id_by_slug[petition.slug] = petition.id
+            self._by_ref[ref] = (self.clock(), petition)
+            self._refs.setdefault(petition.id, set()).add(ref)
         return petition
 
     def forget(self, petition_id: str) -> None:
         """Its next read comes from the database."""
-        self._by_id.pop(str(petition_id), None)
+        for ref in self._refs.pop(str(petition_id), ()):
+            self._by_ref.pop(ref, None)
 
     async def _read(self, ref: str):
         if (petition_id := _as_uuid(ref)) is not None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from uuid import UUID, uuid4
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from services.signing.db import signatures
 from shared.db import insert
@@ -41,7 +41,7 @@ class SignatureWriter:
             .returning(signatures.c.id)
         )
 
-    async def write(self, conn: AsyncConnection, units: Sequence[NewSignature]) -> list[Written[bool]]:
+    def write(self, conn: Connection, units: Sequence[NewSignature]) -> list[Written[bool]]:
         now = datetime.now(timezone.utc)
         ids = [uuid4() for _ in units]
         rows = [
@@ -60,7 +60,7 @@ class SignatureWriter:
             }
             for unit, signature_id in zip(units, ids)
         ]
-        inserted = set((await conn.execute(self.statement, rows)).scalars().all())
+        inserted = set(conn.execute(self.statement, rows).scalars().all())
         return [_written(unit, signature_id, str(signature_id) in inserted) for unit, signature_id in zip(units, ids)]
 
 

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from services.signing import db
 from services.signing.signatures import NewSignature, SignatureWriter
-from shared.db import create_engine
-from shared.groupcommit import GroupCommitter, Written
+from shared.db import create_sync_engine
+from shared.groupcommit import GroupCommitter, OutboxMarks, Written
 from shared.migrations import migrate
 from tests.databases import Database
 
@@ -18,17 +18,21 @@ PETITION = "7c0d3f0e-5a4e-4c55-9a7e-0d6f3b2a1c00"
 
 
 @pytest.fixture
-async def engine(tmp_path, backend):
+async def database(tmp_path, backend):
     database = Database(backend, "signing", tmp_path)
     await migrate("signing", database.url)
-    engine = create_engine(database.url)
-    async with engine.begin() as conn:
-        await conn.execute(db.petitions.insert().values(
-            id=PETITION, slug="group-commit", title="Group commit", target="Tests", story="Story.",
-            organizer_name="Patrick Leonard", organizer_email="patrick@example.org", created_at=func.now()))
-    yield engine
-    await engine.dispose()
+    database.execute("INSERT INTO petitions (id, slug, title, target, story, organizer_name, organizer_email, "
+                     f"created_at) VALUES ('{PETITION}', 'group-commit', 'Group commit', 'Tests', 'Story.', "
+                     "'Patrick Leonard', 'patrick@example.org', CURRENT_TIMESTAMP)")
+    yield database
     database.drop()
+
+
+@pytest.fixture
+def engine(database):
+    engine = create_sync_engine(database.url)
+    yield engine
+    engine.dispose()
 
 
 def signature(email: str) -> NewSignature:
@@ -36,9 +40,9 @@ def signature(email: str) -> NewSignature:
                         country="GB", postcode=None, comment=None, updates=True, correlation_id=None)
 
 
-async def scalar(engine, query):
-    async with engine.connect() as conn:
-        return (await conn.execute(query)).scalar_one()
+def scalar(engine, query):
+    with engine.connect() as conn:
+        return conn.execute(query).scalar_one()
 
 
 async def test_concurrent_signatures_share_transactions_and_repeats_count_once(engine):
@@ -55,8 +59,8 @@ async def test_concurrent_signatures_share_transactions_and_repeats_count_once(e
     assert sum(results) == 300 and results.count(False) == 50
     for i in range(50):  # exactly one of each pair was the first
         assert results[i] != results[300 + i]
-    assert await scalar(engine, select(func.count()).select_from(db.signatures)) == 300
-    assert await scalar(engine, select(func.count()).select_from(db.outbox)) == 300
+    assert scalar(engine, select(func.count()).select_from(db.signatures)) == 300
+    assert scalar(engine, select(func.count()).select_from(db.outbox)) == 300
     assert 1 < len(handed_over) < 300, "signatures were committed in batches, not one by one"
     assert sum(len(rows) for rows in handed_over) == 300  # one SignatureAdded per new signature
     assert len({row["event_id"] for rows in handed_over for row in rows}) == 300
@@ -73,7 +77,7 @@ class Notes:
     def __init__(self) -> None:
         self.batches: list[int] = []
 
-    async def write(self, conn, units):
+    def write(self, conn, units):
         self.batches.append(len(units))
         if any(unit.text == "bad" for unit in units):
             raise ValueError("this unit cannot be written")
@@ -97,23 +101,22 @@ async def test_a_bad_unit_fails_alone_and_the_rest_of_its_batch_is_written(engin
     assert isinstance(results[2], ValueError)
 
 
-async def test_events_are_handed_over_only_once_committed(engine):
-    seen_committed: list[int] = []
+async def test_events_are_handed_over_only_once_committed_and_marks_ride_along(engine, database):
+    visible: list[tuple[int, int]] = []
 
     def on_commit(rows):
-        # Read with another connection: the rows handed over must already be visible.
-        seen_committed.append(len(rows))
-        event_ids = [row["event_id"] for row in rows]
-        checks.append(asyncio.ensure_future(scalar(
-            engine, select(func.count()).select_from(db.outbox).where(db.outbox.c.event_id.in_(event_ids)))))
+        # Read with a connection of its own: the rows handed over must already be committed.
+        ids = ", ".join(f"'{row['event_id']}'" for row in rows)
+        visible.append((len(rows), database.query(f"SELECT count(*) FROM outbox WHERE event_id IN ({ids})")[0][0]))
 
-    checks: list[asyncio.Future] = []
     committer = GroupCommitter(engine, db.outbox, on_commit=on_commit)
     writer = SignatureWriter(engine.dialect.name)
     runner = asyncio.create_task(committer.run())
     try:
         await asyncio.gather(*(committer.submit(writer, signature(f"c{i}@example.org")) for i in range(20)))
-        visible = await asyncio.gather(*checks)
+        assert all(handed == committed for handed, committed in visible) and sum(h for h, _ in visible) == 20
+        event_ids = [row[0] for row in database.query("SELECT event_id FROM outbox")]
+        await committer.submit(OutboxMarks(db.outbox), event_ids[:15])
     finally:
         runner.cancel()
-    assert visible == seen_committed and sum(visible) == 20
+    assert database.query("SELECT count(*) FROM outbox WHERE published_at IS NULL") == [(5,)]

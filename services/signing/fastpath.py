@@ -1,0 +1,133 @@
+"""The signing endpoint's fast path: the one route a viral petition hammers, without FastAPI's
+per-request machinery (routing, dependency solving, body re-validation), which costs about as
+much as everything else a signature needs (docs/benchmarks.md).
+
+`POST /petitions/{ref}/signatures` with a JSON object body is parsed and validated in one call
+(pydantic's `model_validate_json`, the same `SignatureIn` model), signed, and answered exactly as
+the FastAPI route answers: 202 `{"status":"accepted"}`, 404, 413, or 422 with one message per
+field; with the request id echoed and the same metrics. Anything else (another route, a body that
+is not a JSON object, a browser request when CORS is configured) goes on to the FastAPI app,
+which stays the documented route and the reference for every answer.
+"""
+
+import json
+import re
+import time
+
+import structlog
+from fastapi import FastAPI
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.signing.schemas import Accepted, SignatureIn
+from services.signing.service import PetitionNotFound, Signing
+from shared.http import REQUEST_ID_HEADER, invalid_input, request_id_of, too_large, too_large_detail
+from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+log = structlog.get_logger("signing")
+
+ROUTE = "/petitions/{ref}/signatures"
+_PATH = re.compile(r"^/petitions/([^/]+)/signatures$")
+_ACCEPTED = Accepted().model_dump_json().encode()
+_LATENCY = HTTP_LATENCY.labels("POST", ROUTE)
+_COUNTED = {status: HTTP_REQUESTS.labels("POST", ROUTE, str(status)) for status in (202, 404, 413, 422, 500)}
+
+
+class SignFastPath:
+    """ASGI: signatures here, everything else to `app`."""
+
+    def __init__(self, app: ASGIApp, signing: Signing, *, max_body_bytes: int, cors: bool) -> None:
+        self.app = app
+        self.signing = signing
+        self.max_body_bytes = max_body_bytes
+        self.cors = cors
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not (match := _PATH.match(scope["path"])):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        content_type = headers.get(b"content-type", b"application/json").split(b";", 1)[0].strip().lower()
+        if (self.cors and b"origin" in headers) or content_type != b"application/json":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = request_id_of(headers)
+        body = await self._body(headers, receive)
+        if body is None:
+            status, answer = 413, {"detail": too_large_detail(self.max_body_bytes)}
+        elif not body.lstrip().startswith(b"{"):
+            # Not a JSON object: FastAPI says what is wrong with it, as it always has.
+            await self.app(scope, _replay(body), send)
+            return
+        else:
+            status, answer = await self._sign(match.group(1), body, request_id)
+        payload = _ACCEPTED if status == 202 else json.dumps(answer).encode()
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+            (REQUEST_ID_HEADER.encode(), request_id.encode()),
+        ]})
+        await send({"type": "http.response.body", "body": payload})
+        _COUNTED[status].inc()
+        _LATENCY.observe(time.perf_counter() - started)
+
+    async def _sign(self, ref: str, body: bytes, request_id: str) -> tuple[int, dict | None]:
+        try:
+            signature = SignatureIn.model_validate_json(body)
+        except ValidationError as exc:
+            return 422, invalid_input(exc.errors())
+        try:
+            await self.signing.sign(ref, signature, request_id)
+        except PetitionNotFound:
+            return 404, {"detail": f"No petition '{ref}'."}
+        except Exception:  # noqa: BLE001 - answered like FastAPI answers an unhandled error
+            log.exception("signing_failed", correlation_id=request_id)
+            return 500, {"detail": "Internal Server Error"}
+        return 202, None
+
+    async def _body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes | None:
+        """The whole body, or None once it is over the limit (declared or streamed)."""
+        if too_large(headers.get(b"content-length"), self.max_body_bytes):
+            return None
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    """A receive that hands the app the body already read, then waits as the server would."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+class SigningApp(FastAPI):
+    """The signing service's FastAPI app, with the fast path in front of all of FastAPI's own
+    layers (error pages, telemetry, body limit), which it does not need."""
+
+    fast_path: SignFastPath | None = None
+
+    def install_fast_path(self, signing: Signing, *, max_body_bytes: int, cors: bool) -> None:
+        self.fast_path = SignFastPath(super().__call__, signing, max_body_bytes=max_body_bytes, cors=cors)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fast_path is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.fast_path(scope, receive, send)
