@@ -81,6 +81,9 @@ def upcast(data: dict[str, Any]) -> dict[str, Any]:
 
 def decode_event(payload: bytes | str | dict[str, Any]) -> PetitionCreated | SignatureAdded | MilestoneReached:
     """Parse an event from its JSON form; raises ValueError (pydantic's included) on bad input."""
+    if not UPCASTERS and not isinstance(payload, dict):
+        # Every version is current: parse and validate in one pass (pydantic-core, no dict between).
+        return _any_event.validate_json(payload)
     data = payload if isinstance(payload, dict) else json.loads(payload)
     if not isinstance(data, dict):
         raise ValueError("an event is a JSON object")

@@ -58,7 +58,7 @@ def create_app(settings: CounterSettings) -> FastAPI:
             hub.wake({str(c.petition_id) for c in counts})
 
         handler = count_signatures(runtime.sessions, relay, settings.retry_delay_s, on_counted=counted)
-        await consume(js, COUNTER_DURABLE, handler, batch_size=settings.batch_size)
+        await consume(js, COUNTER_DURABLE, handler, batch_size=settings.batch_size, linger_s=settings.batch_linger_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

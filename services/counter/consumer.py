@@ -20,12 +20,14 @@ async def _nothing(counts: Sequence[Count]) -> None:
 
 def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float,
                      on_counted: Callable[[Sequence[Count]], Awaitable[None]] = _nothing):
+    engine = sessions.kw["bind"]
+
     async def handle(messages: Sequence[Msg]) -> None:
         """Apply a batch of PetitionCreated and SignatureAdded events to the counts."""
         batch = [item for raw in messages if (item := _delivered(raw)) is not None]
         try:
-            async with sessions.begin() as session:
-                applied = await apply_events(session, batch)
+            async with engine.begin() as conn:  # Core, not a Session: nothing here needs the ORM
+                applied = await apply_events(conn, batch)
         except Exception:  # noqa: BLE001 - nothing is acked: the whole batch comes back after the delay
             log.exception("batch_failed", size=len(batch), retry_in_s=retry_delay_s)
             for raw in messages:

@@ -1,6 +1,6 @@
 """The counter's own tables: counts, processed events, milestones, outbox."""
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table
 
 from shared.outbox import outbox_table
 
@@ -13,7 +13,6 @@ petition_counts = Table(
     Column("slug", String(80), unique=True),
     Column("count", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    Index("petition_counts_by_update", "updated_at"),  # the count publisher's "changed lately"
 )
 
 # One row per event applied: the tracking record that makes each event count once.

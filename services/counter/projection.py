@@ -2,7 +2,7 @@
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from uuid import NAMESPACE_URL, uuid5
 
@@ -19,6 +19,12 @@ from shared.outbox import outbox_row
 CHUNK = 500
 
 
+def _dialect(executor) -> str:
+    """The dialect's name, for an AsyncConnection or an AsyncSession."""
+    dialect = getattr(executor, "dialect", None) or executor.bind.dialect
+    return dialect.name
+
+
 @dataclass(frozen=True)
 class Applied:
     """What a batch changed: the milestones it newly reached, and the new count documents."""
@@ -29,10 +35,16 @@ class Applied:
 
 @dataclass(frozen=True)
 class Delivered:
-    """An event as it came off the stream."""
+    """An event as it came off the stream (its ids as text, once)."""
 
     event: PetitionCreated | SignatureAdded
     stream_seq: int
+    event_id: str = field(init=False)
+    petition_id: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "event_id", str(self.event.event_id))
+        object.__setattr__(self, "petition_id", str(self.event.petition_id))
 
 
 async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> Applied:
@@ -47,13 +59,13 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
     signed: dict[str, list[SignatureAdded]] = defaultdict(list)
     for item in batch:
         event = item.event
-        if str(event.event_id) not in fresh:
+        if item.event_id not in fresh:
             continue
-        fresh.discard(str(event.event_id))  # a duplicate inside one batch counts once too
+        fresh.discard(item.event_id)  # a duplicate inside one batch counts once too
         if isinstance(event, SignatureAdded):
-            signed[str(event.petition_id)].append(event)
+            signed[item.petition_id].append(event)
         else:
-            created[str(event.petition_id)] = event.slug
+            created[item.petition_id] = event.slug
     reached, counts = [], []
     for petition_id in sorted(created | signed.keys()):  # one lock order for concurrent replicas
         signatures = signed.get(petition_id, [])
@@ -68,9 +80,9 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
 
 async def _track(session: AsyncSession, batch: Sequence[Delivered]) -> set[str]:
     rows = {
-        str(item.event.event_id): {
-            "event_id": str(item.event.event_id),
-            "petition_id": str(item.event.petition_id),
+        item.event_id: {
+            "event_id": item.event_id,
+            "petition_id": item.petition_id,
             "type": item.event.type,
             "stream_seq": item.stream_seq,
         }
@@ -81,7 +93,7 @@ async def _track(session: AsyncSession, batch: Sequence[Delivered]) -> set[str]:
     # One statement, compiled once and cached, executed for many rows (SQLAlchemy batches them
     # into multi-row INSERTs with RETURNING); a VALUES list built per batch compiles every time.
     statement = (
-        insert(session.bind.dialect.name, processed_events)
+        insert(_dialect(session), processed_events)
         .on_conflict_do_nothing(index_elements=["event_id"])
         .returning(processed_events.c.event_id)
     )
@@ -89,7 +101,7 @@ async def _track(session: AsyncSession, batch: Sequence[Delivered]) -> set[str]:
 
 
 async def _add_to_count(session: AsyncSession, petition_id: str, delta: int, slug: str | None) -> tuple[int, datetime]:
-    statement = insert(session.bind.dialect.name, petition_counts).values(
+    statement = insert(_dialect(session), petition_counts).values(
         petition_id=petition_id, slug=slug, count=delta, updated_at=datetime.now(timezone.utc)
     )
     statement = statement.on_conflict_do_update(
@@ -111,7 +123,7 @@ async def _record_milestones(
     events = []
     for milestone in reached:
         statement = (
-            insert(session.bind.dialect.name, milestones)
+            insert(_dialect(session), milestones)
             .values(petition_id=petition_id, milestone=milestone, count=count, reached_at=datetime.now(timezone.utc))
             .on_conflict_do_nothing(index_elements=["petition_id", "milestone"])
             .returning(milestones.c.milestone)
@@ -138,7 +150,7 @@ async def rebuild_projection(session: AsyncSession, replay: Sequence[Delivered],
     already recorded are never emitted again.
     """
     slugs = dict((await session.execute(select(petition_counts.c.petition_id, petition_counts.c.slug))).all())
-    slugs.update({str(item.event.petition_id): item.event.slug for item in replay if isinstance(item.event, PetitionCreated)})
+    slugs.update({item.petition_id: item.event.slug for item in replay if isinstance(item.event, PetitionCreated)})
     await session.execute(delete(processed_events).where(processed_events.c.stream_seq <= up_to_seq))
     await session.execute(delete(petition_counts))
     for start in range(0, len(replay), CHUNK):

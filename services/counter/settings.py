@@ -13,6 +13,9 @@ class CounterSettings(ServiceSettings):
         description="SQLAlchemy async URL of the counter database.",
     )
     batch_size: int = Field(500, description="Events applied per database transaction at most.")
+    batch_linger_s: float = Field(
+        0.02, description="Wait after a batch smaller than the most, so the next one gathers more (adds to the count's delay)."
+    )
     ack_wait_s: float = Field(30.0, description="Redelivery delay for an event not acknowledged.")
     retry_delay_s: float = Field(2.0, description="Delay before a failed batch is delivered again.")
     relay_sweep_interval_s: float = Field(1.0, description="Outbox sweep period when nothing wakes it.")
