@@ -6,6 +6,7 @@ import json
 import sys
 
 import uvicorn
+import uvloop
 
 from shared.logging import configure_logging
 
@@ -127,7 +128,7 @@ def _rebuild() -> int:
 
     settings = CounterSettings()
     configure_logging("counter", settings.log_level, settings.log_format)
-    print(json.dumps(asyncio.run(rebuild(settings))))
+    print(json.dumps(uvloop.run(rebuild(settings))))
     return 0
 
 

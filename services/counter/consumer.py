@@ -5,10 +5,9 @@ from collections.abc import Awaitable, Callable, Sequence
 import structlog
 from nats.aio.msg import Msg
 
-from services.counter.projection import Delivered, apply_events
+from services.counter.projection import Delivered, apply_events, counted
 from shared.counts import Count
 from shared.metrics import MILESTONES
-from shared.events import PetitionCreated, SignatureAdded, decode_event
 from shared.outbox import OutboxRelay
 
 log = structlog.get_logger("counter")
@@ -50,11 +49,9 @@ def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float,
 
 def _delivered(raw: Msg) -> Delivered | None:
     try:
-        event = decode_event(raw.data)
+        event = counted(raw.data)
     except ValueError:
         # Retrying cannot make it readable: log it loudly (subject and sequence, no payload).
         log.error("undecodable_event_skipped", subject=raw.subject, stream_seq=raw.metadata.sequence.stream)
-        return None
-    if not isinstance(event, (PetitionCreated, SignatureAdded)):
         return None
     return Delivered(event, raw.metadata.sequence.stream)

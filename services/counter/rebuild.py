@@ -2,20 +2,21 @@
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 
 import structlog
 from nats.js import api
-from nats.errors import TimeoutError as NatsTimeoutError
 
 from services.counter import db
-from services.counter.projection import Delivered, rebuild_projection
+from services.counter.projection import CHUNK, Delivered, Rebuild, counted
 from services.counter.settings import CounterSettings
 from shared import nats as gs_nats
 from shared.db import create_engine, sessionmaker
 from shared.migrations import migrate
-from shared.events import PetitionCreated, SignatureAdded, decode_event
 from shared.outbox import OutboxRelay
-from shared.subjects import STREAM, type_filter
+from shared.subjects import STREAM, STREAM_SUBJECTS
+
+COUNTED_TYPES = (".PetitionCreated", ".SignatureAdded")
 
 log = structlog.get_logger("counter.rebuild")
 
@@ -29,9 +30,17 @@ async def rebuild(settings: CounterSettings) -> dict[str, int]:
         js = nc.jetstream()
         up_to_seq = (await js.stream_info(STREAM)).state.last_seq
         started = time.perf_counter()
-        replay = await _read_stream(js, up_to_seq)
+        replayed = signatures = 0
         async with sessions.begin() as session:
-            reached = await rebuild_projection(session, replay, up_to_seq)
+            # Chunks are applied while the stream is still being read; none is kept afterwards.
+            rebuild = Rebuild(session, up_to_seq)
+            await rebuild.start()
+            async for chunk in _read_stream(js, up_to_seq):
+                replayed += len(chunk)
+                signatures += sum(item.event.type == "SignatureAdded" for item in chunk)
+                await rebuild.track(chunk)
+            read_s = time.perf_counter() - started
+            reached = await rebuild.finish()
         replay_s = time.perf_counter() - started
         relay = OutboxRelay(sessions, db.outbox)
         relay.attach(nc)
@@ -43,45 +52,58 @@ async def rebuild(settings: CounterSettings) -> dict[str, int]:
         await engine.dispose()
     summary = {
         "stream_last_seq": up_to_seq,
-        "events_replayed": len(replay),
-        "signatures": sum(isinstance(item.event, SignatureAdded) for item in replay),
+        "events_replayed": replayed,
+        "signatures": signatures,
         "new_milestones": len(reached),
         "replay_s": round(replay_s, 3),  # reading the stream and committing the projection
-        "events_per_s": round(len(replay) / replay_s) if replay_s else 0,
+        "read_s": round(read_s, 3),  # until the last chunk was applied
+        "events_per_s": round(replayed / replay_s) if replay_s else 0,
     }
     log.info("rebuild_done", **summary)
     return summary
 
 
-async def _read_stream(js, up_to_seq: int) -> list[Delivered]:
-    """Every PetitionCreated and SignatureAdded with stream sequence <= up_to_seq."""
+def stream_seq(reply: str) -> int:
+    """The stream sequence in a JetStream ack subject: $JS.ACK.<stream>.<consumer>.<delivered>.<seq>...
+    (9 tokens), or with a domain and an account hash after ACK (12 tokens). nats-py's Msg.metadata
+    parses all of it into objects, a fifth of a replay's time."""
+    tokens = reply.split(".")
+    return int(tokens[5] if len(tokens) == 9 else tokens[7])
+
+
+async def _read_stream(js, up_to_seq: int, chunk_size: int = CHUNK) -> AsyncIterator[list[Delivered]]:
+    """Every PetitionCreated and SignatureAdded with stream sequence <= up_to_seq, in order, in
+    chunks as they arrive.
+
+    An ordered push consumer hands each message to a callback: no fetch round trips, no task per
+    message (a pull fetch wraps every message in a timed wait)."""
     if up_to_seq == 0:
-        return []
-    config = api.ConsumerConfig(
-        deliver_policy=api.DeliverPolicy.ALL,
-        ack_policy=api.AckPolicy.NONE,
-        filter_subjects=[type_filter("PetitionCreated"), type_filter("SignatureAdded")],
-        inactive_threshold=60.0,
-        mem_storage=True,
-    )
-    subscription = await js.pull_subscribe("", stream=STREAM, config=config)
-    replay: list[Delivered] = []
-    try:
-        while True:
+        return
+    chunks: asyncio.Queue[list[Delivered] | None] = asyncio.Queue()
+    pending: list[Delivered] = []
+    finished = False
+
+    async def take(message) -> None:
+        nonlocal pending, finished
+        seq = stream_seq(message.reply)
+        if seq <= up_to_seq and message.subject.endswith(COUNTED_TYPES):
             try:
-                messages = await subscription.fetch(batch=1000, timeout=2)
-            except (NatsTimeoutError, asyncio.TimeoutError):
-                if (await subscription.consumer_info()).num_pending == 0:
-                    return replay
-                continue
-            for message in messages:
-                seq = message.metadata.sequence.stream
-                if seq > up_to_seq:
-                    return replay
-                event = decode_event(message.data)
-                if isinstance(event, (PetitionCreated, SignatureAdded)):
-                    replay.append(Delivered(event, seq))
-                if seq == up_to_seq or message.metadata.num_pending == 0:
-                    return replay
+                pending.append(Delivered(counted(message.data), seq))
+            except ValueError:
+                log.error("undecodable_event_skipped", subject=message.subject, stream_seq=seq)
+        if len(pending) >= chunk_size:
+            chunks.put_nowait(pending)
+            pending = []
+        if seq >= up_to_seq and not finished:
+            finished = True
+            chunks.put_nowait(pending)
+            chunks.put_nowait(None)
+
+    subscription = await js.subscribe(STREAM_SUBJECTS[0], stream=STREAM, cb=take, ordered_consumer=True,
+                                      deliver_policy=api.DeliverPolicy.ALL)
+    try:
+        while (chunk := await chunks.get()) is not None:
+            if chunk:
+                yield chunk
     finally:
         await subscription.unsubscribe()

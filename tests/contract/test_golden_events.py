@@ -43,3 +43,20 @@ def test_unknown_fields_are_ignored_and_unknown_types_refused():
 
 def test_petition_id_is_a_subject_token():
     assert event_subject("abc", "SignatureAdded") == "petitions.abc.events.SignatureAdded"
+
+
+@pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.json")), ids=lambda p: p.stem)
+def test_the_counters_view_reads_what_the_contract_reads(path):
+    """The counter reads only the fields counting needs (services/counter/projection.py Counted);
+    for every golden event it must agree with the whole contract, or refuse what it does not count."""
+    from services.counter.projection import counted
+
+    event = decode_event(path.read_bytes())
+    if not isinstance(event, (PetitionCreated, SignatureAdded)):
+        with pytest.raises(ValueError):
+            counted(path.read_bytes())
+        return
+    view = counted(path.read_bytes())
+    assert (view.event_id, view.type, view.petition_id, view.correlation_id) == (
+        str(event.event_id), event.type, str(event.petition_id), event.correlation_id)
+    assert view.slug == getattr(event, "slug", None)
