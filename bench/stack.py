@@ -76,11 +76,14 @@ class Database:
         self.plain = f"{_plain(server).rsplit('/', 1)[0]}/{self.name}"
         self.url = self.plain.replace("postgresql://", "postgresql+asyncpg://", 1)
 
-    def scalar(self, sql: str):
+    def rows(self, sql: str) -> list[tuple]:
         if self.backend == "sqlite":
             with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30) as conn:
-                return conn.execute(sql).fetchone()[0]
-        return asyncio.run(_pg(self.plain, sql))[0][0]
+                return conn.execute(sql).fetchall()
+        return [tuple(row) for row in asyncio.run(_pg(self.plain, sql))]
+
+    def scalar(self, sql: str):
+        return self.rows(sql)[0][0]
 
     def drop(self) -> None:
         if self.backend == "postgres":

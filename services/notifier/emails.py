@@ -1,11 +1,12 @@
 """Composing milestone emails (plain text and HTML) with deterministic Message-IDs."""
 
-from email.message import EmailMessage
-from email.utils import formataddr
+import functools
+from email.utils import parseaddr
 from uuid import NAMESPACE_URL, uuid5
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from services.notifier.mime import Email, address, alternative
 from shared.events import MilestoneReached
 
 SUBJECT_TITLE_MAX = 80
@@ -16,6 +17,12 @@ _templates = Environment(
     autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
     keep_trailing_newline=True,
 )
+
+
+@functools.cache
+def mail_from_address(mail_from: str) -> str:
+    """The address in GROUNDSWELL_MAIL_FROM ("Name <address>"), parsed once."""
+    return parseaddr(mail_from)[1]
 
 
 def message_id(petition_id: str, milestone: int, recipient: str, domain: str) -> str:
@@ -30,7 +37,7 @@ def milestone_subject(title: str, milestone: int) -> str:
 
 def organizer_milestone_email(
     event: MilestoneReached, petition, *, mail_from: str, public_url: str, message_id_value: str
-) -> EmailMessage:
+) -> Email:
     subject = milestone_subject(petition.title, event.milestone)
     context = {
         "subject": subject,
@@ -41,21 +48,21 @@ def organizer_milestone_email(
         "next_goal": f"{event.next_goal:,}",
         "petition_url": f"{public_url.rstrip('/')}/p/{petition.slug}",
     }
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = mail_from
-    message["To"] = formataddr((petition.organizer_name, petition.organizer_email))
-    message["Message-ID"] = message_id_value
+    headers = [
+        ("Subject", subject),
+        ("From", mail_from),
+        ("To", address(petition.organizer_name, petition.organizer_email)),
+        ("Message-ID", message_id_value),
+    ]
     if event.correlation_id:
-        message[CORRELATION_HEADER] = event.correlation_id
-    message.set_content(_templates.get_template("milestone.txt.j2").render(context))
-    message.add_alternative(_templates.get_template("milestone.html.j2").render(context), subtype="html")
-    return message
+        headers.append((CORRELATION_HEADER, event.correlation_id))
+    return alternative(headers, _templates.get_template("milestone.txt.j2").render(context),
+                       _templates.get_template("milestone.html.j2").render(context))
 
 
 def supporter_milestone_email(
     fanout, petition, recipient, *, mail_from: str, public_url: str, message_id_value: str
-) -> EmailMessage:
+) -> Email:
     """'<organizer's first name> is counting on you': the petition reached a goal; help reach the next."""
     organizer_first_name = petition.organizer_name.split()[0]
     subject = f"{organizer_first_name} is counting on you"
@@ -71,15 +78,16 @@ def supporter_milestone_email(
         "share_url": f"{petition_url}/thanks",
         "unsubscribe_url": recipient.unsubscribe_url,
     }
-    message = EmailMessage()
-    message["Subject"] = subject
-    message["From"] = mail_from
-    message["To"] = formataddr((recipient.name, recipient.email))
-    message["Message-ID"] = message_id_value
-    message["List-Unsubscribe"] = f"<{recipient.unsubscribe_url}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    headers = [
+        ("Subject", subject),
+        ("From", mail_from),
+        ("To", address(recipient.name, recipient.email)),
+        ("Message-ID", message_id_value),
+        ("List-Unsubscribe", f"<{recipient.unsubscribe_url}>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    ]
     if fanout.correlation_id:
-        message[CORRELATION_HEADER] = fanout.correlation_id
-    message.set_content(_templates.get_template("supporter.txt.j2").render(context))
-    message.add_alternative(_templates.get_template("supporter.html.j2").render(context), subtype="html")
-    return message
+        headers.append((CORRELATION_HEADER, fanout.correlation_id))
+    return alternative(headers, _templates.get_template("supporter.txt.j2").render(context),
+                       _templates.get_template("supporter.html.j2").render(context),
+                       sender=mail_from_address(mail_from), recipients=(recipient.email,))

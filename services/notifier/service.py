@@ -86,7 +86,9 @@ class Notifier:
     async def _send(self, email) -> None:
         s = self.settings
         await aiosmtplib.send(
-            email,
+            email.data,
+            sender=email.sender,
+            recipients=list(email.recipients),
             hostname=s.smtp_host,
             port=s.smtp_port,
             username=s.smtp_username,

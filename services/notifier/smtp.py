@@ -9,14 +9,12 @@ microseconds long: that email is lost, never repeated.
 """
 
 import asyncio
-import email.policy
 import re
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import getaddresses, parseaddr
 
 import aiosmtplib
 
+from services.notifier.mime import Email
 from services.notifier.settings import NotifierSettings
 
 SMTP_ERRORS = (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError)
@@ -42,18 +40,18 @@ def classify(exc: BaseException) -> Exception:
     return Deferred(f"{type(exc).__name__}: {exc}")
 
 
-def wire_bytes(message: EmailMessage) -> bytes:
+def wire_bytes(message: Email) -> bytes:
     """The message as DATA carries it: CRLF lines, leading dots doubled, no terminating '.'."""
-    data = message.as_bytes(policy=email.policy.SMTP)
+    data = message.data
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
-    return _LEADING_DOT.sub(b"..", data)
+    return _LEADING_DOT.sub(b"..", data) if data.startswith(b".") or b"\n." in data else data
 
 
 @dataclass
 class Staged:
     client: aiosmtplib.SMTP
-    message: EmailMessage
+    message: Email
 
 
 class SmtpPool:
@@ -72,7 +70,7 @@ class SmtpPool:
         await client.connect()
         return client
 
-    async def stage(self, message: EmailMessage) -> Staged:
+    async def stage(self, message: Email) -> Staged:
         """Everything up to the final '.': raises Rejected or Deferred."""
         if self._idle:
             client = self._idle.pop()
@@ -84,14 +82,12 @@ class SmtpPool:
                 # a kept connection the server has since closed: once more on a fresh one
         return await self._stage_on(None, message)
 
-    async def _stage_on(self, client: aiosmtplib.SMTP | None, message: EmailMessage) -> Staged:
+    async def _stage_on(self, client: aiosmtplib.SMTP | None, message: Email) -> Staged:
         try:
             if client is None or not client.is_connected:
                 client = await self._connect()
-            sender = parseaddr(message["From"])[1]
-            recipients = [address for _, address in getaddresses(message.get_all("To", []))]
-            await client.mail(sender)
-            for recipient in recipients:
+            await client.mail(message.sender)
+            for recipient in message.recipients:
                 await client.rcpt(recipient)
             response = await client.execute_command(b"DATA")
             if response.code != 354:

@@ -151,6 +151,8 @@ def test_the_form_works_without_javascript(system, browser):
 
 
 def test_supporter_email_is_escaped_and_fits_a_phone(browser, tmp_path):
+    import email
+    import email.policy
     from types import SimpleNamespace
 
     from services.notifier.emails import supporter_milestone_email
@@ -160,8 +162,9 @@ def test_supporter_email_is_escaped_and_fits_a_phone(browser, tmp_path):
     fanout = SimpleNamespace(milestone=200, next_goal=500, correlation_id="corr-1")
     recipient = SimpleNamespace(name="Ada Lovelace", email="ada@example.org",
                                 unsubscribe_url="https://petitions.example.org/u/token")
-    message = supporter_milestone_email(fanout, petition, recipient, mail_from="Groundswell <no-reply@example.org>",
-                                        public_url="https://petitions.example.org", message_id_value="<m@example.org>")
+    built = supporter_milestone_email(fanout, petition, recipient, mail_from="Groundswell <no-reply@example.org>",
+                                      public_url="https://petitions.example.org", message_id_value="<m@example.org>")
+    message = email.message_from_bytes(built.data, policy=email.policy.default)  # as a mail client reads it
     assert message["Subject"] == "Patrick is counting on you"
     assert message["List-Unsubscribe"] == "<https://petitions.example.org/u/token>"
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"

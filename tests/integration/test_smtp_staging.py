@@ -1,20 +1,16 @@
 """Staged SMTP against a real aiosmtpd server: nothing is delivered until the final '.', a
 connection dropped before it delivers nothing, and a kept connection the server closed is replaced."""
 
-from email.message import EmailMessage
 from types import SimpleNamespace
 
+from services.notifier.mime import Email, alternative
 from services.notifier.smtp import SmtpPool
 from tests.harness import SmtpServer, eventually
 
 
-def message(to: str) -> EmailMessage:
-    email = EmailMessage()
-    email["From"] = "Groundswell <no-reply@example.org>"
-    email["To"] = to
-    email["Subject"] = "staged"
-    email.set_content(".a line that starts with a dot\n.\nand a lone dot above")
-    return email
+def message(to: str) -> Email:
+    return alternative([("From", "Groundswell <no-reply@example.org>"), ("To", to), ("Subject", "staged")],
+                       ".a line that starts with a dot\n.\nand a lone dot above", "<p>.</p>")
 
 
 def settings(port: int):
@@ -33,7 +29,7 @@ async def test_only_the_final_dot_delivers_and_a_dropped_stage_delivers_nothing(
         pool.abort(dropped)  # as if the process died before the dot
         await pool.finish(kept)
         assert [m["To"] for m in server.messages] == ["a@example.org"]
-        body = server.messages[0].get_content()
+        body = server.messages[0].get_body(("plain",)).get_content()
         assert body.replace("\r\n", "\n").startswith(".a line that starts with a dot\n.\nand")  # dot-stuffing undone
 
         # The kept connection dies under the pool; the next stage opens a fresh one.
