@@ -2,21 +2,27 @@
 
 import statistics
 
-# (key, label, unit, reference key for the ratio or None, target)
+# (key, label, unit, reference key for the ratio or None, target). Front-door figures are divided
+# by the do-nothing app behind the same front door; the ratio to the app reached directly follows.
 FIGURES = [
-    ("noop_post_rps", "do-nothing POST (validates the same body)", "req/s", None, "reference"),
-    ("noop_get_rps", "do-nothing GET", "req/s", None, "reference"),
-    ("sign_rps", "durable signatures/s at saturation (wrk -c64, through the front door)", "/s", "noop_post_rps",
+    ("noop_post_rps", "do-nothing POST (validates the same body), direct", "req/s", None, "reference"),
+    ("noop_get_rps", "do-nothing GET, direct", "req/s", None, "reference"),
+    ("noop_front_post_rps", "do-nothing POST through the front door (Caddy)", "req/s", None, "reference"),
+    ("noop_front_get_rps", "do-nothing GET through the front door (Caddy)", "req/s", None, "reference"),
+    ("sign_rps", "durable signatures/s at saturation (wrk -c64, through the front door)", "/s", "noop_front_post_rps",
      "SQLite >= 2,000, PG >= 3,500; >= 0.5x"),
+    ("sign_rps", "  the same, as a ratio to the do-nothing POST reached directly", "/s", "noop_post_rps", ""),
     ("sign_p50_ms", "  p50 at saturation", "ms", None, ""),
     ("sign_p99_ms", "  p99 at saturation", "ms", None, ""),
     ("sign_cpu_ms", "  CPU per signature, signing process", "ms", None, ""),
     ("fixed_p99_ms", "p99 at a fixed 1,000 signatures/s", "ms", None, "< 50 ms"),
     ("fixed_rps", "  rate achieved", "/s", None, ""),
-    ("count_rps", "count JSON, one hot petition, through the front door", "req/s", "noop_get_rps",
+    ("count_rps", "count JSON, one hot petition, through the front door", "req/s", "noop_front_get_rps",
      ">= 10,000; >= 1.5x"),
-    ("page_rps", "petition page, one hot petition, through the front door", "req/s", "noop_get_rps",
+    ("count_rps", "  the same, as a ratio to the do-nothing GET reached directly", "req/s", "noop_get_rps", ""),
+    ("page_rps", "petition page, one hot petition, through the front door", "req/s", "noop_front_get_rps",
      ">= 2,000; >= 0.3x"),
+    ("page_rps", "  the same, as a ratio to the do-nothing GET reached directly", "req/s", "noop_get_rps", ""),
     ("viewers_sign_rps", "signatures/s while 1,000 viewers poll the count", "/s", "sign_rps", ">= 0.8x signing alone"),
     ("viewers_poll_5xx", "  viewers' 5xx answers", "", None, "0"),
     ("replay_eps", "replay (counter rebuild) events/s", "/s", None, ">= 30,000"),

@@ -22,8 +22,10 @@ READ_SECONDS = 8
 FANOUT_SUPPORTERS = 5000
 
 
-def noop_reference(workdir: Path) -> dict[str, float]:
-    """The do-nothing FastAPI app (uvicorn, uvloop, httptools): POST that validates the same body, GET."""
+def noop_reference(workdir: Path, target: Path) -> dict[str, float]:
+    """The do-nothing FastAPI app (uvicorn, uvloop, httptools): a POST that validates the same body,
+    a GET; measured directly and behind the same front door (this checkout's Caddyfile, its
+    upstreams pointed at the app), since the system's figures are taken through the front door."""
     port = free_port()
     log = (workdir / "noop.log").open("ab")
     server = subprocess.Popen(
@@ -31,17 +33,31 @@ def noop_reference(workdir: Path) -> dict[str, float]:
          "--http", "httptools", "--log-level", "warning", "--no-access-log"],
         cwd=HERE.parent, stdout=log, stderr=log,
     )
+    web_port = free_port()
+    (workdir / "noop-caddy").mkdir(exist_ok=True)
+    caddy = subprocess.Popen(
+        [str(target / ".venv" / "bin" / "caddy"), "run", "--config", str(target / "deploy" / "Caddyfile"),
+         "--adapter", "caddyfile"],
+        env={**os.environ, "GROUNDSWELL_WEB_ADDRESS": f"http://127.0.0.1:{web_port}", "GROUNDSWELL_WEB_BIND": "127.0.0.1",
+             "GROUNDSWELL_SIGNING_UPSTREAM": f"127.0.0.1:{port}", "GROUNDSWELL_COUNTER_UPSTREAM": f"127.0.0.1:{port}",
+             "GROUNDSWELL_PUBLIC_DIR": str(workdir / "noop-caddy"), "XDG_DATA_HOME": str(workdir / "noop-caddy"),
+             "XDG_CONFIG_HOME": str(workdir / "noop-caddy")},
+        stdout=log, stderr=log,
+    )
+    figures = {}
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: answers(f"{base}/petitions/x/count"), 30, "do-nothing app up")
-        post = load.run(f"{base}/petitions/x/signatures", "sign.lua", ["noop", 0], connections=64,
-                        duration_s=READ_SECONDS)
-        get = load.run(f"{base}/petitions/x/count", "get.lua", [], connections=64, duration_s=READ_SECONDS)
+        for name, base in (("", f"http://127.0.0.1:{port}"), ("_front", f"http://127.0.0.1:{web_port}")):
+            wait_until(lambda: answers(f"{base}/petitions/x/count"), 30, "do-nothing app up")
+            post = load.run(f"{base}/petitions/x/signatures", "sign.lua", ["noop", 0], connections=64,
+                            duration_s=READ_SECONDS)
+            get = load.run(f"{base}/petitions/x/count", "get.lua", [], connections=64, duration_s=READ_SECONDS)
+            assert post.count(202) == post.requests and get.count(200) == get.requests, (post, get)
+            figures[f"noop{name}_post_rps"], figures[f"noop{name}_get_rps"] = post.rate, get.rate
     finally:
-        server.terminate()
-        server.wait(timeout=20)
-    assert post.count(202) == post.requests and get.count(200) == get.requests, (post, get)
-    return {"noop_post_rps": post.rate, "noop_get_rps": get.rate}
+        for process in (caddy, server):
+            process.terminate()
+            process.wait(timeout=20)
+    return figures
 
 
 class VisibilityProbe(threading.Thread):
@@ -236,7 +252,7 @@ def _seconds(moment) -> float:
 
 def one_run(target: Path, backend: str, workdir: Path, *, signing_processes: int, only: set[str]) -> dict:
     figures: dict = {"backend": backend, "signing_processes": signing_processes}
-    figures.update(noop_reference(workdir))
+    figures.update(noop_reference(workdir, target))
     stack = Stack(target, backend, workdir, signing_processes=signing_processes).start(notifier=False)
     try:
         steps = [("saturation", signing_saturation), ("fixed", signing_fixed_rate), ("reads", reads),

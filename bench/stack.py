@@ -159,7 +159,9 @@ class Stack:
         self._spawn("sink", [sys.executable, "-m", "bench.sink", "--port", str(self.smtp_port),
                              "--log", str(self.mail_log)], cwd=HERE.parent)
         for i, port in enumerate(self.signing_ports):
-            self._spawn(f"signing-{i}", [self.python, "-m", "services", "signing"], self.service_env("signing", port))
+            env = self.service_env("signing", port)
+            env["GROUNDSWELL_SOCKET"] = str(self.signing_socket(i))  # as `make run` does (ignored by older code)
+            self._spawn(f"signing-{i}", [self.python, "-m", "services", "signing"], env)
             wait_until(lambda: answers(f"http://127.0.0.1:{port}/livez"), 60, "signing up")
         self._spawn("counter", [self.python, "-m", "services", "counter"],
                     self.service_env("counter", self.ports["counter"]))
@@ -175,6 +177,9 @@ class Stack:
                     self.service_env("notifier", self.ports["notifier"]))
         wait_until(lambda: answers(f"http://127.0.0.1:{self.ports['notifier']}/readyz"), 60, "notifier ready")
 
+    def signing_socket(self, index: int) -> Path:
+        return self.workdir / f"signing-{index}.sock"
+
     def _caddy(self) -> tuple[list[str], dict[str, str]]:
         (self.workdir / "caddy").mkdir(exist_ok=True)
         command = [str(self.bin / "caddy"), "run", "--config", str(self.target / "deploy" / "Caddyfile"),
@@ -183,7 +188,9 @@ class Stack:
             **os.environ,
             "GROUNDSWELL_WEB_ADDRESS": self.web,
             "GROUNDSWELL_WEB_BIND": "127.0.0.1",
-            "GROUNDSWELL_SIGNING_UPSTREAM": " ".join(f"127.0.0.1:{p}" for p in self.signing_ports),
+            "GROUNDSWELL_SIGNING_UPSTREAM": " ".join(
+                f"unix/{self.signing_socket(i)}" if self.signing_socket(i).is_socket() else f"127.0.0.1:{p}"
+                for i, p in enumerate(self.signing_ports)),
             "GROUNDSWELL_COUNTER_UPSTREAM": f"127.0.0.1:{self.ports['counter']}",
             "GROUNDSWELL_PUBLIC_DIR": str(self.public_dir),
             "XDG_DATA_HOME": str(self.workdir / "caddy"),

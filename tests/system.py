@@ -34,7 +34,9 @@ class System:
                 admin_token=self.token,
             )
             self.services[name] = Service(name, env, workdir)
-        self.web = Web(self.signing.port, self.counter.port, workdir)
+        # As `make run` does: the front door reaches signing through a Unix socket.
+        self.signing.env["GROUNDSWELL_SOCKET"] = str(workdir / "signing.sock")
+        self.web = Web(self.signing.port, self.counter.port, workdir, workdir / "signing.sock")
         for service in self.services.values():
             service.env["GROUNDSWELL_PUBLIC_URL"] = self.web.url
         self.signing.env["GROUNDSWELL_PUBLIC_DIR"] = str(workdir / "public")

@@ -22,6 +22,9 @@ class SigningSettings(ServiceSettings):
     relay_batch_size: int = Field(500, description="Outbox rows published per round.")
     stream_replicas: int = Field(1, description="Replicas of the event stream (3 on a NATS cluster).")
     cors_origins: str = Field("", description="Comma-separated origins allowed to call the API from a browser (`*` for any).")
+    socket: Path | None = Field(
+        None, description="Also listen on this Unix socket: the front door's upstream on the same host (faster than TCP)."
+    )
     public_dir: Path | None = Field(
         None, description="Folder the front door serves as files: count documents, hot petitions' pages, static assets."
     )

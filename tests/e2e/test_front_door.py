@@ -27,6 +27,7 @@ def sign(system, petition_id: str, bodies) -> None:
 def test_counts_and_pages_are_served_as_files_and_follow_the_count(system):
     petition = system.create_petition("front-door")
     system.wait_for_count(petition["id"], 0)
+    assert (system.workdir / "signing.sock").is_socket()  # the front door's way to signing, as under make run
     signers = distinct_signers(6)
     sign(system, petition["id"], signers[:3])
     system.wait_for_count(petition["id"], 3)
