@@ -27,6 +27,7 @@ import structlog
 from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from shared.bulk import insert_json, mark_json
 from shared.events import Event
 from shared.metrics import COMMIT_BATCH, COMMIT_QUEUE
 from shared.outbox import mark_published, outbox_row
@@ -140,7 +141,9 @@ class GroupCommitter:
                 for index, outcome in zip(indexes, outcomes, strict=True):
                     written[index] = outcome
             rows = [outbox_row(event) for outcome in written for event in outcome.events]
-            if rows:
+            if rows and conn.dialect.name == "sqlite":
+                insert_json(conn, self.outbox, rows)
+            elif rows:
                 conn.execute(self.outbox.insert(), rows)
         return written, rows
 
@@ -150,8 +153,13 @@ class OutboxMarks:
     published in the next batch's transaction, so marking costs no commit (no fsync) of its own."""
 
     def __init__(self, outbox: Table) -> None:
+        self.outbox = outbox
         self.statement = mark_published(outbox)
 
     def write(self, conn: Connection, units: Sequence[list[str]]) -> list[Written[None]]:
-        conn.execute(self.statement, [{"marked": event_id} for unit in units for event_id in unit])
+        event_ids = [event_id for unit in units for event_id in unit]
+        if conn.dialect.name == "sqlite":
+            mark_json(conn, self.outbox, "event_id", event_ids, "published_at = CURRENT_TIMESTAMP")
+        else:
+            conn.execute(self.statement, [{"marked": event_id} for event_id in event_ids])
         return [Written(None) for _ in units]

@@ -11,6 +11,7 @@ from uuid import UUID, uuid4
 from sqlalchemy import Connection
 
 from services.signing.db import signatures
+from shared.bulk import insert_json, present
 from shared.db import insert
 from shared.events import SignatureAdded
 from shared.groupcommit import Written
@@ -35,6 +36,7 @@ class SignatureWriter:
     """Units: NewSignature. Result: True for a first signature, False for a repeat (nothing written)."""
 
     def __init__(self, dialect_name: str) -> None:
+        self.sqlite = dialect_name == "sqlite"
         self.statement = (
             insert(dialect_name, signatures)
             .on_conflict_do_nothing(index_elements=["petition_id", "canonical_email"])
@@ -60,7 +62,11 @@ class SignatureWriter:
             }
             for unit, signature_id in zip(units, ids)
         ]
-        inserted = set(conn.execute(self.statement, rows).scalars().all())
+        if self.sqlite:  # one statement in, one row back: see shared/bulk.py
+            insert_json(conn, signatures, rows, conflict=["petition_id", "canonical_email"])
+            inserted = present(conn, signatures, "id", [row["id"] for row in rows])
+        else:
+            inserted = set(conn.execute(self.statement, rows).scalars().all())
         return [_written(unit, signature_id, str(signature_id) in inserted) for unit, signature_id in zip(units, ids)]
 
 

@@ -120,3 +120,31 @@ async def test_events_are_handed_over_only_once_committed_and_marks_ride_along(e
     finally:
         runner.cancel()
     assert database.query("SELECT count(*) FROM outbox WHERE published_at IS NULL") == [(5,)]
+
+
+def test_rows_written_in_one_json_statement_read_back_as_sqlalchemy_writes_them(engine, backend):
+    """SQLite's single-statement path (shared/bulk.py) against SQLAlchemy's own insert."""
+    if backend != "sqlite":
+        pytest.skip("the JSON path is SQLite's; PostgreSQL inserts through SQLAlchemy")
+    from datetime import datetime, timezone
+
+    from shared.bulk import insert_json
+    from shared.events import SignatureAdded
+    from shared.outbox import outbox_row
+
+    def event() -> dict:
+        row = outbox_row(SignatureAdded(petition_id=PETITION, signature_id="0b6f2a7e-8c1d-4f3a-b5e9-7d2c4a6e8f10",
+                                        correlation_id="corr-é", country="GB"))
+        row["created_at"] = datetime(2026, 11, 25, 1, 2, 3, 456789, tzinfo=timezone.utc)
+        return row
+
+    ours, theirs = event(), event()
+    with engine.begin() as conn:
+        insert_json(conn, db.outbox, [ours])
+        conn.execute(db.outbox.insert(), [theirs])
+    with engine.connect() as conn:
+        rows = {row.event_id: row for row in conn.execute(select(db.outbox)).all()}
+    read_ours, read_theirs = rows[ours["event_id"]], rows[theirs["event_id"]]
+    for column in ("subject", "correlation_id", "created_at", "published_at"):
+        assert getattr(read_ours, column) == getattr(read_theirs, column), column
+    assert (read_ours.payload, read_theirs.payload) == (ours["payload"], theirs["payload"])
