@@ -18,6 +18,11 @@ from typing import Any
 from sqlalchemy import Connection, LargeBinary, Table, text
 
 
+def _dialect(conn):
+    """A Connection's dialect, or a Session's (both can run these statements)."""
+    return getattr(conn, "dialect", None) or conn.get_bind().dialect
+
+
 def _column_expression(table: Table, name: str, index: int) -> str:
     value = f"json_extract(value, '$[{index}]')"
     if isinstance(table.c[name].type, LargeBinary):
@@ -31,7 +36,8 @@ def insert_json(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
     if not rows:
         return
     names = list(rows[0])
-    processors = [table.c[n].type.dialect_impl(conn.dialect).bind_processor(conn.dialect) for n in names]
+    dialect = _dialect(conn)
+    processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
     values = []
     for row in rows:
         encoded = []

@@ -13,6 +13,7 @@ from sqlalchemy import case, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.counter.db import milestones, outbox, petition_counts, processed_events
+from shared.bulk import insert_json, present
 from shared.counts import Count, count_document
 from shared.db import insert
 from shared.events import MilestoneReached, PetitionCreated, SignatureAdded, decode_event
@@ -130,6 +131,14 @@ async def _track(session: AsyncSession, batch: Sequence[Delivered], *, returning
         return set()
     # One statement, compiled once and cached, executed for many rows (SQLAlchemy batches them
     # into multi-row INSERTs with RETURNING); a VALUES list built per batch compiles every time.
+    if _dialect(session) == "sqlite":
+        # Which are new, then the insert: one statement each, not a step (and a GIL hand-off) per
+        # row (shared/bulk.py). SQLite has one writer, so nothing can come between the two.
+        ids = list(rows)
+        before = await session.run_sync(lambda sync: present(sync, processed_events, "event_id", ids))
+        await session.run_sync(lambda sync: insert_json(sync, processed_events, list(rows.values()),
+                                                         conflict=["event_id"]))
+        return set(ids) - before if returning else set()
     statement = insert(_dialect(session), processed_events).on_conflict_do_nothing(index_elements=["event_id"])
     if not returning:  # a replay: plain executemany, nothing to read back
         await session.execute(statement, list(rows.values()))
