@@ -119,7 +119,7 @@ def _load(service: str):
     return settings_classes()[service](), create_app
 
 
-SECRETS = {"signing": ("admin_token", "internal_token"), "notifier": ("internal_token",)}
+SECRETS = {"signing": ("admin_token", "internal_token", "mailbox_key"), "notifier": ("internal_token",)}
 
 
 def _refuse_missing_secrets(service: str, settings) -> None:
@@ -138,7 +138,7 @@ def _migrate(service: str) -> int:
 
     settings, _ = _load(service)
     configure_logging(service, settings.log_level, settings.log_format)
-    asyncio.run(migrate(service, settings.database_url))
+    asyncio.run(migrate(service, settings.database_url, **settings.migration_attributes()))
     return 0
 
 

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import sqlalchemy
+import sqlalchemy.exc
 from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine, make_url
@@ -36,6 +37,15 @@ def create_sync_engine(database_url: str) -> Engine:
         return engine
     return sqlalchemy.create_engine(url.set(drivername="postgresql+psycopg"), pool_size=1, max_overflow=1,
                                     pool_recycle=1800)
+
+
+def unavailable(exc: BaseException) -> bool:
+    """The database cannot be reached or cannot answer now (down, restarting, connection lost,
+    pool exhausted, locked): a retry later can succeed. Not a bad statement or bad data."""
+    if isinstance(exc, (OSError, TimeoutError, sqlalchemy.exc.TimeoutError, sqlalchemy.exc.InterfaceError,
+                        sqlalchemy.exc.OperationalError)):
+        return True
+    return isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -25,9 +25,9 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 from sqlalchemy import Connection, Engine, Table
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from shared.bulk import insert_json, mark_json
+from shared.db import unavailable
 from shared.events import Event
 from shared.metrics import COMMIT_BATCH, COMMIT_QUEUE
 from shared.outbox import mark_published, outbox_row
@@ -61,13 +61,6 @@ class _Pending:
 
 
 OnCommit = Callable[[list[dict[str, Any]]], None]
-
-
-def _connection_lost(exc: BaseException) -> bool:
-    """The database went away: every unit would fail the same way, one by one."""
-    if isinstance(exc, (OSError, TimeoutError, InterfaceError, OperationalError)):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class GroupCommitter:
@@ -108,13 +101,13 @@ class GroupCommitter:
         try:
             written, rows = await asyncio.get_running_loop().run_in_executor(self._thread, self._write, batch)
         except Exception as exc:  # noqa: BLE001 - each unit's request gets the failure, or its own retry
-            if _connection_lost(exc) and not retried:
+            if unavailable(exc) and not retried:
                 # The pool has dropped the dead connection; the commit's outcome is unknown, and
                 # writers are idempotent, so the whole batch is tried once more on a fresh one.
                 log.warning("batch_connection_lost_retrying", size=len(batch), error=type(exc).__name__)
                 await self._commit(batch, retried=True)
                 return
-            if len(batch) > 1 and not _connection_lost(exc):
+            if len(batch) > 1 and not unavailable(exc):
                 log.warning("batch_failed_retrying_one_by_one", size=len(batch), error=type(exc).__name__)
                 for pending in batch:
                     await self._commit([pending])

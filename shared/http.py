@@ -5,6 +5,7 @@ import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 import structlog
 from fastapi import FastAPI, HTTPException, Request
@@ -13,6 +14,18 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
+
+# What every page says about itself, from the service or through the front door (deploy/Caddyfile
+# sets the same on everything it answers; tests/unit/test_deploy.py keeps the two equal): scripts,
+# styles and requests only from this origin and never inline, no framing by other sites.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+                           "form-action 'self'; frame-ancestors 'none'")
+PAGE_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+}
 _REQUEST_ID_KEY = REQUEST_ID_HEADER.lower().encode()
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -95,15 +108,7 @@ def too_large_detail(limit: int) -> str:
 
 
 async def _too_large(limit: int, send: Send) -> None:
-    body = json.dumps({"detail": too_large_detail(limit)}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_json(send, 413, {"detail": too_large_detail(limit)})
 
 
 def field_errors(errors) -> dict[str, str]:
@@ -135,6 +140,40 @@ async def validation_error(_request: Request, exc: RequestValidationError) -> JS
     return JSONResponse(invalid_input(exc.errors()), status_code=422)
 
 
+RETRY_AFTER_S = 5
+
+
+def unavailable_answer(what: str = "database") -> tuple[dict, list[tuple[bytes, bytes]]]:
+    """The 503 for a dependency that is down: a body saying what, and when to try again."""
+    body = {"detail": f"The {what} is unavailable right now, so nothing was done. Retry after "
+                      f"{RETRY_AFTER_S} seconds.", "unavailable": what}
+    return body, [(b"retry-after", str(RETRY_AFTER_S).encode())]
+
+
+async def database_error(request: Request, exc: Exception) -> JSONResponse:
+    """A database that is down or restarting is a 503 with Retry-After, never a 500; any other
+    database error is logged as the bug it is."""
+    from shared.db import unavailable
+
+    if unavailable(exc):
+        structlog.get_logger("http").warning("dependency_unavailable", dependency="database",
+                                              error=type(exc).__name__, path=request.url.path)
+        body, headers = unavailable_answer("database")
+        return JSONResponse(body, status_code=503, headers={k.decode(): v.decode() for k, v in headers})
+    structlog.get_logger("http").error("database_error", error=type(exc).__name__, path=request.url.path)
+    return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Readable 422s, and 503 (not 500) while the database is away."""
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    app.add_exception_handler(RequestValidationError, validation_error)
+    for error in (DBAPIError, PoolTimeout, OSError, TimeoutError):
+        app.add_exception_handler(error, database_error)
+
+
 def request_id(request: Request) -> str:
     return request.scope.get("state", {}).get("request_id") or new_request_id()
 
@@ -156,11 +195,70 @@ def add_health_routes(app: FastAPI, readiness: Callable[[], Awaitable[dict[str, 
         return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
 
 
+def allowed_origins(origins: str) -> list[str]:
+    """GROUNDSWELL_CORS_ORIGINS as a list (comma-separated; `*` for any)."""
+    return [origin.strip().rstrip("/") for origin in origins.split(",") if origin.strip()]
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of a URL, lower-case; "" when it has none."""
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
+
+
+class CrossSiteGuard:
+    """Refuses (403) a POST, PUT, PATCH or DELETE that a browser sent from another site: its
+    `Origin` (or, without one, its `Referer`) is neither this site (the request's own Host, or
+    GROUNDSWELL_PUBLIC_URL) nor an origin in GROUNDSWELL_CORS_ORIGINS. A request with neither
+    header is not a browser's cross-site request (curl, servers) and passes."""
+
+    UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+    def __init__(self, app: ASGIApp, *, public_url: str, cors_origins: str) -> None:
+        self.app = app
+        listed = allowed_origins(cors_origins)
+        self.any = "*" in listed
+        self.allowed = {origin.lower() for origin in listed} | {origin_of(public_url)}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in self.UNSAFE and not self.any:
+            origin = referer = host = None
+            for name, value in scope["headers"]:
+                if name == b"origin":
+                    origin = value
+                elif name == b"referer":
+                    referer = value
+                elif name == b"host":
+                    host = value
+            claimed = origin if origin is not None else referer
+            if claimed is not None and (refusal := self.refusal(claimed.decode("latin-1"), origin is not None,
+                                                                 (host or b"").decode("latin-1"))):
+                await send_json(send, 403, {"detail": refusal})
+                return
+        await self.app(scope, receive, send)
+
+    def refusal(self, claimed: str, is_origin: bool, host: str) -> str | None:
+        origin = claimed.strip().rstrip("/").lower() if is_origin else origin_of(claimed)
+        if origin in self.allowed or (host and origin.split("://", 1)[-1] == host.lower()):
+            return None
+        header = "Origin" if is_origin else "Referer"
+        return (f"Cross-site request refused: its {header} ({claimed[:200]!r}) is neither this site nor an "
+                "origin listed in GROUNDSWELL_CORS_ORIGINS. Sign from the petition's own page, or ask the "
+                "operator to list your site's origin.")
+
+
+async def send_json(send: Send, status: int, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> None:
+    payload = json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": payload})
+
+
 def add_cors(app: FastAPI, origins: str) -> None:
     """Let the listed origins (comma-separated, or `*`) call the API from a browser."""
     from starlette.middleware.cors import CORSMiddleware
 
-    allowed = [origin.strip() for origin in origins.split(",") if origin.strip()]
+    allowed = allowed_origins(origins)
     if allowed:
         app.add_middleware(
             CORSMiddleware, allow_origins=allowed, allow_methods=["GET", "POST"],

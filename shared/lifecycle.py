@@ -3,7 +3,7 @@
 import asyncio
 import os
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 
 import structlog
 from nats.aio.client import Client
@@ -31,7 +31,7 @@ class Runtime:
 
     async def open_database(self) -> None:
         if self.settings.migrate_on_start:
-            await migrate(self.name, self.settings.database_url)
+            await migrate(self.name, self.settings.database_url, **self.settings.migration_attributes())
 
     async def connect_nats(self) -> Client:
         self.nc = await gs_nats.connect(
@@ -45,6 +45,12 @@ class Runtime:
         task.add_done_callback(_report_crash)
         self.tasks.append(task)
         return task
+
+    def keep(self, start: Callable[[], Coroutine], name: str) -> asyncio.Task:
+        """Run a service loop, started again with bounded backoff when it fails for a reason that
+        passes (the database, NATS, SMTP or another service away for a while); any other failure
+        stops the process, as with spawn(), for its supervisor to restart."""
+        return self.spawn(ride_out(start, name), name)
 
     async def readiness(self) -> dict[str, bool]:
         return {"database": await self._database_ok(), "nats": bool(self.nc and self.nc.is_connected)}
@@ -106,3 +112,43 @@ def _report_crash(task: asyncio.Task) -> None:
         crashed.append(task.get_name())
         if stop_on_crash:
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+BACKOFF_FIRST_S = 0.5
+BACKOFF_MAX_S = 30.0
+
+
+def transient(exc: BaseException) -> bool:
+    """A failure that waiting cures: a dependency down, restarting, or unreachable."""
+    import httpx
+    import nats.errors
+
+    from shared.db import unavailable
+
+    if unavailable(exc) or isinstance(exc, (nats.errors.Error, httpx.TransportError, ConnectionError)):
+        return True
+    try:
+        import aiosmtplib
+    except ImportError:  # pragma: no cover - every service installs it
+        return False
+    return isinstance(exc, (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected,
+                            aiosmtplib.SMTPTimeoutError))
+
+
+async def ride_out(start: Callable[[], Coroutine], name: str) -> None:
+    """start() again after each transient failure, waiting 0.5 s doubling to 30 s; the wait starts
+    over once the loop has run a minute without failing."""
+    delay = BACKOFF_FIRST_S
+    while True:
+        started = asyncio.get_running_loop().time()
+        try:
+            await start()
+            return
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            if asyncio.get_running_loop().time() - started > 60:
+                delay = BACKOFF_FIRST_S
+            log.warning("background_task_retrying", task=name, error=type(exc).__name__, retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, BACKOFF_MAX_S)

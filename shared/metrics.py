@@ -18,6 +18,8 @@ CONSUMER_BATCH = Histogram("groundswell_consumer_batch_size", "Messages per fetc
 COMMIT_QUEUE = Gauge("groundswell_commit_queue", "Writes waiting for the next group commit")
 COMMIT_BATCH = Histogram("groundswell_commit_batch_size", "Writes committed per transaction",
                          buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000))
+LIVE_STREAMS = Gauge("groundswell_live_streams", "Live-count (SSE) connections open in this process")
+LIVE_WATCHED = Gauge("groundswell_live_watched_petitions", "Petitions this process watches for live streams")
 MILESTONES = Counter("groundswell_milestones_detected_total", "Milestones newly reached")
 EMAILS = Counter("groundswell_emails_total",
                  "Email attempts by outcome: sent, failed (temporary, retried), retried, rejected (permanent)",
@@ -30,8 +32,21 @@ for _outcome in ("sent", "failed", "retried", "rejected"):
     EMAILS.labels(_outcome)
 
 
+# Label values come from these sets only: a made-up method is "OTHER", never a new series.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else "OTHER"
+
+
+def status_label(status: int) -> str:
+    return str(status) if 100 <= status <= 599 else "other"
+
+
 class MetricsMiddleware:
-    """Counts and times every request by its route template (never the raw path)."""
+    """Counts and times every request by its route template (never the raw path) and a known
+    method; a path that matches no route is "unmatched"."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -53,8 +68,9 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_and_record)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
-            HTTP_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
+            method = method_label(scope["method"])
+            HTTP_REQUESTS.labels(method, route, status_label(status)).inc()
+            HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)
 
 
 def add_metrics(app: FastAPI) -> None:

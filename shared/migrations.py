@@ -24,8 +24,9 @@ def alembic_config(service: str) -> Config:
     return config
 
 
-async def migrate(service: str, database_url: str) -> None:
-    """Bring the service's database to the newest revision; a second, concurrent run waits."""
+async def migrate(service: str, database_url: str, **attributes) -> None:
+    """Bring the service's database to the newest revision; a second, concurrent run waits.
+    `attributes` reach the migrations (op.get_context().config.attributes), e.g. a secret."""
     engine = create_engine(database_url)
     try:
         with _file_lock(database_url):
@@ -35,7 +36,7 @@ async def migrate(service: str, database_url: str) -> None:
                     await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEYS[service]})
                     await conn.commit()
                 try:
-                    await conn.run_sync(_upgrade, service)
+                    await conn.run_sync(_upgrade, service, attributes)
                     await conn.commit()
                 finally:
                     if postgres:
@@ -46,8 +47,9 @@ async def migrate(service: str, database_url: str) -> None:
     log.info("migrated", service=service)
 
 
-def _upgrade(connection: Connection, service: str) -> None:
+def _upgrade(connection: Connection, service: str, attributes: dict) -> None:
     config = alembic_config(service)
+    config.attributes.update(attributes)
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
 

@@ -41,3 +41,7 @@ class ServiceSettings(BaseSettings):
     @property
     def nats_servers(self) -> list[str]:
         return [url.strip() for url in self.nats_url.split(",") if url.strip()]
+
+    def migration_attributes(self) -> dict:
+        """What this service's migrations may need besides the connection (a secret, say)."""
+        return {}

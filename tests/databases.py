@@ -75,13 +75,14 @@ def require_postgres() -> str:
 class Database:
     """One service's database for one test: a SQLite file or a fresh PostgreSQL database."""
 
-    def __init__(self, backend: str, name: str, folder: Path) -> None:
+    def __init__(self, backend: str, name: str, folder: Path, server: str | None = None) -> None:
+        """`server`: a PostgreSQL admin URL (a test's own server, tests/pgserver.py); else the shared one."""
         self.backend = backend
         if backend == "sqlite":
             self.path = folder / f"{name}.db"
             self.url = f"sqlite+aiosqlite:///{self.path}"
             return
-        server = require_postgres()
+        server = server or require_postgres()
         self.name = f"gs_{name}_{secrets.token_hex(4)}"
         _admin(server, f'CREATE DATABASE "{self.name}"')
         base = _plain(server).rsplit("/", 1)[0]

@@ -17,10 +17,11 @@ SERVICES = ("signing", "counter", "notifier")
 
 
 class System:
-    def __init__(self, workdir: Path, backend: str = "sqlite") -> None:
+    def __init__(self, workdir: Path, backend: str = "sqlite", postgres_server: str | None = None) -> None:
+        """`postgres_server`: the admin URL of a PostgreSQL the test controls (tests/pgserver.py)."""
         self.workdir = workdir
         self.backend = backend
-        self.databases = {name: Database(backend, name, workdir) for name in SERVICES}
+        self.databases = {name: Database(backend, name, workdir, postgres_server) for name in SERVICES}
         self.token = secrets.token_urlsafe(16)
         self.nats = NatsServer(workdir / "nats")
         self.smtp = SmtpServer()

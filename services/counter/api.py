@@ -1,7 +1,7 @@
 """The count API the public site reads: JSON (cacheable for a few seconds) and a live SSE stream."""
 
-from collections.abc import AsyncIterable
-from uuid import UUID
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator
 
 from typing import Annotated
 
@@ -10,9 +10,12 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy import select
 
 from services.counter.db import petition_counts
+from services.counter.live import Full
 from shared.counts import Count, count_document
+from shared.refs import petition_ref
 
 router = APIRouter()
+RETRY_FULL_S = 5
 
 
 def as_count(row) -> Count:
@@ -20,12 +23,12 @@ def as_count(row) -> Count:
 
 
 async def find_count(request: Request, ref: str):
-    try:
-        condition = petition_counts.c.petition_id == str(UUID(ref))
-    except ValueError:
-        condition = petition_counts.c.slug == ref.lower()
-    async with request.app.state.runtime.sessions() as session:
-        row = (await session.execute(select(petition_counts).where(condition))).first()
+    row = None
+    if (parsed := petition_ref(ref)) is not None:
+        kind, value = parsed
+        condition = (petition_counts.c.petition_id if kind == "id" else petition_counts.c.slug) == value
+        async with request.app.state.runtime.sessions() as session:
+            row = (await session.execute(select(petition_counts).where(condition))).first()
     if row is None:
         raise HTTPException(404, f"No petition '{ref}' is known to the counter.")
     return row
@@ -44,15 +47,37 @@ async def get_count(row: Annotated[object, Depends(find_count)], request: Reques
     return as_count(row)
 
 
+async def live_slot(request: Request) -> AsyncIterator[None]:
+    """A place among this process's live streams, held until the stream closes (FastAPI ends a
+    dependency with yield after the response); 503 with Retry-After when there is none."""
+    hub = request.app.state.hub
+    try:
+        with hub.slot():
+            yield
+    except Full:
+        raise HTTPException(
+            503, f"This counter holds its maximum of {hub.max_streams} live-count streams; retry shortly, "
+            "or poll the count.", headers={"Retry-After": str(RETRY_FULL_S)},
+        ) from None
+
+
 @router.get(
     "/petitions/{ref}/count/events",
     response_class=EventSourceResponse,
-    responses={404: {"description": "Unknown petition"}},
+    responses={404: {"description": "Unknown petition"},
+               503: {"description": "Too many live streams on this process; retry after Retry-After seconds"}},
+    dependencies=[Depends(live_slot)],
 )
 async def count_events(row: Annotated[object, Depends(find_count)], request: Request) -> AsyncIterable[ServerSentEvent]:
-    """Server-Sent Events: a `count` event (the same body as the count endpoint) now and at every change."""
+    """Server-Sent Events: a `count` event (the same body as the count endpoint) now and at every change,
+    and a keep-alive comment when idle (GROUNDSWELL_LIVE_HEARTBEAT_S)."""
     hub = request.app.state.hub
+    heartbeat = request.app.state.settings.live_heartbeat_s
     async with hub.watch(row.petition_id) as changes:
         while True:
-            count = await changes.get()
+            try:
+                count = await asyncio.wait_for(changes.get(), heartbeat)
+            except TimeoutError:
+                yield ServerSentEvent(comment="keep-alive")  # proxies and browsers keep an idle stream open
+                continue
             yield ServerSentEvent(event="count", data=count.model_dump(mode="json"), retry=3000)

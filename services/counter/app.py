@@ -3,7 +3,6 @@
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 
 from services.counter import db
 from services.counter.api import as_count, router
@@ -14,7 +13,7 @@ from services.counter.settings import CounterSettings
 from shared import nats as gs_nats
 from shared.consumer import consume
 from shared.counts import counts_bucket
-from shared.http import RequestIdMiddleware, add_cors, add_health_routes, validation_error
+from shared.http import RequestIdMiddleware, add_cors, add_error_handlers, add_health_routes
 from shared.lifecycle import Runtime
 from shared.outbox import OutboxRelay
 from shared.subjects import COUNTER_DURABLE, type_filter
@@ -31,7 +30,7 @@ def create_app(settings: CounterSettings) -> FastAPI:
             )).first()
         return as_count(row) if row else None
 
-    hub = CountHub(read_count, poll_s=settings.live_poll_s)
+    hub = CountHub(read_count, poll_s=settings.live_poll_s, max_streams=settings.live_max_streams)
     publisher = CountPublisher(runtime.sessions, interval_s=settings.live_poll_s)
 
     async def provision(js) -> None:
@@ -51,7 +50,7 @@ def create_app(settings: CounterSettings) -> FastAPI:
         relay.attach(nc)
         runtime.spawn(relay.run(), "outbox-relay")
         publisher.attach(await counts_bucket(js, settings.stream_replicas))
-        runtime.spawn(publisher.run(), "count-publisher")
+        runtime.keep(publisher.run, "count-publisher")
 
         async def counted(counts) -> None:
             await publisher.put(counts)
@@ -68,12 +67,13 @@ def create_app(settings: CounterSettings) -> FastAPI:
         await hub.close()
         await runtime.close()
 
-    app = FastAPI(title="Groundswell count API", version="1", lifespan=lifespan)
+    app = FastAPI(title="Groundswell count API", version="1", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # no UI that loads assets from a CDN; docs/openapi/
     app.state.settings = settings
     app.state.runtime = runtime
     app.state.hub = hub
     app.include_router(router)
-    app.add_exception_handler(RequestValidationError, validation_error)
+    add_error_handlers(app)
     add_health_routes(app, runtime.readiness)
     app.add_middleware(RequestIdMiddleware)
     add_cors(app, settings.cors_origins)

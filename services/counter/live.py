@@ -12,16 +12,23 @@ from typing import Any
 import structlog
 
 from shared.aio import wait_event
+from shared.metrics import LIVE_STREAMS, LIVE_WATCHED
 
 log = structlog.get_logger("live")
 
 Reader = Callable[[str], Any]  # petition id -> awaitable of the count, or None
 
 
+class Full(Exception):
+    """This process holds as many live streams as it may."""
+
+
 class CountHub:
-    def __init__(self, read_count: Reader, poll_s: float = 1.0) -> None:
+    def __init__(self, read_count: Reader, poll_s: float = 1.0, max_streams: int = 2000) -> None:
         self.read_count = read_count
         self.poll_s = poll_s
+        self.max_streams = max_streams
+        self.streams = 0
         self._viewers: dict[str, set[asyncio.Queue]] = {}
         self._watchers: dict[str, asyncio.Task] = {}
         self._wake: dict[str, asyncio.Event] = {}
@@ -32,6 +39,19 @@ class CountHub:
             if (event := self._wake.get(petition_id)) is not None:
                 event.set()
 
+    @contextlib.contextmanager
+    def slot(self):
+        """One live stream's place, held until the stream closes; Full beyond max_streams."""
+        if self.streams >= self.max_streams:
+            raise Full
+        self.streams += 1
+        LIVE_STREAMS.set(self.streams)
+        try:
+            yield
+        finally:
+            self.streams -= 1
+            LIVE_STREAMS.set(self.streams)
+
     @contextlib.asynccontextmanager
     async def watch(self, petition_id: str) -> AsyncIterator[asyncio.Queue]:
         queue: asyncio.Queue = asyncio.Queue(maxsize=1)
@@ -40,6 +60,7 @@ class CountHub:
         if petition_id not in self._watchers:
             self._wake[petition_id] = asyncio.Event()
             self._watchers[petition_id] = asyncio.create_task(self._watch(petition_id), name=f"live-{petition_id}")
+            LIVE_WATCHED.set(len(self._watchers))
         try:
             yield queue
         finally:
@@ -49,6 +70,7 @@ class CountHub:
                 self._wake.pop(petition_id, None)
                 if (task := self._watchers.pop(petition_id, None)) is not None:
                     task.cancel()
+                LIVE_WATCHED.set(len(self._watchers))
 
     async def _watch(self, petition_id: str) -> None:
         last = None

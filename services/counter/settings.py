@@ -25,4 +25,10 @@ class CounterSettings(ServiceSettings):
     live_poll_s: float = Field(
         1.0, description="How often live-count streams and the COUNTS bucket look for changes made by other replicas."
     )
+    live_max_streams: int = Field(
+        2000, ge=1, description="Live-count (SSE) connections one counter process holds at most; beyond, 503 with Retry-After."
+    )
+    live_heartbeat_s: float = Field(
+        15.0, gt=0, description="Seconds between keep-alive comments on an idle live-count stream."
+    )
     cors_origins: str = Field("", description="Comma-separated origins allowed to call the API from a browser (`*` for any).")

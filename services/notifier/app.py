@@ -38,12 +38,13 @@ def create_app(settings: NotifierSettings) -> FastAPI:
     async def lifespan(app: FastAPI):
         await runtime.open_database()
         runtime.spawn(consume_events(), "notifier")
-        runtime.spawn(fanout.run(), "supporter-fanout")
+        runtime.keep(fanout.run, "supporter-fanout")
         yield
         await runtime.close()
         await fanout.close()
 
-    app = FastAPI(title="Groundswell notifier", version="1", lifespan=lifespan)
+    app = FastAPI(title="Groundswell notifier", version="1", lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # no UI that loads assets from a CDN; docs/openapi/
     app.state.settings = settings
     app.state.runtime = runtime
     add_health_routes(app, runtime.readiness)

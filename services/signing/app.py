@@ -3,7 +3,6 @@
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 
 from services.signing import db
@@ -20,7 +19,7 @@ from shared import nats as gs_nats
 from shared.counts import follow_counts
 from shared.db import create_sync_engine
 from shared.groupcommit import GroupCommitter, OutboxMarks
-from shared.http import BodyLimitMiddleware, RequestIdMiddleware, add_cors, add_health_routes, validation_error
+from shared.http import BodyLimitMiddleware, RequestIdMiddleware, add_cors, add_error_handlers, add_health_routes
 from shared.lifecycle import Runtime
 from shared.outbox import OutboxRelay
 from shared.subjects import PETITION_EVENT_TYPES, petition_of, type_filter
@@ -63,7 +62,7 @@ def create_app(settings: SigningSettings) -> FastAPI:
         await runtime.open_database()
         frontdoor.prepare()
         runtime.spawn(committer.run(), "group-commit")
-        runtime.spawn(frontdoor.run(), "front-door")
+        runtime.keep(frontdoor.run, "front-door")
         runtime.spawn(follow_nats(), "outbox-relay")
         yield
         await runtime.close()
@@ -74,22 +73,24 @@ def create_app(settings: SigningSettings) -> FastAPI:
         version="1",
         description="Create petitions, read them, and sign them.",
         lifespan=lifespan,
+        docs_url=None,  # no UI that loads assets from a CDN: the document is /openapi.json and docs/openapi/
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.runtime = runtime
     app.state.relay = relay
     app.state.frontdoor = frontdoor
-    app.state.signing = Signing(runtime.sessions, committer, petitions, relay)
+    app.state.signing = Signing(runtime.sessions, committer, petitions, relay, settings.mailbox_secret())
     app.include_router(router)
     app.include_router(pages)
     app.include_router(supporters)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
-    app.add_exception_handler(RequestValidationError, validation_error)
+    add_error_handlers(app)
     add_health_routes(app, runtime.readiness)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)
     add_cors(app, settings.cors_origins)
-    # In front of everything: signatures skip the rest (services/signing/fastpath.py).
+    # In front of everything: the cross-site guard, then signatures skip the rest (services/signing/fastpath.py).
     app.install_fast_path(app.state.signing, max_body_bytes=settings.max_body_bytes,
-                          cors=bool(settings.cors_origins.strip()))
+                          public_url=settings.public_url, cors_origins=settings.cors_origins)
     return app

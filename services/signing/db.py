@@ -27,7 +27,7 @@ signatures = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("petition_id", String(36), ForeignKey("petitions.id"), nullable=False),
-    Column("canonical_email", String(254), nullable=False),
+    Column("mailbox_key", String(80), nullable=False),  # domain.mailbox_key: a keyed hash, never the address
     Column("email", String(254), nullable=False),
     Column("name", String(100), nullable=False),
     Column("country", String(2)),
@@ -39,7 +39,7 @@ signatures = Table(
     Column("unsubscribe_token", String(64), unique=True),
     Column("unsubscribed_at", DateTime(timezone=True)),
     Column("erased_at", DateTime(timezone=True)),
-    UniqueConstraint("petition_id", "canonical_email", name="one_signature_per_email"),
+    UniqueConstraint("petition_id", "mailbox_key", name="one_signature_per_mailbox"),
     Index("signatures_by_petition", "petition_id", "id"),
 )
 

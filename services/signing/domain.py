@@ -1,13 +1,23 @@
 """Signing rules with no I/O: canonical emails, slugs, acceptable names."""
 
+import hashlib
+import hmac
 import re
 
 from slugify import slugify
 
+from shared.refs import SLUG_MAX
+
 GMAIL_DOMAINS = {"gmail.com", "googlemail.com"}
 FORMULA_PREFIXES = ("=", "+", "-", "@")
 URL_PATTERN = re.compile(r"(https?://|www\.|\b[a-z0-9-]+\.(com|net|org|io|ly|co|info|biz|xyz|ru)\b)", re.I)
-SLUG_MAX = 80
+
+
+def mailbox_key(secret: bytes, email: str) -> str:
+    """What signatures are deduplicated by: a keyed hash (HMAC-SHA256) of the canonical email.
+    It stays after an erasure, so the same mailbox cannot sign twice, yet names no one without
+    the secret (GROUNDSWELL_MAILBOX_KEY)."""
+    return "k1:" + hmac.new(secret, canonical_email(email).encode(), hashlib.sha256).hexdigest()
 
 
 def canonical_email(email: str) -> str:

@@ -21,7 +21,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.signing.schemas import Accepted, SignatureIn
 from services.signing.service import PetitionNotFound, Signing
-from shared.http import REQUEST_ID_HEADER, invalid_input, request_id_of, too_large, too_large_detail
+from shared.db import unavailable
+from shared.http import (REQUEST_ID_HEADER, CrossSiteGuard, invalid_input, request_id_of, too_large, too_large_detail,
+                         unavailable_answer)
 from shared.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 log = structlog.get_logger("signing")
@@ -30,7 +32,7 @@ ROUTE = "/petitions/{ref}/signatures"
 _PATH = re.compile(r"^/petitions/([^/]+)/signatures$")
 _ACCEPTED = Accepted().model_dump_json().encode()
 _LATENCY = HTTP_LATENCY.labels("POST", ROUTE)
-_COUNTED = {status: HTTP_REQUESTS.labels("POST", ROUTE, str(status)) for status in (202, 404, 413, 422, 500)}
+_COUNTED = {status: HTTP_REQUESTS.labels("POST", ROUTE, str(status)) for status in (202, 404, 413, 422, 500, 503)}
 
 
 class SignFastPath:
@@ -63,10 +65,11 @@ class SignFastPath:
         else:
             status, answer = await self._sign(match.group(1), body, request_id)
         payload = _ACCEPTED if status == 202 else json.dumps(answer).encode()
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-            (REQUEST_ID_HEADER.encode(), request_id.encode()),
-        ]})
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+                   (REQUEST_ID_HEADER.encode(), request_id.encode())]
+        if status == 503:
+            headers += unavailable_answer("database")[1]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
         _COUNTED[status].inc()
         _LATENCY.observe(time.perf_counter() - started)
@@ -80,7 +83,11 @@ class SignFastPath:
             await self.signing.sign(ref, signature, request_id)
         except PetitionNotFound:
             return 404, {"detail": f"No petition '{ref}'."}
-        except Exception:  # noqa: BLE001 - answered like FastAPI answers an unhandled error
+        except Exception as exc:  # noqa: BLE001 - answered as the FastAPI app's handlers answer it
+            if unavailable(exc):
+                log.warning("dependency_unavailable", dependency="database", error=type(exc).__name__,
+                            correlation_id=request_id)
+                return 503, unavailable_answer("database")[0]
             log.exception("signing_failed", correlation_id=request_id)
             return 500, {"detail": "Internal Server Error"}
         return 202, None
@@ -119,12 +126,14 @@ def _replay(body: bytes) -> Receive:
 
 class SigningApp(FastAPI):
     """The signing service's FastAPI app, with the fast path in front of all of FastAPI's own
-    layers (error pages, telemetry, body limit), which it does not need."""
+    layers (error pages, telemetry, body limit), which it does not need. In front of both, the
+    cross-site guard."""
 
-    fast_path: SignFastPath | None = None
+    fast_path: ASGIApp | None = None
 
-    def install_fast_path(self, signing: Signing, *, max_body_bytes: int, cors: bool) -> None:
-        self.fast_path = SignFastPath(super().__call__, signing, max_body_bytes=max_body_bytes, cors=cors)
+    def install_fast_path(self, signing: Signing, *, max_body_bytes: int, public_url: str, cors_origins: str) -> None:
+        fast = SignFastPath(super().__call__, signing, max_body_bytes=max_body_bytes, cors=bool(cors_origins.strip()))
+        self.fast_path = CrossSiteGuard(fast, public_url=public_url, cors_origins=cors_origins)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.fast_path is None:

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from services.signing.schemas import SignatureIn
 from services.signing.service import PetitionNotFound
 from shared.counts import Count as CountDocument
-from shared.http import field_errors, request_id
+from shared.http import PAGE_HEADERS, field_errors, request_id
 from shared.milestones import next_goal
 
 WEB = Path(__file__).parent / "web"
@@ -83,7 +83,7 @@ def page_context(public_url: str, petition, count: Count, **extra) -> dict:
 
 
 def render(name: str, context: dict, status_code: int = 200) -> HTMLResponse:
-    return HTMLResponse(templates.get_template(name).render(**context), status_code=status_code)
+    return HTMLResponse(templates.get_template(name).render(**context), status_code=status_code, headers=PAGE_HEADERS)
 
 
 def page_files(public_url: str, home_slug: str | None):

@@ -6,12 +6,12 @@ went by while this process was disconnected. Misses are read from the database a
 """
 
 import time
-from uuid import UUID
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.signing.db import petitions
+from shared.refs import petition_ref
 
 
 class PetitionCache:
@@ -39,16 +39,9 @@ class PetitionCache:
             self._by_ref.pop(ref, None)
 
     async def _read(self, ref: str):
-        if (petition_id := _as_uuid(ref)) is not None:
-            condition = petitions.c.id == str(petition_id)
-        else:
-            condition = petitions.c.slug == ref.lower()
+        if (parsed := petition_ref(ref)) is None:
+            return None
+        kind, value = parsed
+        condition = (petitions.c.id if kind == "id" else petitions.c.slug) == value
         async with self.engine.connect() as conn:
             return (await conn.execute(select(petitions).where(condition))).first()
-
-
-def _as_uuid(ref: str) -> UUID | None:
-    try:
-        return UUID(ref)
-    except ValueError:
-        return None

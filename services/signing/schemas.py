@@ -10,8 +10,8 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from services.signing.domain import name_problem
+from shared.refs import SLUG_MAX, SLUG_PATTERN
 
-SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
 
 
@@ -78,7 +78,7 @@ class PetitionIn(BaseModel):
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000), AfterValidator(_text)
     ] = Field(description="Plain text; paragraphs separated by blank lines.")
     organizer: OrganizerIn
-    slug: Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=80)] | None = Field(
+    slug: Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=SLUG_MAX)] | None = Field(
         None, description="URL name (lower-case letters, digits, hyphens); derived from the title if missing."
     )
 

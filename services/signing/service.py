@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.signing import db
-from services.signing.domain import canonical_email, derive_slug
+from services.signing.domain import derive_slug, mailbox_key
 from services.signing.petitions import PetitionCache
 from services.signing.schemas import PetitionIn, SignatureIn
 from services.signing.signatures import NewSignature, SignatureWriter
@@ -30,8 +30,9 @@ class Signing:
     """The signing use cases, bound to this service's database, group committer and outbox relay."""
 
     def __init__(self, sessions: async_sessionmaker, committer: GroupCommitter, petitions: PetitionCache,
-                 relay: OutboxRelay) -> None:
+                 relay: OutboxRelay, mailbox_secret: bytes) -> None:
         self.sessions = sessions
+        self.mailbox_secret = mailbox_secret
         self.committer = committer
         self.petitions = petitions
         self.relay = relay
@@ -82,7 +83,7 @@ class Signing:
         petition = await self.get_petition(ref)
         signature = NewSignature(
             petition_id=petition.id,
-            canonical_email=canonical_email(data.email),
+            mailbox_key=mailbox_key(self.mailbox_secret, data.email),
             name=data.name,
             email=data.email,
             country=data.country,

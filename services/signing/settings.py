@@ -31,6 +31,20 @@ class SigningSettings(ServiceSettings):
     page_refresh_s: float = Field(0.25, description="Least time between two renderings of a petition's page files.")
     commit_max_batch: int = Field(512, description="Most signatures (and other writes) committed in one transaction.")
     home_petition: str | None = Field(None, description="Slug of the petition served at `/` (the embedded default sets the seed).")
+    mailbox_key: str | None = Field(
+        None, description="Secret of the keyed hash signers are deduplicated by (kept after erasure); "
+        "required in production mode; changing it lets every earlier signer sign again."
+    )
     internal_token: str | None = Field(
         None, description="Bearer token the notifier uses to read recipients; required in production mode."
     )
+
+    def migration_attributes(self) -> dict:
+        return {"mailbox_secret": self.mailbox_secret()}
+
+    def mailbox_secret(self) -> bytes:
+        """GROUNDSWELL_MAILBOX_KEY; outside production mode a fixed development key stands in."""
+        return (self.mailbox_key or DEVELOPMENT_MAILBOX_KEY).encode()
+
+
+DEVELOPMENT_MAILBOX_KEY = "groundswell-development-mailbox-key"  # never used in production mode (services/cli.py)

@@ -1,5 +1,5 @@
 """Writing new signatures, many at once: one multi-row INSERT per batch, deduplicated on the
-canonical email by the table's unique key (ON CONFLICT DO NOTHING), one SignatureAdded per row
+mailbox (a keyed hash of the canonical email) by the table's unique key (ON CONFLICT DO NOTHING), one SignatureAdded per row
 that was new."""
 
 import secrets
@@ -19,10 +19,10 @@ from shared.groupcommit import Written
 
 @dataclass(frozen=True)
 class NewSignature:
-    """One person's signature as a request hands it over: validated, email in canonical form."""
+    """One person's signature as a request hands it over: validated, with its mailbox key."""
 
     petition_id: str
-    canonical_email: str
+    mailbox_key: str
     name: str
     email: str
     country: str | None
@@ -39,7 +39,7 @@ class SignatureWriter:
         self.sqlite = dialect_name == "sqlite"
         self.statement = (
             insert(dialect_name, signatures)
-            .on_conflict_do_nothing(index_elements=["petition_id", "canonical_email"])
+            .on_conflict_do_nothing(index_elements=["petition_id", "mailbox_key"])
             .returning(signatures.c.id)
         )
 
@@ -50,7 +50,7 @@ class SignatureWriter:
             {
                 "id": str(signature_id),
                 "petition_id": unit.petition_id,
-                "canonical_email": unit.canonical_email,
+                "mailbox_key": unit.mailbox_key,
                 "email": unit.email,
                 "name": unit.name,
                 "country": unit.country,
@@ -63,7 +63,7 @@ class SignatureWriter:
             for unit, signature_id in zip(units, ids)
         ]
         if self.sqlite:  # one statement in, one row back: see shared/bulk.py
-            insert_json(conn, signatures, rows, conflict=["petition_id", "canonical_email"])
+            insert_json(conn, signatures, rows, conflict=["petition_id", "mailbox_key"])
             inserted = present(conn, signatures, "id", [row["id"] for row in rows])
         else:
             inserted = set(conn.execute(self.statement, rows).scalars().all())

@@ -5,6 +5,7 @@ sends a milestone's emails, and keeps no address itself (see docs/supporter-emai
 
 from datetime import datetime, timezone
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
@@ -14,9 +15,10 @@ from sqlalchemy import and_, select, update
 
 from services.signing import db
 from services.signing.api import bearer_token_guard, require_admin
-from services.signing.domain import canonical_email
+from services.signing.domain import mailbox_key
 from services.signing.pages import render
 from services.signing.schemas import Email
+from shared.refs import is_token
 
 router = APIRouter()
 bearer = HTTPBearer(auto_error=False, description="GROUNDSWELL_INTERNAL_TOKEN")
@@ -40,10 +42,11 @@ class Recipients(BaseModel):
 @router.get("/internal/petitions/{petition_id}/recipients", dependencies=[Depends(require_internal)],
             tags=["internal"])
 async def recipients(
-    petition_id: str,
+    petition_id: UUID,
     request: Request,
     signed_before: Annotated[datetime, Query(description="Only signatures made at or before this time.")],
-    after: Annotated[str, Query(max_length=36, description="The `next` of the previous page.")] = "",
+    after: Annotated[str, Query(max_length=36, pattern=r"^[0-9a-fA-F-]*$",
+                                   description="The `next` of the previous page.")] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> Recipients:
     """Supporters who opted in to updates, are still subscribed and signed at or before `signed_before`,
@@ -52,7 +55,7 @@ async def recipients(
     query = (
         select(s.c.id, s.c.name, s.c.email, s.c.unsubscribe_token)
         .where(and_(
-            s.c.petition_id == petition_id,
+            s.c.petition_id == str(petition_id),
             s.c.updates.is_(True),
             s.c.unsubscribed_at.is_(None),
             s.c.erased_at.is_(None),
@@ -74,6 +77,8 @@ async def recipients(
 
 
 async def _subscription(request: Request, token: str):
+    if not is_token(token):
+        return None
     s, p = db.signatures, db.petitions
     async with request.app.state.runtime.sessions() as session:
         return (await session.execute(
@@ -119,16 +124,19 @@ class Erased(BaseModel):
 @router.post("/admin/erasure", dependencies=[Depends(require_admin)], tags=["admin"])
 async def erase(body: ErasureIn, request: Request) -> Erased:
     """Remove a signer's contact everywhere it is stored: name, email, postcode and comment are
-    blanked on every signature made with this address. The signatures still count (anonymously);
-    the event log never held the contact, and the notifier keeps none."""
-    canonical = canonical_email(body.email)
+    blanked on every signature made with this address. The signatures still count (anonymously),
+    and their mailbox key (a keyed hash) stays, so the same mailbox signing again is a repeat; the
+    event log never held the contact, and the notifier keeps none."""
+    key = mailbox_key(request.app.state.settings.mailbox_secret(), body.email)
     s = db.signatures
     async with request.app.state.runtime.sessions.begin() as session:
-        ids = (await session.execute(select(s.c.id).where(s.c.canonical_email == canonical))).scalars().all()
+        ids = (await session.execute(
+            select(s.c.id).where(and_(s.c.mailbox_key == key, s.c.erased_at.is_(None)))
+        )).scalars().all()
         for signature_id in ids:
             await session.execute(
                 update(s).where(s.c.id == signature_id).values(
-                    name="", email="", canonical_email=f"erased:{signature_id}", postcode=None, comment=None,
+                    name="", email="", postcode=None, comment=None,
                     updates=False, unsubscribe_token=None, erased_at=datetime.now(timezone.utc),
                 )
             )

@@ -35,7 +35,8 @@ def test_counts_and_pages_are_served_as_files_and_follow_the_count(system):
     page_url, thanks_url = f"{web}/p/front-door", f"{web}/p/front-door/thanks"
 
     # The first view renders in signing (and keeps the page as a file); later views are the file.
-    assert shown_count(httpx.get(page_url).text) == 3
+    # Pages follow the count through the COUNTS bucket, a moment behind the counter's own answer.
+    eventually(lambda: shown_count(httpx.get(page_url).text) == 3, timeout_s=5, message="page shows 3")
     page = eventually(lambda: (r := httpx.get(page_url, headers={"Accept-Encoding": "gzip"}))
                       .headers.get("Via") is None and r, message="page served as a file")
     assert page.headers["Content-Encoding"] == "gzip" and page.headers["Cache-Control"] == "public, max-age=1"
@@ -83,3 +84,29 @@ def test_a_petition_nobody_viewed_is_rendered_by_signing_and_an_unknown_one_is_4
     assert first.status_code == 200 and first.headers["Via"].endswith("Caddy") and shown_count(first.text) == 0
     assert httpx.get(f"{system.web.url}/p/no-such-petition").status_code == 404
     assert httpx.get(f"{system.web.url}/petitions/no-such-petition/count").status_code == 404
+
+
+def test_the_front_door_shows_only_what_it_should(system):
+    """Metrics and API UIs are not public; every answer carries the security headers, and a page's
+    CSP allows nothing inline and no other origin (the page works under it: test_browser.py)."""
+    from shared.http import CONTENT_SECURITY_POLICY
+
+    petition = system.create_petition("headers")
+    system.wait_for_count(petition["id"], 0)
+    web = system.web.url
+    for path in ("/metrics", "/docs", "/redoc", "/docs/oauth2-redirect", f"/internal/petitions/{petition['id']}/recipients"):
+        assert httpx.get(f"{web}{path}").status_code == 404, path
+    assert httpx.get(f"{system.signing.url}/docs").status_code == 404  # no CDN-loading UI on the service either
+    rendered = httpx.get(f"{web}/p/headers")  # the first view: rendered by signing, through the proxy
+    as_file = eventually(lambda: (r := httpx.get(f"{web}/p/headers")).headers.get("Via") is None and r,
+                         message="page served as a file")
+    count = httpx.get(f"{web}/petitions/{petition['id']}/count")
+    for response in (rendered, as_file, count, httpx.get(f"{web}/static/page.css"), httpx.get(f"{web}/p/nope")):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] == "DENY"
+        assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+        assert response.headers.get_list("Content-Security-Policy") == [CONTENT_SECURITY_POLICY]
+        assert "Strict-Transport-Security" not in response.headers  # plain http here
+    assert "unsafe-inline" not in CONTENT_SECURITY_POLICY and "frame-ancestors 'none'" in CONTENT_SECURITY_POLICY
+    for page in (rendered.text, as_file.text):
+        assert not re.search(r"<script(?![^>]*\bsrc=)|<style|\sstyle=|\son[a-z]+=", page)

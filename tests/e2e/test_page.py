@@ -17,7 +17,7 @@ def numbers_on(html: str) -> dict:
     return {
         "counts": re.findall(r"data-count>([\d,]+)<", html),
         "goals": re.findall(r"data-goal>([\d,]+)<", html),
-        "bar": re.search(r'aria-valuemax="(\d+)" aria-valuenow="(\d+)"', html).groups(),
+        "bar": re.search(r'<progress[^>]* max="(\d+)"\s+value="(\d+)"', html).groups(),
         "sentence": " ".join(re.sub(r"<[^>]+>", "", re.search(r'<p class="tally".*?</p>', html, re.S).group(0)).split()),
     }
 

@@ -14,6 +14,7 @@ import httpx
 import nats
 import pytest
 
+from services.signing.domain import mailbox_key
 from shared.events import MilestoneReached, encode_event
 from shared.subjects import event_subject
 from tests.harness import eventually, metrics
@@ -127,9 +128,10 @@ def seed_supporters(system, petition_id: str, n: int) -> set[str]:
         for i in range(start, min(n, start + 500)):
             address = f"fan{i}@example.org"
             addresses.add(address)
-            values.append(f"('{uuid4()}', '{petition_id}', '{address}', '{address}', 'Fan {i}', 'US', {yes}, "
+            key = mailbox_key(system.signing.env["GROUNDSWELL_MAILBOX_KEY"].encode(), address)
+            values.append(f"('{uuid4()}', '{petition_id}', '{key}', '{address}', 'Fan {i}', 'US', {yes}, "
                           f"'{created}', 'tok-{uuid4().hex}')")
-        system.execute("signing", "INSERT INTO signatures (id, petition_id, canonical_email, email, name, country, "
+        system.execute("signing", "INSERT INTO signatures (id, petition_id, mailbox_key, email, name, country, "
                                   "updates, created_at, unsubscribe_token) VALUES " + ", ".join(values))
     return addresses
 

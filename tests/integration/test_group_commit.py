@@ -36,7 +36,7 @@ def engine(database):
 
 
 def signature(email: str) -> NewSignature:
-    return NewSignature(petition_id=PETITION, canonical_email=email, name="Ada Lovelace", email=email,
+    return NewSignature(petition_id=PETITION, mailbox_key=email, name="Ada Lovelace", email=email,
                         country="GB", postcode=None, comment=None, updates=True, correlation_id=None)
 
 

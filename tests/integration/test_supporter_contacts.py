@@ -8,7 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from services.signing.app import create_app
-from services.signing.settings import SigningSettings
+from services.signing.domain import mailbox_key
+from services.signing.settings import DEVELOPMENT_MAILBOX_KEY, SigningSettings
 from tests.databases import Database
 from tests.integration.test_signing_api import AUTH, TOKEN, petition_body
 
@@ -92,12 +93,20 @@ def test_erasure_removes_the_contact_and_keeps_the_signature(api, signed):
     assert len(recipients(api, signed)["recipients"]) == 5
     again = api.post("/admin/erasure", json={"email": "signer2@example.org"}, headers=AUTH)
     assert again.json() == {"erased": 0}
-    rows = api.database.query("SELECT name, email, canonical_email, postcode, comment, unsubscribe_token "
+    rows = api.database.query("SELECT name, email, mailbox_key, postcode, comment, unsubscribe_token "
                               "FROM signatures WHERE erased_at IS NOT NULL")
     assert len(rows) == 1
-    name, email, canonical, postcode, comment, token = rows[0]
+    name, email, key, postcode, comment, token = rows[0]
     assert (name, email, postcode, comment, token) == ("", "", None, None, None)
-    assert canonical.startswith("erased:")
+    assert key == mailbox_key(DEVELOPMENT_MAILBOX_KEY.encode(), "signer2@example.org")  # a keyed hash stays
     dump = repr(api.database.query("SELECT * FROM signatures"))
     assert "signer2" not in dump.lower()
+    assert not [k for (k,) in api.database.query("SELECT mailbox_key FROM signatures") if "@" in k]
     assert api.database.query("SELECT count(*) FROM signatures")[0][0] == 7  # it still counts
+
+    # The same mailbox signing again, in any spelling, is a repeat: counted once, nothing stored.
+    for again in ("signer2@example.org", "SIGNER2+again@example.org"):
+        response = api.post(f"/petitions/{signed}/signatures", json={"name": "Signer Two", "email": again})
+        assert response.status_code == 202
+    assert api.database.query("SELECT count(*) FROM signatures")[0][0] == 7
+    assert api.database.query("SELECT count(*) FROM outbox WHERE subject LIKE '%.SignatureAdded'")[0][0] == 7

@@ -152,3 +152,18 @@ def test_the_front_door_serves_the_files_signing_writes_with_the_counters_cache_
 def test_readme_settings_table_matches_the_settings_classes():
     readme = (ROOT / "README.md").read_text()
     assert settings_table(settings_classes()) in readme, "regenerate it with: groundswell settings"
+
+
+def test_the_front_door_sends_the_pages_security_headers_and_hides_what_is_private():
+    from shared.http import PAGE_HEADERS
+
+    text = (DEPLOY / "Caddyfile").read_text()
+    block = re.search(r"\n\theader \{\n(.*?)\n\t\}", text, re.S).group(1)
+    sent = dict(re.findall(r'^\t\t([A-Za-z-]+) "([^"]*)"$', block, re.M))
+    assert sent == PAGE_HEADERS  # the same policy whether a page comes from the file or from signing
+    assert "\t\tdefer" in block  # set on proxied answers too, replacing (not doubling) the service's
+    assert "unsafe-inline" not in PAGE_HEADERS["Content-Security-Policy"]
+    assert 'header @https Strict-Transport-Security "max-age=31536000; includeSubDomains"' in text
+    assert "@https protocol https" in text
+    private = re.search(r"@private path (.*)", text).group(1).split()
+    assert {"/internal/*", "/metrics", "/docs", "/redoc"} <= set(private)

@@ -16,10 +16,8 @@
     document.querySelectorAll("[data-count]").forEach(function (el) { el.textContent = fmt(state.count); });
     document.querySelectorAll("[data-goal]").forEach(function (el) { el.textContent = fmt(state.goal); });
     document.querySelectorAll("[data-bar]").forEach(function (el) {
-      el.setAttribute("aria-valuenow", state.count); el.setAttribute("aria-valuemax", state.goal);
-    });
-    document.querySelectorAll("[data-fill]").forEach(function (el) {
-      el.style.width = Math.min(100, Math.round(100 * state.count / state.goal)) + "%";
+      el.max = state.goal; el.value = Math.min(state.count, state.goal);
+      el.textContent = Math.min(100, Math.round(100 * state.count / state.goal)) + "%";
     });
     document.querySelectorAll("[data-progress]").forEach(function (el) { el.hidden = false; });
   }
