@@ -74,6 +74,11 @@ class GroupCommitter:
         self._ready = asyncio.Event()
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="group-commit")
 
+    @property
+    def queued(self) -> int:
+        """Writes waiting for the next batch."""
+        return len(self._queue)
+
     async def submit(self, writer: Writer[U, R], unit: U) -> R:
         """Write `unit` in the next batch; returns its result once that batch has committed."""
         pending = _Pending(writer, unit, asyncio.get_running_loop().create_future())

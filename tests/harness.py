@@ -37,6 +37,29 @@ def eventually(check: Callable[[], T], *, timeout_s: float = 30, message: str = 
     raise AssertionError(f"{message} not reached within {timeout_s} s (last: {last!r})")
 
 
+async def until(check: Callable[[], T], timeout_s: float = 5.0) -> T:
+    """eventually() for async tests: poll `check` between event-loop turns until it is truthy."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout_s
+    while not (result := check()):
+        assert time.monotonic() < deadline, "not reached in time"
+        await asyncio.sleep(0.01)  # poll interval, not a wait for an outcome
+    return result
+
+
+def require_embedded_ports_free() -> None:
+    """`make run`'s fixed ports (services and front door) must be free for a test that starts it."""
+    import pytest
+
+    for port in (8001, 8002, 8003, 8080):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/livez", timeout=0.5)
+        except httpx.TransportError:
+            continue
+        pytest.fail(f"port {port} is busy: stop the running `make run` before this test")
+
+
 def wait_for_port(port: int, timeout_s: float = 15) -> None:
     def accepting() -> bool:
         with socket.socket() as sock:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.harness import ROOT, eventually
+from tests.harness import ROOT, eventually, require_embedded_ports_free
 
 pytestmark = pytest.mark.e2e
 
@@ -50,12 +50,7 @@ def prepared_venv(clone: Path) -> None:
 
 
 def test_make_run_from_a_fresh_clone_serves_the_readme_example(tmp_path):
-    for port in (8001, 8002, 8003, 8080):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/livez", timeout=0.5)
-            pytest.fail(f"port {port} is busy: stop the running `make run` before this test")
-        except httpx.TransportError:
-            pass
+    require_embedded_ports_free()
     clone = fresh_clone(tmp_path)
     prepared_venv(clone)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PIP_NO_INPUT": "1"}

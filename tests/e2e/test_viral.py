@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bench import load
-from tests.harness import ROOT, eventually
+from tests.harness import ROOT, eventually, require_embedded_ports_free
 
 pytestmark = pytest.mark.e2e
 
@@ -28,12 +28,7 @@ def embedded(tmp_path):
         if os.environ.get("CI") == "true":
             pytest.fail("wrk is required in CI (.ci/run installs Debian's package)")
         pytest.skip("wrk is not installed (apt-get install wrk)")
-    for port in (8001, 8002, 8003, 8080):
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/livez", timeout=0.5)
-            pytest.fail(f"port {port} is busy: stop the running `make run` before this test")
-        except httpx.TransportError:
-            pass
+    require_embedded_ports_free()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GROUNDSWELL_", "NATS_URL", "DATABASE_URL"))}
     env["GROUNDSWELL_LOG_LEVEL"] = "WARNING"
     log_path = tmp_path / "dev.log"

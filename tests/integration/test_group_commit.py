@@ -13,6 +13,7 @@ from shared.db import create_sync_engine
 from shared.groupcommit import GroupCommitter, OutboxMarks, Written
 from shared.migrations import migrate
 from tests.databases import Database
+from tests.harness import until
 
 PETITION = "7c0d3f0e-5a4e-4c55-9a7e-0d6f3b2a1c00"
 
@@ -90,7 +91,7 @@ async def test_a_bad_unit_fails_alone_and_the_rest_of_its_batch_is_written(engin
     texts = ["one", "two", "bad", "three"]
     # Queue all four before the committer runs, so they form one batch.
     futures = [asyncio.ensure_future(committer.submit(notes, Note(t))) for t in texts]
-    await asyncio.sleep(0)
+    await until(lambda: committer.queued == 4)
     runner = asyncio.create_task(committer.run())
     try:
         results = await asyncio.gather(*futures, return_exceptions=True)

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 from services.signing.frontdoor import FrontDoor
 from shared.counts import count_document
+from tests.harness import until
 
 PETITION = SimpleNamespace(id="5f0e8d62-1c4b-4d7e-9a51-2b7c9e0f3a11", slug="save-the-park")
 OTHER = SimpleNamespace(id="0b6f2a7e-8c1d-4f3a-b5e9-7d2c4a6e8f10", slug="fix-the-bridge")
@@ -28,14 +29,6 @@ class Petitions:
 
 def counted(n: int, petition=PETITION):
     return count_document(petition.id, n, datetime(2026, 11, 25, tzinfo=timezone.utc))
-
-
-async def until(check, timeout_s: float = 5.0):
-    deadline = time.monotonic() + timeout_s
-    while not (result := check()):
-        assert time.monotonic() < deadline, "not reached in time"
-        await asyncio.sleep(0.01)
-    return result
 
 
 class Renders:
@@ -84,7 +77,6 @@ async def test_a_viewed_petition_is_rendered_again_as_its_count_changes_at_most_
         started = time.monotonic()
         for n in range(6, 60):
             await door.on_count(counted(n))
-            await asyncio.sleep(0.002)
         await until(lambda: page.read_text() == "<p>59</p>")
         elapsed = time.monotonic() - started
         renders_of_burst = [c for slug, c in renders.made if slug == "save-the-park"][1:]
