@@ -11,7 +11,7 @@ from typing import Any
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.specification import AsyncAPI
 
-from shared.events import MilestoneReached, PetitionCreated, SignatureAdded
+from shared.events import MilestoneReached, OrganizerErased, PetitionCreated, SignatureAdded
 from shared.subjects import COUNTER_DURABLE, NOTIFIER_DURABLE, STREAM, STREAM_SUBJECTS, type_filter
 
 TITLE = "Groundswell petition events"
@@ -29,7 +29,8 @@ def build_spec(version: str = "1") -> AsyncAPI:
     broker = NatsBroker(description="NATS JetStream (file storage, limits retention, dedupe window 2 min)")
     stream = JStream(STREAM, subjects=STREAM_SUBJECTS, declare=False)
     published = [
-        (PetitionCreated, "signing", "A petition was created (the organizer's contact is in it; no signer's is)."),
+        (PetitionCreated, "signing", "A petition was created (version 2: no one's contact is in it)."),
+        (OrganizerErased, "signing", "The organizer's contact was erased; signing replicas render its pages again."),
         (SignatureAdded, "signing", "A new, distinct signature was accepted; no signer name or email."),
         (MilestoneReached, "counter", "A petition's count reached a milestone on the ladder for the first time."),
     ]

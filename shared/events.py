@@ -25,23 +25,15 @@ class Event(BaseModel):
     correlation_id: str | None = None
 
 
-class Organizer(BaseModel):
-    """Who to write to about their own petition (never published on the site)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    email: str
-
-
 class PetitionCreated(Event):
-    """An organizer created a petition."""
+    """An organizer created a petition. Version 2 carries no one's contact: the notifier reads the
+    organizer's name and email from signing when it writes to them (docs/personal-data.md)."""
 
     type: Literal["PetitionCreated"] = "PetitionCreated"
+    schema_version: int = 2
     title: str
     slug: str
     target: str
-    organizer: Organizer
 
 
 class SignatureAdded(Event):
@@ -62,14 +54,30 @@ class MilestoneReached(Event):
     next_goal: int
 
 
+class OrganizerErased(Event):
+    """The organizer's contact was erased from signing (no one's contact is in the event): signing
+    replicas render the petition's pages again without the name."""
+
+    type: Literal["OrganizerErased"] = "OrganizerErased"
+
+
 AnyEvent = Annotated[
-    Union[PetitionCreated, SignatureAdded, MilestoneReached],
+    Union[PetitionCreated, SignatureAdded, MilestoneReached, OrganizerErased],
     Field(discriminator="type"),
 ]
 _any_event = TypeAdapter(AnyEvent)
 
+CURRENT_VERSIONS = {"PetitionCreated": 2}  # types not named here are at version 1
+
+
+def _petition_created_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 named the organizer (name and email); reading it forgets them."""
+    data = {key: value for key, value in data.items() if key != "organizer"}
+    return {**data, "schema_version": 2}
+
+
 # (type, schema_version) -> function turning that version's dict into the next version's.
-UPCASTERS: dict[tuple[str, int], Any] = {}
+UPCASTERS: dict[tuple[str, int], Any] = {("PetitionCreated", 1): _petition_created_v1}
 
 
 def upcast(data: dict[str, Any]) -> dict[str, Any]:
@@ -79,11 +87,14 @@ def upcast(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def decode_event(payload: bytes | str | dict[str, Any]) -> PetitionCreated | SignatureAdded | MilestoneReached:
+def decode_event(payload: bytes | str | dict[str, Any]) -> PetitionCreated | SignatureAdded | MilestoneReached | OrganizerErased:
     """Parse an event from its JSON form; raises ValueError (pydantic's included) on bad input."""
-    if not UPCASTERS and not isinstance(payload, dict):
-        # Every version is current: parse and validate in one pass (pydantic-core, no dict between).
-        return _any_event.validate_json(payload)
+    if not isinstance(payload, dict):
+        # Parse and validate in one pass (pydantic-core, no dict between); only an older version
+        # (fields it had are ignored on the way in) goes round again through its upcasters.
+        event = _any_event.validate_json(payload)
+        if event.schema_version >= CURRENT_VERSIONS.get(event.type, 1):
+            return event
     data = payload if isinstance(payload, dict) else json.loads(payload)
     if not isinstance(data, dict):
         raise ValueError("an event is a JSON object")

@@ -4,6 +4,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.notifier.contacts import Contacts
 from services.notifier.consumer import notify_organizers
 from services.notifier.fanout import FanOut
 from services.notifier.service import Notifier
@@ -17,8 +18,9 @@ from shared.subjects import NOTIFIER_DURABLE, type_filter
 
 def create_app(settings: NotifierSettings) -> FastAPI:
     runtime = Runtime(settings, "notifier")
-    fanout = FanOut(runtime.sessions, settings)
-    notifier = Notifier(runtime.sessions, settings, fanout)
+    contacts = Contacts(settings)
+    fanout = FanOut(runtime.sessions, settings, contacts)
+    notifier = Notifier(runtime.sessions, settings, contacts, fanout)
 
     async def provision(js) -> None:
         await gs_nats.ensure_stream(js, settings.stream_replicas)
@@ -42,6 +44,7 @@ def create_app(settings: NotifierSettings) -> FastAPI:
         yield
         await runtime.close()
         await fanout.close()
+        await contacts.close()
 
     app = FastAPI(title="Groundswell notifier", version="1", lifespan=lifespan,
                   docs_url=None, redoc_url=None)  # no UI that loads assets from a CDN; docs/openapi/

@@ -1,4 +1,5 @@
-"""The notifier's own tables: organizers' contacts, the delivery ledger, supporter fan-outs."""
+"""The notifier's own tables: petitions it has seen, the delivery ledger, supporter fan-outs.
+No one's contact is stored here (services/notifier/contacts.py)."""
 
 from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table
 
@@ -10,8 +11,6 @@ petitions = Table(
     Column("petition_id", String(36), primary_key=True),
     Column("title", String(200), nullable=False),
     Column("slug", String(80), nullable=False),
-    Column("organizer_name", String(100), nullable=False),
-    Column("organizer_email", String(254), nullable=False),
 )
 
 # One row per (petition, milestone, recipient): claimed before sending, marked once accepted.

@@ -36,12 +36,13 @@ def milestone_subject(title: str, milestone: int) -> str:
 
 
 def organizer_milestone_email(
-    event: MilestoneReached, petition, *, mail_from: str, public_url: str, message_id_value: str
+    event: MilestoneReached, petition, organizer, *, mail_from: str, public_url: str, message_id_value: str
 ) -> Email:
+    """To the organizer (services/notifier/contacts.py Organizer): their petition reached a milestone."""
     subject = milestone_subject(petition.title, event.milestone)
     context = {
         "subject": subject,
-        "organizer_first_name": petition.organizer_name.split()[0],
+        "organizer_first_name": organizer.first_name,
         "title": petition.title,
         "milestone": f"{event.milestone:,}",
         "count": f"{event.count:,}",
@@ -51,7 +52,7 @@ def organizer_milestone_email(
     headers = [
         ("Subject", subject),
         ("From", mail_from),
-        ("To", address(petition.organizer_name, petition.organizer_email)),
+        ("To", address(organizer.name, organizer.email)),
         ("Message-ID", message_id_value),
     ]
     if event.correlation_id:
@@ -61,10 +62,11 @@ def organizer_milestone_email(
 
 
 def supporter_milestone_email(
-    fanout, petition, recipient, *, mail_from: str, public_url: str, message_id_value: str
+    fanout, petition, organizer, recipient, *, mail_from: str, public_url: str, message_id_value: str
 ) -> Email:
-    """'<organizer's first name> is counting on you': the petition reached a goal; help reach the next."""
-    organizer_first_name = petition.organizer_name.split()[0]
+    """'<organizer's first name> is counting on you': the petition reached a goal; help reach the next.
+    `organizer` is None once the organizer was erased: "The organizer is counting on you"."""
+    organizer_first_name = organizer.first_name if organizer is not None else "The organizer"
     subject = f"{organizer_first_name} is counting on you"
     petition_url = f"{public_url.rstrip('/')}/p/{petition.slug}"
     context = {

@@ -13,11 +13,10 @@ import secrets
 import time
 from datetime import datetime, timezone
 
-import httpx
 import structlog
-from pydantic import BaseModel
 from sqlalchemy import and_, or_, select, update
 
+from services.notifier.contacts import Contacts, Organizer, Page, Recipient
 from services.notifier.db import fanouts, petitions
 from services.notifier.emails import message_id, supporter_milestone_email
 from services.notifier.ledger import BatchLedger
@@ -30,18 +29,6 @@ from shared.metrics import EMAILS
 from shared.milestones import FIRST_GOAL
 
 log = structlog.get_logger("fanout")
-
-
-class Recipient(BaseModel):
-    signature_id: str
-    name: str
-    email: str
-    unsubscribe_url: str
-
-
-class Page(BaseModel):
-    recipients: list[Recipient]
-    next: str | None = None
 
 
 def is_goal(milestone: int) -> bool:
@@ -68,14 +55,14 @@ class Throttle:
 
 
 class FanOut:
-    def __init__(self, sessions, settings: NotifierSettings, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, sessions, settings: NotifierSettings, contacts: Contacts) -> None:
         self.sessions = sessions
         self.settings = settings
         self.lease_s = settings.ack_wait_s
         self.ledger = BatchLedger(sessions, lease_s=settings.ack_wait_s)
         self.smtp = SmtpPool(settings)
         self.throttle = Throttle(settings.supporter_emails_per_s)
-        self.http = http or httpx.AsyncClient(timeout=30)
+        self.contacts = contacts
         self.wake = asyncio.Event()
 
     async def open(self, event: MilestoneReached) -> None:
@@ -108,7 +95,6 @@ class FanOut:
 
     async def close(self) -> None:
         await self.smtp.close()
-        await self.http.aclose()
 
     # --- one fan-out ---------------------------------------------------------------------------
 
@@ -158,6 +144,7 @@ class FanOut:
             )).first()
         if petition is None:
             raise RuntimeError("petition not known yet")  # PetitionCreated is on its way
+        organizer = await self.contacts.organizer(row.petition_id)  # None once erased
         cursor = row.cursor
         log.info("fanout_started", petition_id=row.petition_id, milestone=row.milestone, resume_after=cursor or None)
         sent_total = 0
@@ -166,7 +153,7 @@ class FanOut:
             pending = page.recipients
             delay = self.settings.retry_base_s
             while pending:
-                pending, sent = await self._send_page(token, row, petition, pending)
+                pending, sent = await self._send_page(token, row, petition, organizer, pending)
                 sent_total += sent
                 if pending:
                     log.warning("fanout_deferred", petition_id=row.petition_id, milestone=row.milestone,
@@ -183,30 +170,24 @@ class FanOut:
             await self._renew(token, row, cursor=cursor)
 
     async def _page(self, row, cursor: str) -> Page:
-        s = self.settings
-        response = await self.http.get(
-            f"{s.signing_url.rstrip('/')}/internal/petitions/{row.petition_id}/recipients",
-            params={"signed_before": _aware(row.signed_before).isoformat(), "after": cursor,
-                    "limit": s.supporter_page},
-            headers={"Authorization": f"Bearer {s.internal_token or ''}"},
-        )
-        response.raise_for_status()
-        return Page.model_validate(response.json())
+        return await self.contacts.recipients(row.petition_id, _aware(row.signed_before), cursor,
+                                              self.settings.supporter_page)
 
-    async def _send_page(self, token: str, row, petition, recipients: list[Recipient]):
+    async def _send_page(self, token: str, row, petition, organizer: Organizer | None, recipients: list[Recipient]):
         """Send what is due on this page; returns (recipients to try again, emails sent)."""
         pending: list[Recipient] = []
         sent = 0
         size = self.settings.supporter_batch
         for start in range(0, len(recipients), size):
             chunk = recipients[start:start + size]
-            still, done = await self._send_chunk(token, row, petition, chunk)
+            still, done = await self._send_chunk(token, row, petition, organizer, chunk)
             pending += still
             sent += done
             await self._renew(token, row)
         return pending, sent
 
-    async def _send_chunk(self, fanout_token: str, row, petition, chunk: list[Recipient]):
+    async def _send_chunk(self, fanout_token: str, row, petition, organizer: Organizer | None,
+                          chunk: list[Recipient]):
         domain = self.settings.message_id_domain
         ids = {r.signature_id: message_id(row.petition_id, row.milestone, r.signature_id, domain) for r in chunk}
         token, claimed, _done, held = await self.ledger.claim(row.petition_id, row.milestone, ids)
@@ -216,7 +197,7 @@ class FanOut:
             return pending, 0
         await self.throttle.take(len(todo))
         emails = [
-            supporter_milestone_email(row, petition, r, mail_from=self.settings.mail_from,
+            supporter_milestone_email(row, petition, organizer, r, mail_from=self.settings.mail_from,
                                       public_url=self.settings.public_url, message_id_value=ids[r.signature_id])
             for r in todo
         ]

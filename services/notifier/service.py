@@ -6,6 +6,7 @@ import aiosmtplib
 import structlog
 from sqlalchemy import select
 
+from services.notifier.contacts import Contacts, PetitionUnknown
 from services.notifier.db import petitions
 from services.notifier.emails import message_id, organizer_milestone_email
 from services.notifier.fanout import FanOut, is_goal
@@ -22,8 +23,9 @@ SMTP_ERRORS = (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError)
 
 
 class Notifier:
-    def __init__(self, sessions, settings: NotifierSettings, fanout: FanOut | None = None) -> None:
+    def __init__(self, sessions, settings: NotifierSettings, contacts: Contacts, fanout: FanOut | None = None) -> None:
         self.sessions = sessions
+        self.contacts = contacts
         self.settings = settings
         self.ledger = Ledger(sessions, lease_s=settings.ack_wait_s)
         self.fanout = fanout
@@ -36,8 +38,6 @@ class Notifier:
                     petition_id=str(event.petition_id),
                     title=event.title,
                     slug=event.slug,
-                    organizer_name=event.organizer.name,
-                    organizer_email=event.organizer.email,
                 )
                 .on_conflict_do_nothing()
             )
@@ -60,8 +60,20 @@ class Notifier:
             return None
         if claim.token is None:
             return claim.held_for_s
+        try:
+            organizer = await self.contacts.organizer(petition_id)
+        except PetitionUnknown:
+            await self.ledger.release(key, claim.token, "signing does not know the petition yet")
+            return self.settings.retry_base_s
+        except BaseException:
+            await self.ledger.release(key, claim.token, "signing's organizer contact unreachable")
+            raise
+        if organizer is None:
+            await self.ledger.release(key, claim.token, "the organizer was erased")
+            log.info("organizer_erased_no_email", petition_id=petition_id, milestone=event.milestone)
+            return None
         email = organizer_milestone_email(
-            event, petition, mail_from=self.settings.mail_from, public_url=self.settings.public_url,
+            event, petition, organizer, mail_from=self.settings.mail_from, public_url=self.settings.public_url,
             message_id_value=mid,
         )
         if claim.attempt > 1:

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from services.signing.pages import ERASED_ORGANIZER
 from services.signing.schemas import Accepted, OrganizerOut, PetitionIn, PetitionOut, SignatureIn
 from services.signing.service import PetitionNotFound, Signing, SlugTaken
 from shared.http import request_id
@@ -95,7 +96,7 @@ def public_petition(petition, request: Request) -> PetitionOut:
         title=petition.title,
         target=petition.target,
         story=petition.story,
-        organizer=OrganizerOut(name=petition.organizer_name),
+        organizer=OrganizerOut(name=petition.organizer_name or ERASED_ORGANIZER),
         created_at=petition.created_at,
         links={
             "self": f"/petitions/{petition.id}",

@@ -20,6 +20,9 @@ petitions = Table(
     Column("organizer_name", String(100), nullable=False),
     Column("organizer_email", String(254), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Erasure finds an organizer by this keyed hash (domain.mailbox_key) and blanks name and email.
+    Column("organizer_mailbox_key", String(80), index=True),
+    Column("organizer_erased_at", DateTime(timezone=True)),
 )
 
 signatures = Table(

@@ -53,6 +53,9 @@ def read_count(request: Request, petition_id: str) -> Count:
     return Count.of(request.app.state.frontdoor.count_of(petition_id))
 
 
+ERASED_ORGANIZER = "The organizer"
+
+
 def share_links(url: str, title: str) -> dict[str, str]:
     text = f"I just signed “{title}”. Will you sign too?"
     return {
@@ -66,12 +69,12 @@ def share_links(url: str, title: str) -> dict[str, str]:
 
 def page_context(public_url: str, petition, count: Count, **extra) -> dict:
     url = f"{public_url.rstrip('/')}/p/{petition.slug}"
-    organizer = petition.organizer_name
+    organizer = petition.organizer_name or ERASED_ORGANIZER  # blank once the organizer is erased
     return {
         "petition": petition,
         "paragraphs": [p.strip() for p in petition.story.replace("\r\n", "\n").split("\n\n") if p.strip()],
         "organizer": organizer,
-        "first_name": organizer.split()[0],
+        "first_name": organizer.split()[0] if petition.organizer_name else ERASED_ORGANIZER.lower(),
         "count": count,
         "url": url,
         "share": share_links(url, petition.title),

@@ -12,7 +12,7 @@ from services.signing.domain import derive_slug, mailbox_key
 from services.signing.petitions import PetitionCache
 from services.signing.schemas import PetitionIn, SignatureIn
 from services.signing.signatures import NewSignature, SignatureWriter
-from shared.events import Organizer, PetitionCreated
+from shared.events import PetitionCreated
 from shared.groupcommit import GroupCommitter
 from shared.metrics import SIGNATURES
 from shared.outbox import OutboxRelay, outbox_row
@@ -51,6 +51,7 @@ class Signing:
                 "story": data.story,
                 "organizer_name": data.organizer.name,
                 "organizer_email": data.organizer.email,
+                "organizer_mailbox_key": mailbox_key(self.mailbox_secret, data.organizer.email),
                 "created_at": datetime.now(timezone.utc),
             }
             event = PetitionCreated(
@@ -59,7 +60,6 @@ class Signing:
                 title=data.title,
                 slug=slug,
                 target=data.target,
-                organizer=Organizer(name=data.organizer.name, email=data.organizer.email),
             )
             outbox = outbox_row(event)
             await session.execute(db.petitions.insert().values(**row))

@@ -1,13 +1,14 @@
-"""Supporters' contacts: the notifier's authenticated recipient list, unsubscribe, erasure.
+"""Contacts: the notifier's authenticated recipient list and organizer contact, unsubscribe, erasure.
 
-Contacts never enter the event log. The notifier asks for recipients here, page by page, when it
-sends a milestone's emails, and keeps no address itself (see docs/supporter-emails.md)."""
+Contacts never enter the event log. The notifier asks for recipients here, page by page, and for
+the organizer's name and address, when it sends a milestone's emails, and keeps no address itself
+(see docs/personal-data.md)."""
 
 from datetime import datetime, timezone
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel
@@ -18,6 +19,8 @@ from services.signing.api import bearer_token_guard, require_admin
 from services.signing.domain import mailbox_key
 from services.signing.pages import render
 from services.signing.schemas import Email
+from shared.events import OrganizerErased
+from shared.outbox import outbox_row
 from shared.refs import is_token
 
 router = APIRouter()
@@ -76,6 +79,28 @@ async def recipients(
     return Recipients(recipients=page, next=rows[-1].id if len(rows) == limit else None)
 
 
+class OrganizerContact(BaseModel):
+    name: str
+    email: str
+
+
+@router.get("/internal/petitions/{petition_id}/organizer", dependencies=[Depends(require_internal)],
+            tags=["internal"], responses={404: {"description": "No such petition"},
+                                          410: {"description": "The organizer's contact was erased"}})
+async def organizer(petition_id: UUID, request: Request) -> OrganizerContact:
+    """Who to write to about this petition. For the notifier only."""
+    p = db.petitions
+    async with request.app.state.runtime.sessions() as session:
+        row = (await session.execute(
+            select(p.c.organizer_name, p.c.organizer_email, p.c.organizer_erased_at).where(p.c.id == str(petition_id))
+        )).first()
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No petition has the id '{petition_id}'.")
+    if row.organizer_erased_at is not None:
+        raise HTTPException(status.HTTP_410_GONE, "This petition's organizer asked to be erased.")
+    return OrganizerContact(name=row.organizer_name, email=row.organizer_email)
+
+
 async def _subscription(request: Request, token: str):
     if not is_token(token):
         return None
@@ -118,17 +143,22 @@ class ErasureIn(BaseModel):
 
 
 class Erased(BaseModel):
-    erased: int
+    erased: int  # signatures and petitions together
+    signatures: int
+    petitions: int  # petitions this address organized
 
 
 @router.post("/admin/erasure", dependencies=[Depends(require_admin)], tags=["admin"])
 async def erase(body: ErasureIn, request: Request) -> Erased:
-    """Remove a signer's contact everywhere it is stored: name, email, postcode and comment are
-    blanked on every signature made with this address. The signatures still count (anonymously),
-    and their mailbox key (a keyed hash) stays, so the same mailbox signing again is a repeat; the
-    event log never held the contact, and the notifier keeps none."""
+    """Remove a person's contact everywhere it is stored. As a signer: name, email, postcode and
+    comment are blanked on every signature made with this address; the signatures still count
+    (anonymously), and their mailbox key (a keyed hash) stays, so the same mailbox signing again is
+    a repeat. As an organizer: the name and email on their petitions are blanked (the petitions stay
+    up, "started by the organizer", and send them no more email). The event log never held a
+    contact, and the notifier keeps none."""
     key = mailbox_key(request.app.state.settings.mailbox_secret(), body.email)
-    s = db.signatures
+    s, p = db.signatures, db.petitions
+    now = datetime.now(timezone.utc)
     async with request.app.state.runtime.sessions.begin() as session:
         ids = (await session.execute(
             select(s.c.id).where(and_(s.c.mailbox_key == key, s.c.erased_at.is_(None)))
@@ -137,7 +167,18 @@ async def erase(body: ErasureIn, request: Request) -> Erased:
             await session.execute(
                 update(s).where(s.c.id == signature_id).values(
                     name="", email="", postcode=None, comment=None,
-                    updates=False, unsubscribe_token=None, erased_at=datetime.now(timezone.utc),
+                    updates=False, unsubscribe_token=None, erased_at=now,
                 )
             )
-    return Erased(erased=len(ids))
+        organized = (await session.execute(
+            select(p.c.id).where(and_(p.c.organizer_mailbox_key == key, p.c.organizer_erased_at.is_(None)))
+        )).scalars().all()
+        rows = [outbox_row(OrganizerErased(petition_id=petition_id)) for petition_id in organized]
+        for petition_id in organized:
+            await session.execute(update(p).where(p.c.id == petition_id).values(
+                organizer_name="", organizer_email="", organizer_erased_at=now))
+        if rows:
+            await session.execute(db.outbox.insert(), rows)
+    if rows:
+        request.app.state.relay.publish_soon(rows)  # every replica renders the pages again
+    return Erased(erased=len(ids) + len(organized), signatures=len(ids), petitions=len(organized))

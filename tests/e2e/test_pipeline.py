@@ -75,9 +75,10 @@ def test_signatures_are_counted_exactly_and_each_milestone_emailed_once(system):
     assert "The next goal is 200" in text and "/p/elm-street-bridge" in text
     assert "/p/elm-street-bridge" in html
 
-    # No signer's email or name anywhere in the event log or in any service's logs.
+    # No signer's or organizer's email or name anywhere in the event log or in any service's logs.
     personal = {s["email"].lower() for s in signers + repeats} | {s["name"] for s in signers + repeats}
     personal |= {s["email"].split("@")[0] for s in signers}
+    personal |= {"organizer-elm-street-bridge", "Patrick Leonard"}  # issue 9: PetitionCreated named them
     stream = system.stream_contents()
     assert len(stream) == 1 + 120 + 4  # PetitionCreated, SignatureAdded x 120, MilestoneReached x 4
     for subject, headers, payload in stream:

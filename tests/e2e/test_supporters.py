@@ -117,6 +117,26 @@ def test_a_permanent_refusal_is_recorded_and_a_temporary_one_retried(system):
     assert emails["rejected"] == 1 and emails["failed"] == 1
 
 
+def test_an_erased_organizer_is_written_to_no_more(system):
+    """Issue 9: the organizer's contact lives only in signing. Once erased there, the notifier
+    sends them nothing (it has no copy), and supporters still hear, from "The organizer"."""
+    petition = system.create_petition("erased-organizer")
+    erased = httpx.post(f"{system.signing.url}/admin/erasure", json={"email": "organizer-erased-organizer@example.org"},
+                        headers={"Authorization": f"Bearer {system.token}"}, timeout=10)
+    assert erased.json() == {"erased": 1, "signatures": 0, "petitions": 1}
+    sign(system, petition["id"], range(100))
+    system.wait_for_count(petition["id"], 100)
+    eventually(lambda: fanout_done(system, petition["id"], 100), timeout_s=60, message="fan-out for 100 done")
+    system.wait_settled()
+    expected = {supporter(i)["email"] for i in range(100) if supporter(i)["updates"]}
+    goal = [m for m in system.smtp.messages if str(m["Subject"]) == "The organizer is counting on you"]
+    assert Counter(m["To"].addresses[0].addr_spec for m in goal) == Counter({a: 1 for a in expected})
+    assert system.organizer_emails("erased-organizer") == []
+    assert system.query("notifier", "SELECT count(*) FROM deliveries WHERE recipient = 'organizer' "
+                                    "AND sent_at IS NOT NULL") == [(0,)]
+    assert "organizer_erased_no_email" in system.notifier.logs()
+
+
 def seed_supporters(system, petition_id: str, n: int) -> set[str]:
     """n opted-in supporters written straight into signing's database (signing them over HTTP
     would spend a minute on what the other tests already cover)."""

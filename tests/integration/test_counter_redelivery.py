@@ -15,7 +15,7 @@ from services.counter.projection import apply_events
 from shared import nats as gs_nats
 from shared.db import create_engine, sessionmaker
 from shared.migrations import migrate
-from shared.events import Organizer, PetitionCreated, SignatureAdded, encode_event
+from shared.events import PetitionCreated, SignatureAdded, encode_event
 from shared.outbox import OutboxRelay
 from shared.subjects import COUNTER_DURABLE, STREAM, event_subject, type_filter
 from tests.databases import Database
@@ -54,8 +54,7 @@ async def counter_db(tmp_path, backend):
 async def publish_petition_with_signatures(js, n: int):
     """Publish a petition and n signatures; returns its id and a subscription on the counter's durable."""
     petition_id = uuid.uuid4()
-    events = [PetitionCreated(petition_id=petition_id, title="T", slug=f"s-{petition_id.hex[:8]}", target="X",
-                              organizer=Organizer(name="O", email="o@example.org"))]
+    events = [PetitionCreated(petition_id=petition_id, title="T", slug=f"s-{petition_id.hex[:8]}", target="X")]
     events += [SignatureAdded(petition_id=petition_id, signature_id=uuid.uuid4()) for _ in range(n)]
     for event in events:
         await js.publish(event_subject(petition_id, event.type), encode_event(event),

@@ -1,4 +1,4 @@
-"""Signing's supporter contacts: the notifier's recipient list, unsubscribe, erasure.
+"""Signing's contacts: the notifier's recipient list and organizer contact, unsubscribe, erasure.
 
 Real SQLite and PostgreSQL, real nats-server; the app runs in-process."""
 
@@ -88,11 +88,11 @@ def test_erasure_removes_the_contact_and_keeps_the_signature(api, signed):
     bad = api.post("/admin/erasure", json={"email": "not-an-email"}, headers=AUTH)
     assert bad.status_code == 422 and "email" in bad.json()["errors"]
     erased = api.post("/admin/erasure", json={"email": "Signer2@Example.org"}, headers=AUTH)
-    assert erased.status_code == 200 and erased.json() == {"erased": 1}
+    assert erased.status_code == 200 and erased.json() == {"erased": 1, "signatures": 1, "petitions": 0}
     assert "signer2@example.org" not in {r["email"] for r in recipients(api, signed)["recipients"]}
     assert len(recipients(api, signed)["recipients"]) == 5
     again = api.post("/admin/erasure", json={"email": "signer2@example.org"}, headers=AUTH)
-    assert again.json() == {"erased": 0}
+    assert again.json() == {"erased": 0, "signatures": 0, "petitions": 0}
     rows = api.database.query("SELECT name, email, mailbox_key, postcode, comment, unsubscribe_token "
                               "FROM signatures WHERE erased_at IS NOT NULL")
     assert len(rows) == 1
@@ -110,3 +110,42 @@ def test_erasure_removes_the_contact_and_keeps_the_signature(api, signed):
         assert response.status_code == 202
     assert api.database.query("SELECT count(*) FROM signatures")[0][0] == 7
     assert api.database.query("SELECT count(*) FROM outbox WHERE subject LIKE '%.SignatureAdded'")[0][0] == 7
+
+
+def test_the_organizers_contact_is_for_the_notifier_and_never_in_an_event(api):
+    petition = api.post("/petitions", json=petition_body(slug="organized"), headers=AUTH).json()
+    url = f"/internal/petitions/{petition['id']}/organizer"
+    assert api.get(url).status_code == 401
+    assert api.get(url, headers=INTERNAL).json() == {"name": "Patrick Leonard", "email": "patrick@example.org"}
+    assert api.get("/internal/petitions/6d44301b-d7d2-4417-aba7-2cc1407387e3/organizer",
+                   headers=INTERNAL).status_code == 404
+    payloads = [bytes(p).decode() for (p,) in api.database.query("SELECT payload FROM outbox")]
+    assert len(payloads) == 1 and '"PetitionCreated"' in payloads[0]
+    assert "patrick" not in payloads[0].lower()  # issue 9: v1 carried name and email
+
+
+def test_erasure_covers_organizers(api):
+    """Issue 9: erasing an organizer answered {"erased": 0}. Now their name and address go, their
+    petition stays up without them, the notifier is told there is no one to write to, and every
+    signing replica hears (OrganizerErased) that the pages must be rendered again."""
+    first = api.post("/petitions", json=petition_body(slug="first"), headers=AUTH).json()
+    second = api.post("/petitions", json=petition_body(
+        slug="second", organizer={"name": "Patrick Leonard", "email": "Patrick+two@Example.org"}), headers=AUTH).json()
+    other = api.post("/petitions", json=petition_body(
+        slug="other", organizer={"name": "Someone Else", "email": "else@example.org"}), headers=AUTH).json()
+    assert api.post(f"/petitions/{first['id']}/signatures",
+                    json={"name": "Patrick Leonard", "email": "patrick@example.org"}).status_code == 202
+
+    erased = api.post("/admin/erasure", json={"email": "patrick@example.org"}, headers=AUTH)
+    assert erased.status_code == 200 and erased.json() == {"erased": 3, "signatures": 1, "petitions": 2}
+    for petition in (first, second):
+        assert api.get(f"/internal/petitions/{petition['id']}/organizer", headers=INTERNAL).status_code == 410
+        assert api.get(f"/petitions/{petition['id']}").json()["organizer"] == {"name": "The organizer"}
+    assert api.get(f"/internal/petitions/{other['id']}/organizer", headers=INTERNAL).json()["name"] == "Someone Else"
+    page = api.get("/p/first")
+    assert page.status_code == 200 and "Patrick" not in page.text and "Started by <strong>The organizer" in page.text
+    dump = repr(api.database.query("SELECT * FROM petitions")) + repr(api.database.query("SELECT * FROM outbox"))
+    assert "patrick" not in dump.lower()
+    events = sorted(s for (s,) in api.database.query("SELECT subject FROM outbox WHERE subject LIKE '%.OrganizerErased'"))
+    assert events == sorted(f"petitions.{p['id']}.events.OrganizerErased" for p in (first, second))
+    assert api.post("/admin/erasure", json={"email": "patrick@example.org"}, headers=AUTH).json()["erased"] == 0

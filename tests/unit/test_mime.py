@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from services.notifier.contacts import Organizer
 from services.notifier.emails import organizer_milestone_email, supporter_milestone_email
 from services.notifier.mime import alternative, address
 from services.notifier.smtp import wire_bytes
@@ -59,22 +60,32 @@ def test_bodies_come_back_exactly_even_with_dots_equals_signs_and_long_lines():
 
 
 def test_milestone_emails_carry_their_headers():
-    petition = SimpleNamespace(title="Save the Elm Street bridge", slug="elm", organizer_name="Patrick Leonard",
-                               organizer_email="patrick@example.org")
+    petition = SimpleNamespace(title="Save the Elm Street bridge", slug="elm")
+    patrick = Organizer(name="Patrick Leonard", email="patrick@example.org")
     event = MilestoneReached(petition_id=PETITION_ID, milestone=100, count=100, next_goal=200,
                              correlation_id="corr-7")
-    organizer = read(organizer_milestone_email(event, petition, mail_from="Groundswell <no-reply@example.org>",
+    organizer = read(organizer_milestone_email(event, petition, patrick, mail_from="Groundswell <no-reply@example.org>",
                                                public_url="https://petitions.example.org", message_id_value="<m1@x>"))
     assert organizer["Subject"] == '"Save the Elm Street bridge" reached 100 supporters'
+    assert organizer["To"].addresses[0].addr_spec == "patrick@example.org"
     assert (organizer["Message-ID"], organizer["X-Correlation-ID"]) == ("<m1@x>", "corr-7")
     assert "https://petitions.example.org/p/elm" in organizer.get_body(("plain",)).get_content()
 
     fanout = SimpleNamespace(milestone=100, next_goal=200, correlation_id=None)
     recipient = SimpleNamespace(name="Zoë Ångström", email="zoe@example.org", unsubscribe_url="https://p.example/u/t")
-    supporter = read(supporter_milestone_email(fanout, petition, recipient, mail_from="Groundswell <n@example.org>",
+    supporter = read(supporter_milestone_email(fanout, petition, patrick, recipient, mail_from="Groundswell <n@example.org>",
                                                public_url="https://petitions.example.org", message_id_value="<m2@x>"))
     assert supporter["Subject"] == "Patrick is counting on you"
     assert supporter["List-Unsubscribe"] == "<https://p.example/u/t>"
     assert supporter["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert "X-Correlation-ID" not in supporter
     assert supporter.get_body(("plain",)).get_content().startswith("Hello Zoë,")
+
+
+def test_supporters_of_an_erased_organizer_hear_from_the_organizer():
+    petition = SimpleNamespace(title="Save the Elm Street bridge", slug="elm")
+    fanout = SimpleNamespace(milestone=100, next_goal=200, correlation_id=None)
+    recipient = SimpleNamespace(name="Zoë", email="zoe@example.org", unsubscribe_url="https://p.example/u/t")
+    supporter = read(supporter_milestone_email(fanout, petition, None, recipient, mail_from="G <n@example.org>",
+                                               public_url="https://p.example", message_id_value="<m3@x>"))
+    assert supporter["Subject"] == "The organizer is counting on you"

@@ -1,0 +1,68 @@
+"""People's contacts, read from signing when an email is written: the notifier stores none.
+
+The event log carries no one's name or address (docs/personal-data.md); signing holds them, and
+erasure there is the end of them. These calls use signing's internal API with
+GROUNDSWELL_INTERNAL_TOKEN."""
+
+from datetime import datetime
+
+import httpx
+from pydantic import BaseModel
+
+from services.notifier.settings import NotifierSettings
+
+
+class Organizer(BaseModel):
+    name: str
+    email: str
+
+    @property
+    def first_name(self) -> str:
+        return self.name.split()[0] if self.name.strip() else "The organizer"
+
+
+class Recipient(BaseModel):
+    signature_id: str
+    name: str
+    email: str
+    unsubscribe_url: str
+
+
+class Page(BaseModel):
+    recipients: list[Recipient]
+    next: str | None = None
+
+
+class PetitionUnknown(Exception):
+    """Signing does not know the petition (yet): try again later."""
+
+
+class Contacts:
+    def __init__(self, settings: NotifierSettings, http: httpx.AsyncClient | None = None) -> None:
+        self.base = settings.signing_url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {settings.internal_token or ''}"}
+        self.http = http or httpx.AsyncClient(timeout=30)
+
+    async def organizer(self, petition_id: str) -> Organizer | None:
+        """The organizer's name and address; None when they were erased (write to no one)."""
+        response = await self.http.get(f"{self.base}/internal/petitions/{petition_id}/organizer",
+                                       headers=self.headers)
+        if response.status_code == 410:
+            return None
+        if response.status_code == 404:
+            raise PetitionUnknown(petition_id)
+        response.raise_for_status()
+        return Organizer.model_validate(response.json())
+
+    async def recipients(self, petition_id: str, signed_before: datetime, after: str, limit: int) -> Page:
+        """One page of the supporters who opted in, in signature-id order."""
+        response = await self.http.get(
+            f"{self.base}/internal/petitions/{petition_id}/recipients",
+            params={"signed_before": signed_before.isoformat(), "after": after, "limit": limit},
+            headers=self.headers,
+        )
+        response.raise_for_status()
+        return Page.model_validate(response.json())
+
+    async def close(self) -> None:
+        await self.http.aclose()
