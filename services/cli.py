@@ -20,14 +20,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for service, about, tasks in (
         ("signing", "run the signing API", ["migrate"]),
-        ("counter", "run the counter, or an admin task on it", ["migrate", "rebuild"]),
-        ("notifier", "run the notifier", ["migrate"]),
+        ("counter", "run the counter, or an admin task on it", ["migrate", "rebuild", "dead-letters"]),
+        ("notifier", "run the notifier, or an admin task on it", ["migrate", "dead-letters"]),
     ):
         command = commands.add_parser(service, help=about)
         command.add_argument(
             "task", nargs="?", choices=tasks,
-            help="migrate: bring the database to the newest schema; rebuild: replay the stream into fresh counts",
+            help="migrate: bring the database to the newest schema; rebuild: replay the stream into fresh counts; "
+                 "dead-letters: list the events set aside (or --retry them)",
         )
+        if "dead-letters" in tasks:
+            command.add_argument("--retry", metavar="all|ID,...",
+                                 help="dead-letters: hand these (or all open ones) to the handler again")
+            command.add_argument("--resolved", action="store_true",
+                                 help="dead-letters: list resolved ones too")
     commands.add_parser("settings", help="print every setting as a Markdown table (name, default, meaning)")
     docs = commands.add_parser("docs", help="write the API documents: docs/asyncapi.json and docs/openapi/*.json")
     docs.add_argument("--out", default="docs", help="folder to write into")
@@ -58,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate(args.command)
     if getattr(args, "task", None) == "rebuild":
         return _rebuild()
+    if getattr(args, "task", None) == "dead-letters":
+        return _dead_letters(args.command, args.retry, args.resolved)
     return _serve(args.command)
 
 
@@ -140,6 +148,20 @@ def _migrate(service: str) -> int:
     configure_logging(service, settings.log_level, settings.log_format)
     asyncio.run(migrate(service, settings.database_url, **settings.migration_attributes()))
     return 0
+
+
+def _dead_letters(service: str, retry: str | None, include_resolved: bool) -> int:
+    """One JSON object per line; with --retry, exit 1 when any is still failing."""
+    from shared.deadletters_cli import dead_letters_command
+
+    settings, _ = _load(service)
+    configure_logging(service, settings.log_level, settings.log_format)
+    if retry is not None and retry != "all" and not all(p.strip().isdigit() for p in retry.split(",")):
+        sys.exit(f"groundswell {service} dead-letters: --retry takes 'all' or ids like 3,7 (from the listing)")
+    rows = uvloop.run(dead_letters_command(service, settings, retry, include_resolved))
+    for row in rows:
+        print(json.dumps(row))
+    return 1 if retry is not None and any(row["result"] != "resolved" for row in rows) else 0
 
 
 def _rebuild() -> int:

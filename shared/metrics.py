@@ -20,6 +20,9 @@ COMMIT_BATCH = Histogram("groundswell_commit_batch_size", "Writes committed per 
                          buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000))
 LIVE_STREAMS = Gauge("groundswell_live_streams", "Live-count (SSE) connections open in this process")
 LIVE_WATCHED = Gauge("groundswell_live_watched_petitions", "Petitions this process watches for live streams")
+DEAD_LETTERS = Counter("groundswell_dead_letters_total",
+                       "Events set aside because a retry cannot cure their failure (groundswell <service> dead-letters)",
+                       ["durable"])
 MILESTONES = Counter("groundswell_milestones_detected_total", "Milestones newly reached")
 EMAILS = Counter("groundswell_emails_total",
                  "Email attempts by outcome: sent, failed (temporary, retried), retried, rejected (permanent)",

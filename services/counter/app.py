@@ -13,6 +13,7 @@ from services.counter.settings import CounterSettings
 from shared import nats as gs_nats
 from shared.consumer import consume
 from shared.counts import counts_bucket
+from shared.deadletters import DeadLetters
 from shared.http import RequestIdMiddleware, add_cors, add_error_handlers, add_health_routes
 from shared.lifecycle import Runtime
 from shared.outbox import OutboxRelay
@@ -56,7 +57,8 @@ def create_app(settings: CounterSettings) -> FastAPI:
             await publisher.put(counts)
             hub.wake({str(c.petition_id) for c in counts})
 
-        handler = count_signatures(runtime.sessions, relay, settings.retry_delay_s, on_counted=counted)
+        handler = count_signatures(runtime.sessions, relay, settings.retry_delay_s, on_counted=counted,
+                                   dead_letters=DeadLetters(runtime.sessions, db.dead_letters, COUNTER_DURABLE))
         await consume(js, COUNTER_DURABLE, handler, batch_size=settings.batch_size, linger_s=settings.batch_linger_s)
 
     @asynccontextmanager

@@ -7,6 +7,7 @@ from nats.aio.msg import Msg
 
 from services.counter.projection import Delivered, apply_events, counted
 from shared.counts import Count
+from shared.deadletters import DeadLetters, describe
 from shared.metrics import MILESTONES
 from shared.outbox import OutboxRelay
 
@@ -18,12 +19,26 @@ async def _nothing(counts: Sequence[Count]) -> None:
 
 
 def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float,
-                     on_counted: Callable[[Sequence[Count]], Awaitable[None]] = _nothing):
+                     on_counted: Callable[[Sequence[Count]], Awaitable[None]] = _nothing,
+                     dead_letters: DeadLetters | None = None):
     engine = sessions.kw["bind"]
 
     async def handle(messages: Sequence[Msg]) -> None:
         """Apply a batch of PetitionCreated and SignatureAdded events to the counts."""
-        batch = [item for raw in messages if (item := _delivered(raw)) is not None]
+        batch, unreadable = [], []
+        for raw in messages:
+            try:
+                batch.append(Delivered(counted(raw.data), raw.metadata.sequence.stream))
+            except ValueError as exc:  # retrying cannot make it readable: set it aside, go on
+                unreadable.append((raw, f"undecodable: {describe(exc)}"))
+        for raw, error in unreadable:
+            if dead_letters is None:
+                log.error("undecodable_event_skipped", subject=raw.subject, stream_seq=raw.metadata.sequence.stream)
+                await raw.term()
+            else:
+                await dead_letters.bury(raw, error)
+        if unreadable:
+            messages = [raw for raw in messages if all(raw is not u for u, _ in unreadable)]
         try:
             async with engine.begin() as conn:  # Core, not a Session: nothing here needs the ORM
                 applied = await apply_events(conn, batch)
@@ -46,12 +61,3 @@ def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float,
 
     return handle
 
-
-def _delivered(raw: Msg) -> Delivered | None:
-    try:
-        event = counted(raw.data)
-    except ValueError:
-        # Retrying cannot make it readable: log it loudly (subject and sequence, no payload).
-        log.error("undecodable_event_skipped", subject=raw.subject, stream_seq=raw.metadata.sequence.stream)
-        return None
-    return Delivered(event, raw.metadata.sequence.stream)

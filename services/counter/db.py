@@ -2,6 +2,7 @@
 
 from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table
 
+from shared.deadletters import dead_letters_table
 from shared.outbox import outbox_table
 
 metadata = MetaData()
@@ -35,3 +36,4 @@ milestones = Table(
 )
 
 outbox = outbox_table(metadata)
+dead_letters = dead_letters_table(metadata)

@@ -4,6 +4,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.notifier import db
 from services.notifier.contacts import Contacts
 from services.notifier.consumer import notify_organizers
 from services.notifier.fanout import FanOut
@@ -11,6 +12,7 @@ from services.notifier.service import Notifier
 from services.notifier.settings import NotifierSettings
 from shared import nats as gs_nats
 from shared.consumer import consume
+from shared.deadletters import DeadLetters
 from shared.http import RequestIdMiddleware, add_health_routes
 from shared.lifecycle import Runtime
 from shared.subjects import NOTIFIER_DURABLE, type_filter
@@ -21,6 +23,7 @@ def create_app(settings: NotifierSettings) -> FastAPI:
     contacts = Contacts(settings)
     fanout = FanOut(runtime.sessions, settings, contacts)
     notifier = Notifier(runtime.sessions, settings, contacts, fanout)
+    dead_letters = DeadLetters(runtime.sessions, db.dead_letters, NOTIFIER_DURABLE)
 
     async def provision(js) -> None:
         await gs_nats.ensure_stream(js, settings.stream_replicas)
@@ -34,7 +37,7 @@ def create_app(settings: NotifierSettings) -> FastAPI:
     async def consume_events() -> None:
         js = (await runtime.connect_nats()).jetstream()
         await gs_nats.provision(lambda: provision(js))
-        await consume(js, NOTIFIER_DURABLE, notify_organizers(notifier), batch_size=16)
+        await consume(js, NOTIFIER_DURABLE, notify_organizers(notifier, dead_letters), batch_size=16)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -3,6 +3,8 @@ No one's contact is stored here (services/notifier/contacts.py)."""
 
 from sqlalchemy import Column, DateTime, Float, Integer, MetaData, String, Table
 
+from shared.deadletters import dead_letters_table
+
 metadata = MetaData()
 
 petitions = Table(
@@ -45,3 +47,5 @@ fanouts = Table(
     Column("claimed_until_s", Float),
     Column("done_at", DateTime(timezone=True)),
 )
+
+dead_letters = dead_letters_table(metadata)
