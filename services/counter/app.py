@@ -16,6 +16,7 @@ from shared.counts import counts_bucket
 from shared.deadletters import DeadLetters
 from shared.http import RequestIdMiddleware, add_cors, add_error_handlers, add_health_routes
 from shared.lifecycle import Runtime
+from shared.openapi import describe_answers
 from shared.outbox import OutboxRelay
 from shared.subjects import COUNTER_DURABLE, type_filter
 
@@ -76,6 +77,7 @@ def create_app(settings: CounterSettings) -> FastAPI:
     app.state.hub = hub
     app.include_router(router)
     add_error_handlers(app)
+    describe_answers(app)
     add_health_routes(app, runtime.readiness)
     app.add_middleware(RequestIdMiddleware)
     add_cors(app, settings.cors_origins)

@@ -21,6 +21,7 @@ from shared.db import create_sync_engine
 from shared.groupcommit import GroupCommitter, OutboxMarks
 from shared.http import BodyLimitMiddleware, RequestIdMiddleware, add_cors, add_error_handlers, add_health_routes
 from shared.lifecycle import Runtime
+from shared.openapi import describe_answers
 from shared.outbox import OutboxRelay
 from shared.subjects import PETITION_EVENT_TYPES, petition_of, type_filter
 
@@ -86,6 +87,7 @@ def create_app(settings: SigningSettings) -> FastAPI:
     app.include_router(supporters)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     add_error_handlers(app)
+    describe_answers(app)
     add_health_routes(app, runtime.readiness)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)

@@ -1,7 +1,7 @@
 """Request and response bodies of the signing API; validation lives here."""
 
 import unicodedata
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated
 from uuid import UUID
 
@@ -53,9 +53,19 @@ def _country(value: str) -> str:
     return code
 
 
+# The documents say as much of each rule as JSON Schema can (tests/e2e/test_api_schema.py generates
+# requests from them): printable text, an email address, no formula or link in a name.
+PRINTABLE = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+NAME_PATTERN = r"^[^=+@\-\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_line)]
-Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_email)]
-PersonName = Annotated[Line, StringConstraints(max_length=100), AfterValidator(_person_name)]
+Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_email),
+                  Field(json_schema_extra={"format": "email"})]
+PersonName = Annotated[Line, StringConstraints(max_length=100), AfterValidator(_person_name),
+                       Field(json_schema_extra={"pattern": NAME_PATTERN},
+                             description="A person's name: printable, no link, not starting with =, +, - or @.")]
+CountryCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=2),
+                        AfterValidator(_country), Field(json_schema_extra={"enum": sorted(COUNTRY_CODES)},
+                                                        description="ISO 3166-1 alpha-2 (either case).")]
 
 
 class OrganizerIn(BaseModel):
@@ -90,7 +100,7 @@ class SignatureIn(BaseModel):
 
     name: PersonName
     email: Email
-    country: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=2), AfterValidator(_country)] | None = None
+    country: CountryCode | None = None
     postcode: Annotated[
         str, StringConstraints(strip_whitespace=True, max_length=16, pattern=r"^[A-Za-z0-9 \-]*$")
     ] | None = None
@@ -102,6 +112,14 @@ class OrganizerOut(BaseModel):
     name: str
 
 
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands timestamps back without their zone; every one stored is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+
+
 class PetitionOut(BaseModel):
     """A petition's public face: never the organizer's email."""
 
@@ -111,7 +129,7 @@ class PetitionOut(BaseModel):
     target: str
     story: str
     organizer: OrganizerOut
-    created_at: datetime
+    created_at: UtcDatetime
     links: dict[str, str]
 
 
