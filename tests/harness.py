@@ -76,6 +76,8 @@ class NatsServer:
         self.port = free_port()
         self.monitor_port = free_port()
         self.process: subprocess.Popen | None = None
+        self.name: str | None = None
+        self.extra_args: list[str] = []
 
     @property
     def url(self) -> str:
@@ -84,7 +86,7 @@ class NatsServer:
     def start(self) -> None:
         self.process = subprocess.Popen(
             [NATS_SERVER, "-js", "-sd", str(self.store), "-a", "127.0.0.1", "-p", str(self.port),
-             "-m", str(self.monitor_port)],
+             "-m", str(self.monitor_port), *self.extra_args],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -118,6 +120,41 @@ class NatsServer:
     def stream_messages(self) -> int:
         jsz = httpx.get(f"http://127.0.0.1:{self.monitor_port}/jsz", timeout=5).json()
         return jsz.get("messages", 0)
+
+
+class NatsCluster:
+    """Three nats-servers from the wheel in one JetStream cluster, each with its own store and
+    ports; `url` names all three, as a client of a cluster would."""
+
+    def __init__(self, store: Path, size: int = 3) -> None:
+        self.nodes = [NatsServer(store / f"n{i}") for i in range(size)]
+        self.cluster_ports = [free_port() for _ in range(size)]
+        for i, node in enumerate(self.nodes):
+            node.name = f"n{i}"
+            routes = ",".join(f"nats://127.0.0.1:{p}" for j, p in enumerate(self.cluster_ports) if j != i)
+            node.extra_args = ["--name", node.name, "--cluster_name", "groundswell",
+                               "--cluster", f"nats://127.0.0.1:{self.cluster_ports[i]}", "--routes", routes]
+
+    @property
+    def url(self) -> str:
+        return ",".join(node.url for node in self.nodes)
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def node(self, name: str) -> NatsServer:
+        return next(node for node in self.nodes if node.name == name)
+
+    def alive(self) -> list[NatsServer]:
+        return [node for node in self.nodes if node.process and node.process.poll() is None]
+
+    def consumers(self) -> dict[str, dict]:
+        return self.alive()[0].consumers()
 
 
 class SmtpServer:

@@ -11,19 +11,21 @@ import nats
 
 from shared.subjects import STREAM
 from tests.databases import Database
-from tests.harness import ROOT, NatsServer, Service, SmtpServer, Web, eventually, service_env
+from tests.harness import ROOT, NatsCluster, NatsServer, Service, SmtpServer, Web, eventually, service_env
 
 SERVICES = ("signing", "counter", "notifier")
 
 
 class System:
-    def __init__(self, workdir: Path, backend: str = "sqlite", postgres_server: str | None = None) -> None:
-        """`postgres_server`: the admin URL of a PostgreSQL the test controls (tests/pgserver.py)."""
+    def __init__(self, workdir: Path, backend: str = "sqlite", postgres_server: str | None = None,
+                 nats_cluster: bool = False) -> None:
+        """`postgres_server`: the admin URL of a PostgreSQL the test controls (tests/pgserver.py);
+        `nats_cluster`: three nats-servers (tests/harness.py NatsCluster) and the stream at R3."""
         self.workdir = workdir
         self.backend = backend
         self.databases = {name: Database(backend, name, workdir, postgres_server) for name in SERVICES}
         self.token = secrets.token_urlsafe(16)
-        self.nats = NatsServer(workdir / "nats")
+        self.nats = NatsCluster(workdir / "nats") if nats_cluster else NatsServer(workdir / "nats")
         self.smtp = SmtpServer()
         self.services: dict[str, Service] = {}
         for name in SERVICES:
@@ -34,6 +36,8 @@ class System:
                 smtp_port=self.smtp.port,
                 admin_token=self.token,
             )
+            if nats_cluster:
+                env["GROUNDSWELL_STREAM_REPLICAS"] = "3"
             self.services[name] = Service(name, env, workdir)
         # As `make run` does: the front door reaches signing through a Unix socket.
         self.signing.env["GROUNDSWELL_SOCKET"] = str(workdir / "signing.sock")
