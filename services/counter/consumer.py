@@ -28,7 +28,7 @@ def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float,
         batch, unreadable = [], []
         for raw in messages:
             try:
-                batch.append(Delivered(counted(raw.data), raw.metadata.sequence.stream))
+                batch.append(delivered(raw))
             except ValueError as exc:  # retrying cannot make it readable: set it aside, go on
                 unreadable.append((raw, f"undecodable: {describe(exc)}"))
         for raw, error in unreadable:
@@ -61,3 +61,7 @@ def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float,
 
     return handle
 
+
+def delivered(raw: Msg) -> Delivered:
+    """The counting view of a message off the stream; ValueError when it is not readable."""
+    return Delivered(counted(raw.data), raw.metadata.sequence.stream)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event as sa_event
 
 from services.counter import db
-from services.counter.consumer import _delivered, count_signatures
+from services.counter.consumer import count_signatures, delivered
 from services.counter.projection import apply_events
 from shared import nats as gs_nats
 from shared.db import create_engine, sessionmaker
@@ -87,7 +87,7 @@ async def test_events_redelivered_after_a_nak_count_once(js, counter_db):
     first = await fetch_exactly(subscription, 13)
     handle = count_signatures(sessions, OutboxRelay(sessions, db.outbox), retry_delay_s=0.1)
     async with sessions.begin() as session:
-        await apply_events(session, [_delivered(m) for m in first])
+        await apply_events(session, [delivered(m) for m in first])
     for message in first:
         await message.nak()
     assert count_in(path, petition_id) == 12
