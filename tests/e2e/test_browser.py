@@ -157,12 +157,14 @@ def test_supporter_email_is_escaped_and_fits_a_phone(browser, tmp_path):
 
     from services.notifier.emails import supporter_milestone_email
 
-    petition = SimpleNamespace(title='Save <b>Elm</b> Street & "the bridge"', slug="elm",
-                               organizer_name="Patrick <script>alert(1)</script> Leonard")
+    from services.notifier.contacts import Organizer
+
+    petition = SimpleNamespace(title='Save <b>Elm</b> Street & "the bridge"', slug="elm")
+    organizer = Organizer(name="Patrick <script>alert(1)</script> Leonard", email="patrick@example.org")
     fanout = SimpleNamespace(milestone=200, next_goal=500, correlation_id="corr-1")
     recipient = SimpleNamespace(name="Ada Lovelace", email="ada@example.org",
                                 unsubscribe_url="https://petitions.example.org/u/token")
-    built = supporter_milestone_email(fanout, petition, recipient, mail_from="Groundswell <no-reply@example.org>",
+    built = supporter_milestone_email(fanout, petition, organizer, recipient, mail_from="Groundswell <no-reply@example.org>",
                                       public_url="https://petitions.example.org", message_id_value="<m@example.org>")
     message = email.message_from_bytes(built.data, policy=email.policy.default)  # as a mail client reads it
     assert message["Subject"] == "Patrick is counting on you"
