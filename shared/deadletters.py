@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from shared.db import insert
 from shared.metrics import DEAD_LETTERS
 
 log = structlog.get_logger("dead_letters")
@@ -59,13 +60,12 @@ class DeadLetters:
         """Record the message, then terminate it on the stream (never delivered again)."""
         seq = raw.metadata.sequence.stream
         async with self.sessions.begin() as session:
-            known = (await session.execute(select(self.table.c.id).where(self.table.c.stream_seq == seq))).first()
-            if known is None:
-                await session.execute(self.table.insert().values(
+            await session.execute(  # the same message buried again (redelivered meanwhile) stays one row
+                insert(session.bind.dialect.name, self.table).values(
                     durable=self.durable, stream_seq=seq, subject=raw.subject, payload=raw.data,
                     error=error[:ERROR_MAX], deliveries=raw.metadata.num_delivered or 1,
                     created_at=datetime.now(timezone.utc),
-                ))
+                ).on_conflict_do_nothing(index_elements=["stream_seq"]))
         DEAD_LETTERS.labels(self.durable).inc()
         log.error("dead_lettered", durable=self.durable, subject=raw.subject, stream_seq=seq,
                   deliveries=raw.metadata.num_delivered, error=error[:200])

@@ -26,8 +26,8 @@ class Event(BaseModel):
 
 
 class PetitionCreated(Event):
-    """An organizer created a petition. Version 2 carries no one's contact: the notifier reads the
-    organizer's name and email from signing when it writes to them (docs/personal-data.md)."""
+    """An organizer created a petition. Version 2 carries no personal data: the notifier asks
+    signing for the organizer's contact when it writes to them (docs/personal-data.md)."""
 
     type: Literal["PetitionCreated"] = "PetitionCreated"
     schema_version: int = 2
@@ -55,8 +55,8 @@ class MilestoneReached(Event):
 
 
 class OrganizerErased(Event):
-    """The organizer's contact was erased from signing (no one's contact is in the event): signing
-    replicas render the petition's pages again without the name."""
+    """The organizer of this petition was erased in signing; the event holds only the petition id.
+    Signing replicas render the petition's pages again."""
 
     type: Literal["OrganizerErased"] = "OrganizerErased"
 
@@ -71,7 +71,7 @@ CURRENT_VERSIONS = {"PetitionCreated": 2}  # types not named here are at version
 
 
 def _petition_created_v1(data: dict[str, Any]) -> dict[str, Any]:
-    """Version 1 named the organizer (name and email); reading it forgets them."""
+    """Version 1 carried the organizer's contact; reading it drops that field."""
     data = {key: value for key, value in data.items() if key != "organizer"}
     return {**data, "schema_version": 2}
 

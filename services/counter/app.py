@@ -58,8 +58,8 @@ def create_app(settings: CounterSettings) -> FastAPI:
             await publisher.put(counts)
             hub.wake({str(c.petition_id) for c in counts})
 
-        handler = count_signatures(runtime.sessions, relay, settings.retry_delay_s, on_counted=counted,
-                                   dead_letters=DeadLetters(runtime.sessions, db.dead_letters, COUNTER_DURABLE))
+        dead_letters = DeadLetters(runtime.sessions, db.dead_letters, COUNTER_DURABLE)
+        handler = count_signatures(runtime.sessions, relay, settings.retry_delay_s, dead_letters, on_counted=counted)
         await consume(js, COUNTER_DURABLE, handler, batch_size=settings.batch_size, linger_s=settings.batch_linger_s)
 
     @asynccontextmanager

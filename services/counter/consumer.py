@@ -19,26 +19,21 @@ async def _nothing(counts: Sequence[Count]) -> None:
 
 
 def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float,
-                     on_counted: Callable[[Sequence[Count]], Awaitable[None]] = _nothing,
-                     dead_letters: DeadLetters | None = None):
+                     dead_letters: DeadLetters,
+                     on_counted: Callable[[Sequence[Count]], Awaitable[None]] = _nothing):
     engine = sessions.kw["bind"]
 
     async def handle(messages: Sequence[Msg]) -> None:
         """Apply a batch of PetitionCreated and SignatureAdded events to the counts."""
-        batch, unreadable = [], []
+        batch, readable = [], []
         for raw in messages:
             try:
                 batch.append(delivered(raw))
             except ValueError as exc:  # retrying cannot make it readable: set it aside, go on
-                unreadable.append((raw, f"undecodable: {describe(exc)}"))
-        for raw, error in unreadable:
-            if dead_letters is None:
-                log.error("undecodable_event_skipped", subject=raw.subject, stream_seq=raw.metadata.sequence.stream)
-                await raw.term()
+                await dead_letters.bury(raw, f"undecodable: {describe(exc)}")
             else:
-                await dead_letters.bury(raw, error)
-        if unreadable:
-            messages = [raw for raw in messages if all(raw is not u for u, _ in unreadable)]
+                readable.append(raw)
+        messages = readable
         try:
             async with engine.begin() as conn:  # Core, not a Session: nothing here needs the ORM
                 applied = await apply_events(conn, batch)

@@ -163,21 +163,17 @@ async def erase(body: ErasureIn, request: Request) -> Erased:
         ids = (await session.execute(
             select(s.c.id).where(and_(s.c.mailbox_key == key, s.c.erased_at.is_(None)))
         )).scalars().all()
-        for signature_id in ids:
-            await session.execute(
-                update(s).where(s.c.id == signature_id).values(
-                    name="", email="", postcode=None, comment=None,
-                    updates=False, unsubscribe_token=None, erased_at=now,
-                )
-            )
+        if ids:
+            await session.execute(update(s).where(s.c.id.in_(ids)).values(
+                name="", email="", postcode=None, comment=None, updates=False, unsubscribe_token=None, erased_at=now,
+            ))
         organized = (await session.execute(
             select(p.c.id).where(and_(p.c.organizer_mailbox_key == key, p.c.organizer_erased_at.is_(None)))
         )).scalars().all()
         rows = [outbox_row(OrganizerErased(petition_id=petition_id)) for petition_id in organized]
-        for petition_id in organized:
-            await session.execute(update(p).where(p.c.id == petition_id).values(
-                organizer_name="", organizer_email="", organizer_erased_at=now))
         if rows:
+            await session.execute(update(p).where(p.c.id.in_(organized)).values(
+                organizer_name="", organizer_email="", organizer_erased_at=now))
             await session.execute(db.outbox.insert(), rows)
     if rows:
         request.app.state.relay.publish_soon(rows)  # every replica renders the pages again

@@ -110,3 +110,25 @@ def test_the_front_door_shows_only_what_it_should(system):
     assert "unsafe-inline" not in CONTENT_SECURITY_POLICY and "frame-ancestors 'none'" in CONTENT_SECURITY_POLICY
     for page in (rendered.text, as_file.text):
         assert not re.search(r"<script(?![^>]*\bsrc=)|<style|\sstyle=|\son[a-z]+=", page)
+
+
+def test_an_erased_organizer_leaves_the_page_files(system):
+    """Issue 9: erasure covers organizers. A viewed petition's page is a file at the front door, so
+    erasing its organizer must reach that file (OrganizerErased makes signing render it again), not
+    only the database."""
+    petition = system.create_petition("erased-page")
+    system.wait_for_count(petition["id"], 0)
+    web = system.web.url
+    page_url, thanks_url = f"{web}/p/erased-page", f"{web}/p/erased-page/thanks"
+    for url in (page_url, thanks_url):
+        httpx.get(url)
+        eventually(lambda: "Via" not in (r := httpx.get(url)).headers and "Patrick" in r.text,
+                   message=f"{url} a file naming Patrick")
+    erased = httpx.post(f"{system.signing.url}/admin/erasure", json={"email": "organizer-erased-page@example.org"},
+                        headers={"Authorization": f"Bearer {system.token}"}, timeout=10)
+    assert erased.json() == {"erased": 1, "signatures": 0, "petitions": 1}
+    for url in (page_url, thanks_url):
+        eventually(lambda: "Patrick" not in (r := httpx.get(url)).text and "Via" not in r.headers,
+                   timeout_s=10, message=f"{url} rendered again without the organizer")
+    files = "".join(path.read_text(errors="replace") for path in (system.workdir / "public").rglob("*.html"))
+    assert "erased-page" in files and "Patrick" not in files

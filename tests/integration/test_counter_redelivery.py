@@ -17,6 +17,7 @@ from shared.db import create_engine, sessionmaker
 from shared.migrations import migrate
 from shared.events import PetitionCreated, SignatureAdded, encode_event
 from shared.outbox import OutboxRelay
+from shared.deadletters import DeadLetters
 from shared.subjects import COUNTER_DURABLE, STREAM, event_subject, type_filter
 from tests.databases import Database
 from tests.harness import NatsServer
@@ -49,6 +50,10 @@ async def counter_db(tmp_path, backend):
     yield engine, database
     await engine.dispose()
     database.drop()
+
+
+def dead_letters(sessions) -> DeadLetters:
+    return DeadLetters(sessions, db.dead_letters, COUNTER_DURABLE)
 
 
 async def publish_petition_with_signatures(js, n: int):
@@ -85,7 +90,7 @@ async def test_events_redelivered_after_a_nak_count_once(js, counter_db):
 
     # Apply and commit, but the ack is lost: nak them instead, as a crash before the ack would.
     first = await fetch_exactly(subscription, 13)
-    handle = count_signatures(sessions, OutboxRelay(sessions, db.outbox), retry_delay_s=0.1)
+    handle = count_signatures(sessions, OutboxRelay(sessions, db.outbox), 0.1, dead_letters(sessions))
     async with sessions.begin() as session:
         await apply_events(session, [delivered(m) for m in first])
     for message in first:
@@ -106,13 +111,14 @@ async def test_a_failed_batch_is_nakked_and_applied_once_when_redelivered(js, co
     engine, path = counter_db
     sessions = sessionmaker(engine)
     petition_id, subscription = await publish_petition_with_signatures(js, 5)
-    handle = count_signatures(sessions, OutboxRelay(sessions, db.outbox), retry_delay_s=0.2)
+    handle = count_signatures(sessions, OutboxRelay(sessions, db.outbox), 0.2, dead_letters(sessions))
 
     # Another connection holds the write lock and the handler's engine waits only 0.1 s for it,
     # so the handler's transaction really fails.
     impatient = create_engine(path.url)
     sa_event.listen(impatient.sync_engine, "connect", lambda conn, _record: conn.execute("PRAGMA busy_timeout=100"))
-    failing = count_signatures(sessionmaker(impatient), OutboxRelay(sessions, db.outbox), retry_delay_s=0.2)
+    failing = count_signatures(sessionmaker(impatient), OutboxRelay(sessions, db.outbox), 0.2,
+                               dead_letters(sessions))
     blocker = sqlite3.connect(path.path, timeout=0)
     blocker.execute("BEGIN EXCLUSIVE")
     await failing(await fetch_exactly(subscription, 6))
