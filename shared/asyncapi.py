@@ -11,7 +11,9 @@ from typing import Any
 from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.specification import AsyncAPI
 
-from shared.events import MilestoneReached, OrganizerErased, PetitionCreated, SignatureAdded
+from shared.events import (
+    ConfirmationRequested, MilestoneReached, OrganizerErased, PetitionCreated, SignatureAdded, SignatureInvalidated,
+)
 from shared.subjects import COUNTER_DURABLE, NOTIFIER_DURABLE, STREAM, STREAM_SUBJECTS, type_filter
 
 TITLE = "Groundswell petition events"
@@ -31,7 +33,11 @@ def build_spec(version: str = "1") -> AsyncAPI:
     published = [
         (PetitionCreated, "signing", "A petition was created (version 2: no one's contact is in it)."),
         (OrganizerErased, "signing", "The organizer's contact was erased; signing replicas render its pages again."),
-        (SignatureAdded, "signing", "A new, distinct signature was accepted; no signer name or email."),
+        (SignatureAdded, "signing", "A signature that counts: confirmed by its emailed link (or accepted, with "
+                                    "confirmation off); no signer name or email."),
+        (ConfirmationRequested, "signing", "A signer must confirm by an emailed link (or asked for it again); "
+                                           "no address: the notifier reads it from signing."),
+        (SignatureInvalidated, "signing", "A moderator invalidated a signature that counted."),
         (MilestoneReached, "counter", "A petition's count reached a milestone on the ladder for the first time."),
     ]
     for model, service, about in published:
@@ -41,8 +47,10 @@ def build_spec(version: str = "1") -> AsyncAPI:
             title=f"{service}:{event_type}", description=f"Published by {service}. {about}",
         )
     consumers = [
-        (COUNTER_DURABLE, [PetitionCreated, SignatureAdded], "Builds the supporter counts and detects milestones."),
-        (NOTIFIER_DURABLE, [PetitionCreated, MilestoneReached], "Emails the organizer once per milestone."),
+        (COUNTER_DURABLE, [PetitionCreated, SignatureAdded, SignatureInvalidated],
+         "Builds the supporter counts (confirmed minus invalidated) and detects milestones."),
+        (NOTIFIER_DURABLE, [PetitionCreated, MilestoneReached, ConfirmationRequested],
+         "Emails confirmation links, the organizer once per milestone, and supporters at goals."),
     ]
     for durable, models, about in consumers:
         for model in models:

@@ -47,15 +47,17 @@ async def _handler(service: str, settings, sessions):
     if service == "notifier":
         from services.notifier.consumer import retry_handler
         from services.notifier.contacts import Contacts
+        from services.notifier.delivery import Pipeline
         from services.notifier.fanout import FanOut
         from services.notifier.service import Notifier
 
         contacts = Contacts(settings)
-        fanout = FanOut(sessions, settings, contacts)  # a fan-out it opens is worked by the running notifier
-        notifier = Notifier(sessions, settings, contacts, fanout)
+        pipeline = Pipeline(sessions, settings)
+        fanout = FanOut(sessions, settings, contacts, pipeline)  # a fan-out it opens is worked by the running notifier
+        notifier = Notifier(sessions, settings, contacts, pipeline, fanout)
 
         async def close() -> None:
-            await fanout.close()
+            await pipeline.close()
             await contacts.close()
 
         return retry_handler(notifier), close

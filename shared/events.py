@@ -37,12 +37,30 @@ class PetitionCreated(Event):
 
 
 class SignatureAdded(Event):
-    """Someone signed a petition for the first time (no name, no email)."""
+    """A signature that counts: confirmed by its emailed link (or stored, when confirmation is
+    off). Once per signer and petition; no name, no email."""
 
     type: Literal["SignatureAdded"] = "SignatureAdded"
     signature_id: UUID
     country: str | None = None
     updates: bool = False
+
+
+class ConfirmationRequested(Event):
+    """Someone signed and must confirm by following an emailed link (or asked for the link again).
+    No address: the notifier reads it from signing when it writes the email."""
+
+    type: Literal["ConfirmationRequested"] = "ConfirmationRequested"
+    signature_id: UUID
+    request: int = 1  # 1 for the first link, then one more for each resend
+
+
+class SignatureInvalidated(Event):
+    """A moderator invalidated a signature that counted: it counts no more."""
+
+    type: Literal["SignatureInvalidated"] = "SignatureInvalidated"
+    signature_id: UUID
+    moderation_id: UUID  # the moderation action (signing's record says what, which filter, when)
 
 
 class MilestoneReached(Event):
@@ -62,7 +80,8 @@ class OrganizerErased(Event):
 
 
 AnyEvent = Annotated[
-    Union[PetitionCreated, SignatureAdded, MilestoneReached, OrganizerErased],
+    Union[PetitionCreated, SignatureAdded, ConfirmationRequested, SignatureInvalidated, MilestoneReached,
+          OrganizerErased],
     Field(discriminator="type"),
 ]
 _any_event = TypeAdapter(AnyEvent)
@@ -87,7 +106,11 @@ def upcast(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def decode_event(payload: bytes | str | dict[str, Any]) -> PetitionCreated | SignatureAdded | MilestoneReached | OrganizerErased:
+AnyEventType = (PetitionCreated | SignatureAdded | ConfirmationRequested | SignatureInvalidated | MilestoneReached
+                | OrganizerErased)
+
+
+def decode_event(payload: bytes | str | dict[str, Any]) -> AnyEventType:
     """Parse an event from its JSON form; raises ValueError (pydantic's included) on bad input."""
     if not isinstance(payload, dict):
         # Parse and validate in one pass (pydantic-core, no dict between); only an older version

@@ -8,7 +8,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HTTP_REQUESTS = Counter("groundswell_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 HTTP_LATENCY = Histogram("groundswell_http_request_duration_seconds", "HTTP request latency", ["method", "route"])
-SIGNATURES = Counter("groundswell_signatures_accepted_total", "Signatures accepted (202)", ["kind"])
+SIGNATURES = Counter("groundswell_signatures_accepted_total", "Signatures accepted (202): new, repeat, held",
+                     ["kind"])
+CONFIRMED = Counter("groundswell_signatures_confirmed_total", "Signatures confirmed by their emailed link")
 OUTBOX_UNPUBLISHED = Gauge("groundswell_outbox_unpublished", "Outbox rows not yet published")
 OUTBOX_OLDEST_AGE = Gauge("groundswell_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row")
 OUTBOX_PUBLISHED = Counter("groundswell_outbox_published_total", "Outbox rows published and acknowledged")
@@ -29,7 +31,7 @@ EMAILS = Counter("groundswell_emails_total",
                  ["outcome"])
 
 # Every label value exists from the start, so a dashboard sees 0 rather than no series.
-for _kind in ("new", "repeat"):
+for _kind in ("new", "repeat", "held"):
     SIGNATURES.labels(_kind)
 for _outcome in ("sent", "failed", "retried", "rejected"):
     EMAILS.labels(_outcome)

@@ -320,6 +320,11 @@ def service_env(name: str, *, nats_url: str, database_url: str, smtp_port: int, 
             "GROUNDSWELL_INTERNAL_TOKEN": f"internal-{admin_token}",
             "GROUNDSWELL_MAILBOX_KEY": f"mailbox-{admin_token}",
             "GROUNDSWELL_SUPPORTER_EMAILS_PER_S": "100000",
+            # Most tests are about counting, so signatures count on signing (change.org's way) and no
+            # client is limited; tests/e2e/test_trust.py runs with the defaults (confirmation by
+            # email, rate limits) and sets these back.
+            "GROUNDSWELL_CONFIRM_SIGNATURES": "false",
+            "GROUNDSWELL_SIGN_RATE_LIMIT": "",
             "NATS_URL": nats_url,
             "DATABASE_URL": database_url,
             "SMTP_HOST": "127.0.0.1",

@@ -8,6 +8,7 @@ from services.counter import db
 from services.counter.api import as_count, router
 from services.counter.live import CountHub
 from services.counter.consumer import count_signatures
+from services.counter.projection import COUNTED_TYPES
 from services.counter.publish import CountPublisher
 from services.counter.settings import CounterSettings
 from shared import nats as gs_nats
@@ -40,7 +41,7 @@ def create_app(settings: CounterSettings) -> FastAPI:
         await gs_nats.ensure_consumer(
             js,
             COUNTER_DURABLE,
-            [type_filter("PetitionCreated"), type_filter("SignatureAdded")],
+            [type_filter(event_type) for event_type in COUNTED_TYPES],
             ack_wait_s=settings.ack_wait_s,
             max_ack_pending=max(1000, settings.batch_size * 4),
         )

@@ -16,7 +16,7 @@ from services.counter.db import milestones, outbox, petition_counts, processed_e
 from shared.bulk import insert_json, present
 from shared.counts import Count, count_document
 from shared.db import insert
-from shared.events import MilestoneReached, PetitionCreated, SignatureAdded, decode_event
+from shared.events import MilestoneReached, PetitionCreated, SignatureAdded, SignatureInvalidated, decode_event
 from shared.milestones import milestones_crossed, next_goal
 from shared.outbox import outbox_row
 
@@ -41,15 +41,18 @@ UUID_TEXT = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
 Id = Annotated[str, StringConstraints(pattern=UUID_TEXT)]
 
 
+COUNTED_TYPES = ("PetitionCreated", "SignatureAdded", "SignatureInvalidated")
+
+
 class Counted(BaseModel):
-    """What counting needs of a PetitionCreated or SignatureAdded: the contract's own fields
+    """What counting needs of a PetitionCreated, SignatureAdded or SignatureInvalidated: the contract's own fields
     (shared/events.py), ids kept as text. Reading only these is several times faster than the
     whole event, and counting is what a replay of millions of events does."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_id: Id
-    type: Literal["PetitionCreated", "SignatureAdded"]
+    type: Literal["PetitionCreated", "SignatureAdded", "SignatureInvalidated"]
     schema_version: Literal[1] = 1
     petition_id: Id
     slug: str | None = None
@@ -63,7 +66,7 @@ def counted(payload: bytes) -> Counted:
     except ValidationError:
         # Another version (upcast it) or another type: the whole contract decides.
         event = decode_event(payload)
-        if not isinstance(event, (PetitionCreated, SignatureAdded)):
+        if not isinstance(event, (PetitionCreated, SignatureAdded, SignatureInvalidated)):
             raise ValueError(f"{event.type} is not counted") from None
         return Counted(event_id=str(event.event_id), type=event.type, petition_id=str(event.petition_id),
                        slug=getattr(event, "slug", None), correlation_id=event.correlation_id)
@@ -95,6 +98,7 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
     fresh = await _track(session, batch)
     created: dict[str, str] = {}
     signed: dict[str, list[Counted]] = defaultdict(list)
+    invalidated: dict[str, int] = defaultdict(int)
     for item in batch:
         event = item.event
         if item.event_id not in fresh:
@@ -102,14 +106,19 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
         fresh.discard(item.event_id)  # a duplicate inside one batch counts once too
         if event.type == "SignatureAdded":
             signed[item.petition_id].append(event)
+        elif event.type == "SignatureInvalidated":
+            invalidated[item.petition_id] += 1
         else:
             created[item.petition_id] = event.slug
     reached, counts = [], []
-    for petition_id in sorted(created | signed.keys()):  # one lock order for concurrent replicas
+    for petition_id in sorted(created | signed.keys() | invalidated.keys()):  # one lock order for replicas
         signatures = signed.get(petition_id, [])
-        new_count, updated_at = await _add_to_count(session, petition_id, len(signatures), created.get(petition_id))
+        delta = len(signatures) - invalidated.get(petition_id, 0)
+        new_count, updated_at = await _add_to_count(session, petition_id, delta, created.get(petition_id))
         counts.append(count_document(petition_id, new_count, updated_at))
-        old_count = new_count - len(signatures)
+        old_count = new_count - delta
+        # Only a rise crosses milestones (then delta > 0 and every index below is a signature of
+        # this batch); a milestone recorded before is never emitted again (_record_milestones).
         for milestone in milestones_crossed(old_count, new_count):
             crossing = signatures[milestone - old_count - 1]
             reached += await _record_milestones(session, petition_id, [milestone], new_count, crossing.correlation_id)
@@ -218,7 +227,8 @@ class Rebuild:
 
     async def finish(self) -> list[MilestoneReached]:
         session = self.session
-        signatures = func.sum(case((processed_events.c.type == SignatureAdded.__name__, 1), else_=0))
+        signatures = func.sum(case((processed_events.c.type == SignatureAdded.__name__, 1),
+                                   (processed_events.c.type == SignatureInvalidated.__name__, -1), else_=0))
         counts = (
             await session.execute(
                 select(processed_events.c.petition_id, signatures).group_by(processed_events.c.petition_id)

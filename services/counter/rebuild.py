@@ -8,7 +8,7 @@ import structlog
 from nats.js import api
 
 from services.counter import db
-from services.counter.projection import CHUNK, Delivered, Rebuild, counted
+from services.counter.projection import CHUNK, COUNTED_TYPES, Delivered, Rebuild, counted
 from services.counter.settings import CounterSettings
 from shared import nats as gs_nats
 from shared.db import create_engine, sessionmaker
@@ -16,7 +16,7 @@ from shared.migrations import migrate
 from shared.outbox import OutboxRelay
 from shared.subjects import STREAM, STREAM_SUBJECTS
 
-COUNTED_TYPES = (".PetitionCreated", ".SignatureAdded")
+COUNTED_TYPES = tuple(f".{event_type}" for event_type in COUNTED_TYPES)
 
 log = structlog.get_logger("counter.rebuild")
 

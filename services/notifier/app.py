@@ -6,7 +6,8 @@ from fastapi import FastAPI
 
 from services.notifier import db
 from services.notifier.contacts import Contacts
-from services.notifier.consumer import notify_organizers
+from services.notifier.consumer import NOTIFIED_TYPES, notify
+from services.notifier.delivery import Pipeline
 from services.notifier.fanout import FanOut
 from services.notifier.service import Notifier
 from services.notifier.settings import NotifierSettings
@@ -21,8 +22,9 @@ from shared.subjects import NOTIFIER_DURABLE, type_filter
 def create_app(settings: NotifierSettings) -> FastAPI:
     runtime = Runtime(settings, "notifier")
     contacts = Contacts(settings)
-    fanout = FanOut(runtime.sessions, settings, contacts)
-    notifier = Notifier(runtime.sessions, settings, contacts, fanout)
+    pipeline = Pipeline(runtime.sessions, settings)
+    fanout = FanOut(runtime.sessions, settings, contacts, pipeline)
+    notifier = Notifier(runtime.sessions, settings, contacts, pipeline, fanout)
     dead_letters = DeadLetters(runtime.sessions, db.dead_letters, NOTIFIER_DURABLE)
 
     async def provision(js) -> None:
@@ -30,14 +32,14 @@ def create_app(settings: NotifierSettings) -> FastAPI:
         await gs_nats.ensure_consumer(
             js,
             NOTIFIER_DURABLE,
-            [type_filter("PetitionCreated"), type_filter("MilestoneReached")],
+            [type_filter(event_type) for event_type in NOTIFIED_TYPES],
             ack_wait_s=settings.ack_wait_s,
         )
 
     async def consume_events() -> None:
         js = (await runtime.connect_nats()).jetstream()
         await gs_nats.provision(lambda: provision(js))
-        await consume(js, NOTIFIER_DURABLE, notify_organizers(notifier, dead_letters), batch_size=16)
+        await consume(js, NOTIFIER_DURABLE, notify(notifier, dead_letters), batch_size=settings.event_batch)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -46,7 +48,7 @@ def create_app(settings: NotifierSettings) -> FastAPI:
         runtime.keep(fanout.run, "supporter-fanout")
         yield
         await runtime.close()
-        await fanout.close()
+        await pipeline.close()
         await contacts.close()
 
     app = FastAPI(title="Groundswell notifier", version="1", lifespan=lifespan,

@@ -1,5 +1,8 @@
 """The notifier's handler: ack after the effect, nak with a delay to retry, and set aside (dead
-letters, shared/deadletters.py) what no retry can cure."""
+letters, shared/deadletters.py) what no retry can cure.
+
+Confirmation requests in a fetched batch are sent together (one lookup of their addresses in
+signing, one pass through the delivery pipeline); other events one at a time, in order."""
 
 from collections.abc import Sequence
 
@@ -8,41 +11,69 @@ from nats.aio.msg import Msg
 
 from services.notifier.service import Notifier
 from shared.deadletters import DeadLetters, describe
-from shared.events import MilestoneReached, PetitionCreated, decode_event
+from shared.events import ConfirmationRequested, MilestoneReached, PetitionCreated, decode_event
 from shared.lifecycle import transient
 
 log = structlog.get_logger("notifier")
 
+NOTIFIED_TYPES = ("PetitionCreated", "MilestoneReached", "ConfirmationRequested")
 
-def notify_organizers(notifier: Notifier, dead_letters: DeadLetters):
+
+def notify(notifier: Notifier, dead_letters: DeadLetters):
     async def handle(messages: Sequence[Msg]) -> None:
+        confirmations: list[tuple[Msg, ConfirmationRequested]] = []
         for raw in messages:
-            await _handle_one(notifier, dead_letters, raw)
+            try:
+                event = decode_event(raw.data)
+            except ValueError as exc:  # no retry makes it readable
+                await dead_letters.bury(raw, f"undecodable: {describe(exc)}")
+                continue
+            if isinstance(event, ConfirmationRequested):
+                confirmations.append((raw, event))
+            else:
+                await _handle_one(notifier, dead_letters, raw, event)
+        if confirmations:
+            await _confirmations(notifier, dead_letters, confirmations)
 
     return handle
 
 
-async def _handle_one(notifier: Notifier, dead_letters: DeadLetters, raw: Msg) -> None:
+async def _handle_one(notifier: Notifier, dead_letters: DeadLetters, raw: Msg, event) -> None:
     """Handle one PetitionCreated or MilestoneReached event."""
-    try:
-        event = decode_event(raw.data)
-    except ValueError as exc:  # no retry makes it readable
-        await dead_letters.bury(raw, f"undecodable: {describe(exc)}")
-        return
+    deliveries = raw.metadata.num_delivered or 1
     try:
         with structlog.contextvars.bound_contextvars(correlation_id=event.correlation_id):
-            retry_in_s = await _react(notifier, event)
+            retry_in_s = await _react(notifier, event, deliveries)
     except Exception as exc:  # noqa: BLE001 - not acked: delivered again after the delay
         log.exception("event_failed", event_type=event.type, petition_id=str(event.petition_id),
-                      deliveries=raw.metadata.num_delivered)
-        if not transient(exc) and (raw.metadata.num_delivered or 1) >= notifier.settings.dead_letter_after:
+                      deliveries=deliveries)
+        if not transient(exc) and deliveries >= notifier.settings.dead_letter_after:
             await dead_letters.bury(raw, describe(exc))
             return
-        retry_in_s = notifier.settings.retry_base_s
+        retry_in_s = notifier.retry_delay(deliveries)
     if retry_in_s is None:
         await raw.ack()
     else:
         await raw.nak(delay=retry_in_s)
+
+
+async def _confirmations(notifier: Notifier, dead_letters: DeadLetters,
+                         batch: list[tuple[Msg, ConfirmationRequested]]) -> None:
+    deliveries = max(raw.metadata.num_delivered or 1 for raw, _ in batch)
+    try:
+        later = await notifier.send_confirmations([event for _, event in batch], deliveries)
+    except Exception as exc:  # noqa: BLE001 - not acked: delivered again after the delay
+        log.exception("confirmations_failed", events=len(batch), deliveries=deliveries)
+        if not transient(exc) and deliveries >= notifier.settings.dead_letter_after:
+            for raw, _ in batch:
+                await dead_letters.bury(raw, describe(exc))
+            return
+        later = {event.event_id for _, event in batch}
+    for raw, event in batch:
+        if event.event_id in later:
+            await raw.nak(delay=notifier.retry_delay(raw.metadata.num_delivered or 1))
+        else:
+            await raw.ack()
 
 
 def retry_handler(notifier: Notifier):
@@ -58,9 +89,12 @@ def retry_handler(notifier: Notifier):
     return handle
 
 
-async def _react(notifier: Notifier, event) -> float | None:
+async def _react(notifier: Notifier, event, deliveries: int = 1) -> float | None:
     if isinstance(event, PetitionCreated):
         await notifier.remember_petition(event)
     elif isinstance(event, MilestoneReached):
-        return await notifier.send_milestone_email(event)
+        return await notifier.send_milestone_email(event, deliveries)
+    elif isinstance(event, ConfirmationRequested):
+        if await notifier.send_confirmations([event], deliveries):
+            return notifier.retry_delay(deliveries)
     return None

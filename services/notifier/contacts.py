@@ -33,6 +33,14 @@ class Page(BaseModel):
     next: str | None = None
 
 
+class Confirmation(BaseModel):
+    signature_id: str
+    petition_id: str
+    name: str
+    email: str
+    confirm_url: str
+
+
 class PetitionUnknown(Exception):
     """Signing does not know the petition (yet): try again later."""
 
@@ -63,6 +71,13 @@ class Contacts:
         )
         response.raise_for_status()
         return Page.model_validate(response.json())
+
+    async def confirmations(self, signature_ids: list[str]) -> dict[str, Confirmation]:
+        """Who to send a confirmation link to, by signature id: only signatures still pending."""
+        response = await self.http.post(f"{self.base}/internal/confirmations",
+                                        json={"signature_ids": signature_ids}, headers=self.headers)
+        response.raise_for_status()
+        return {c["signature_id"]: Confirmation.model_validate(c) for c in response.json()["confirmations"]}
 
     async def close(self) -> None:
         await self.http.aclose()

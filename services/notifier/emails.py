@@ -93,3 +93,28 @@ def supporter_milestone_email(
     return alternative(headers, _templates.get_template("supporter.txt.j2").render(context),
                        _templates.get_template("supporter.html.j2").render(context),
                        sender=mail_from_address(mail_from), recipients=(recipient.email,))
+
+
+def confirmation_email(confirmation, petition, *, mail_from: str, message_id_value: str,
+                       correlation_id: str | None = None) -> Email:
+    """To a signer: follow the link and your signature counts (services/notifier/contacts.py Confirmation)."""
+    shown = petition.title if len(petition.title) <= SUBJECT_TITLE_MAX else (
+        petition.title[: SUBJECT_TITLE_MAX - 1].rstrip() + "…")
+    subject = f'Confirm your signature on "{shown}"'
+    context = {
+        "subject": subject,
+        "first_name": confirmation.name.split()[0] if confirmation.name.strip() else "there",
+        "title": petition.title,
+        "confirm_url": confirmation.confirm_url,
+    }
+    headers = [
+        ("Subject", subject),
+        ("From", mail_from),
+        ("To", address(confirmation.name, confirmation.email)),
+        ("Message-ID", message_id_value),
+    ]
+    if correlation_id:
+        headers.append((CORRELATION_HEADER, correlation_id))
+    return alternative(headers, _templates.get_template("confirm.txt.j2").render(context),
+                       _templates.get_template("confirm.html.j2").render(context),
+                       sender=mail_from_address(mail_from), recipients=(confirmation.email,))

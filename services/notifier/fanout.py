@@ -1,9 +1,8 @@
 """Supporter fan-out: one email per (supporter, goal milestone), resumable after any crash.
 
 A goal milestone (100, 200, 500, ...) opens a fan-out row. A worker holding its lease reads
-recipients from signing page by page (signature-id order), and for each chunk: claims ledger
-rows, stages the emails over SMTP (everything but the final '.'), marks them sent in one
-transaction, then finishes them. The row's cursor moves past a page only when every recipient
+recipients from signing page by page (signature-id order) and sends each page through the
+delivery pipeline (services/notifier/delivery.py: ledger, throttle, staged SMTP). The row's cursor moves past a page only when every recipient
 on it is sent or permanently rejected, so a killed worker resumes at that page and the ledger
 skips whoever was already sent.
 """
@@ -19,13 +18,11 @@ from sqlalchemy import and_, or_, select, update
 from services.notifier.contacts import Contacts, Organizer, Page, Recipient
 from services.notifier.db import fanouts, petitions
 from services.notifier.emails import message_id, supporter_milestone_email
-from services.notifier.ledger import BatchLedger
+from services.notifier.delivery import Outgoing, Pipeline
 from services.notifier.settings import NotifierSettings
-from services.notifier.smtp import Deferred, Rejected, SmtpPool
 from shared.aio import wait_event
 from shared.db import insert
 from shared.events import MilestoneReached
-from shared.metrics import EMAILS
 from shared.milestones import FIRST_GOAL
 
 log = structlog.get_logger("fanout")
@@ -36,32 +33,12 @@ def is_goal(milestone: int) -> bool:
     return milestone >= FIRST_GOAL
 
 
-class Throttle:
-    """At most `rate` emails per second, on average: each batch waits until the previous ones'
-    share of time has passed."""
-
-    def __init__(self, rate: float, clock=time.monotonic, sleep=asyncio.sleep) -> None:
-        self.rate = rate
-        self.clock = clock
-        self.sleep = sleep
-        self.next_at = 0.0
-
-    async def take(self, n: int) -> None:
-        now = self.clock()
-        wait = self.next_at - now
-        self.next_at = max(now, self.next_at) + n / self.rate
-        if wait > 0:
-            await self.sleep(wait)
-
-
 class FanOut:
-    def __init__(self, sessions, settings: NotifierSettings, contacts: Contacts) -> None:
+    def __init__(self, sessions, settings: NotifierSettings, contacts: Contacts, pipeline: Pipeline) -> None:
         self.sessions = sessions
         self.settings = settings
         self.lease_s = settings.ack_wait_s
-        self.ledger = BatchLedger(sessions, lease_s=settings.ack_wait_s)
-        self.smtp = SmtpPool(settings)
-        self.throttle = Throttle(settings.supporter_emails_per_s)
+        self.pipeline = pipeline
         self.contacts = contacts
         self.wake = asyncio.Event()
 
@@ -92,9 +69,6 @@ class FanOut:
             except Exception:  # noqa: BLE001 - the lease runs out and the fan-out is taken again
                 log.exception("fanout_failed", petition_id=row.petition_id, milestone=row.milestone)
                 await asyncio.sleep(self.settings.retry_base_s)
-
-    async def close(self) -> None:
-        await self.smtp.close()
 
     # --- one fan-out ---------------------------------------------------------------------------
 
@@ -175,77 +149,16 @@ class FanOut:
 
     async def _send_page(self, token: str, row, petition, organizer: Organizer | None, recipients: list[Recipient]):
         """Send what is due on this page; returns (recipients to try again, emails sent)."""
-        pending: list[Recipient] = []
-        sent = 0
-        size = self.settings.supporter_batch
-        for start in range(0, len(recipients), size):
-            chunk = recipients[start:start + size]
-            still, done = await self._send_chunk(token, row, petition, organizer, chunk)
-            pending += still
-            sent += done
-            await self._renew(token, row)
-        return pending, sent
+        domain, s = self.settings.message_id_domain, self.settings
 
-    async def _send_chunk(self, fanout_token: str, row, petition, organizer: Organizer | None,
-                          chunk: list[Recipient]):
-        domain = self.settings.message_id_domain
-        ids = {r.signature_id: message_id(row.petition_id, row.milestone, r.signature_id, domain) for r in chunk}
-        token, claimed, _done, held = await self.ledger.claim(row.petition_id, row.milestone, ids)
-        pending = [r for r in chunk if r.signature_id in held]
-        todo = [r for r in chunk if r.signature_id in claimed]
-        if not todo:
-            return pending, 0
-        await self.throttle.take(len(todo))
-        emails = [
-            supporter_milestone_email(row, petition, organizer, r, mail_from=self.settings.mail_from,
-                                      public_url=self.settings.public_url, message_id_value=ids[r.signature_id])
-            for r in todo
-        ]
-        staged_results = await asyncio.gather(*(self.smtp.stage(e) for e in emails), return_exceptions=True)
-        staged = {}
-        for recipient, result in zip(todo, staged_results):
-            if isinstance(result, BaseException):
-                await self._failed(row, token, recipient, result)
-                if not isinstance(result, Rejected):
-                    pending.append(recipient)
-            else:
-                staged[recipient.signature_id] = (recipient, result)
-        if not staged:
-            return pending, 0
-        try:
-            # The commit point: from here these count as sent; the '.' follows at once.
-            marked = await self.ledger.mark_sent(row.petition_id, row.milestone, token, staged)
-        except Exception:
-            for _, item in staged.values():
-                self.smtp.abort(item)  # the server discards them; the claims run out and they are retried
-            raise
-        for signature_id in set(staged) - marked:
-            # Our lease ran out and another worker holds (or sent) it: never finish this one.
-            self.smtp.abort(staged.pop(signature_id)[1])
-            log.warning("supporter_claim_lost", petition_id=row.petition_id, milestone=row.milestone,
-                        recipient=signature_id)
-        finished = await asyncio.gather(*(self.smtp.finish(item) for _, item in staged.values()),
-                                        return_exceptions=True)
-        sent = 0
-        for (recipient, _), result in zip(staged.values(), finished):
-            if isinstance(result, BaseException):
-                await self._failed(row, token, recipient, result)
-                if not isinstance(result, Rejected):
-                    pending.append(recipient)
-            else:
-                sent += 1
-        EMAILS.labels("sent").inc(sent)
-        return pending, sent
+        def outgoing(r: Recipient) -> Outgoing:
+            mid = message_id(row.petition_id, row.milestone, r.signature_id, domain)
+            return Outgoing(r.signature_id, mid, lambda: supporter_milestone_email(
+                row, petition, organizer, r, mail_from=s.mail_from, public_url=s.public_url, message_id_value=mid))
 
-    async def _failed(self, row, token: str, recipient: Recipient, exc: BaseException) -> None:
-        permanent = isinstance(exc, Rejected)
-        if not isinstance(exc, (Rejected, Deferred)):
-            exc = Deferred(f"{type(exc).__name__}: {exc}")
-        EMAILS.labels("rejected" if permanent else "failed").inc()
-        await self.ledger.release(row.petition_id, row.milestone, token, recipient.signature_id, str(exc),
-                                  permanent=permanent)
-        log.warning("supporter_email_failed", petition_id=row.petition_id, milestone=row.milestone,
-                    recipient=recipient.signature_id, permanent=permanent, error=str(exc)[:200])
+        outcome = await self.pipeline.send(row.petition_id, row.milestone, [outgoing(r) for r in recipients],
+                                           kind="supporter", bulk=True, after_chunk=lambda: self._renew(token, row))
+        return [r for r in recipients if r.signature_id in outcome.retry], len(outcome.sent)
 
 
 def _aware(moment: datetime) -> datetime:

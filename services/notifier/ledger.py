@@ -1,8 +1,8 @@
-"""The delivery ledger: claim before sending, mark once the SMTP server accepted."""
+"""The delivery ledger: one row per (petition, topic, recipient), claimed before sending, marked
+once the SMTP server accepted (services/notifier/delivery.py is the only caller)."""
 
 import secrets
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import and_, or_, select, update
@@ -12,81 +12,12 @@ from services.notifier.db import deliveries
 from shared.db import insert
 
 
-@dataclass(frozen=True)
-class DeliveryKey:
-    petition_id: str
-    milestone: int
-    recipient: str
-
-    def where(self):
-        return and_(
-            deliveries.c.petition_id == self.petition_id,
-            deliveries.c.milestone == self.milestone,
-            deliveries.c.recipient == self.recipient,
-        )
-
-
-@dataclass(frozen=True)
-class Claim:
-    token: str | None = None  # ours to send
-    attempt: int = 0  # which attempt this claim is
-    sent: bool = False  # sent before: nothing to do
-    held_for_s: float = 0.0  # another worker holds it: try again after this
-
-
-class Ledger:
-    def __init__(self, sessions: async_sessionmaker, lease_s: float) -> None:
-        self.sessions = sessions
-        self.lease_s = lease_s
-
-    async def claim(self, key: DeliveryKey, message_id: str) -> Claim:
-        token = secrets.token_hex(8)
-        now = time.time()
-        async with self.sessions.begin() as session:
-            await session.execute(
-                insert(session.bind.dialect.name, deliveries)
-                .values(petition_id=key.petition_id, milestone=key.milestone, recipient=key.recipient,
-                        message_id=message_id, attempts=0)
-                .on_conflict_do_nothing()
-            )
-            taken = await session.execute(
-                update(deliveries)
-                .where(
-                    key.where(),
-                    deliveries.c.sent_at.is_(None),
-                    or_(deliveries.c.claimed_until_s.is_(None), deliveries.c.claimed_until_s < now),
-                )
-                .values(claim_token=token, claimed_until_s=now + self.lease_s, attempts=deliveries.c.attempts + 1)
-                .returning(deliveries.c.attempts)
-            )
-            if (attempt := taken.scalar_one_or_none()) is not None:
-                return Claim(token=token, attempt=attempt)
-            row = (await session.execute(select(deliveries).where(key.where()))).one()
-        if row.sent_at is not None:
-            return Claim(sent=True)
-        return Claim(held_for_s=max(0.5, row.claimed_until_s - now))
-
-    async def mark_sent(self, key: DeliveryKey, token: str) -> None:
-        async with self.sessions.begin() as session:
-            await session.execute(
-                update(deliveries)
-                .where(key.where(), deliveries.c.claim_token == token)
-                .values(sent_at=datetime.now(timezone.utc), claimed_until_s=None, last_error=None)
-            )
-
-    async def release(self, key: DeliveryKey, token: str, error: str) -> int:
-        """Give the claim back after a failed send; returns how many attempts were made."""
-        async with self.sessions.begin() as session:
-            await session.execute(
-                update(deliveries)
-                .where(key.where(), deliveries.c.claim_token == token)
-                .values(claimed_until_s=None, last_error=error[:300])
-            )
-            return (await session.execute(select(deliveries.c.attempts).where(key.where()))).scalar_one()
+# The topic of confirmation-link deliveries (milestones start at 10): recipient "<signature id>.<request>".
+CONFIRMATION = 0
 
 
 class BatchLedger:
-    """The same ledger for many recipients of one milestone at once (supporter fan-outs)."""
+    """Many recipients of one petition and topic (a milestone, or CONFIRMATION) at once."""
 
     def __init__(self, sessions: async_sessionmaker, lease_s: float) -> None:
         self.sessions = sessions

@@ -37,7 +37,10 @@ class NotifierSettings(ServiceSettings):
         None, description="Bearer token for signing's recipient list; required in production mode."
     )
     supporter_emails_per_s: float = Field(20.0, description="Most supporter emails sent per second (throttle).")
-    supporter_batch: int = Field(25, description="Supporter emails sent at once (SMTP connections held).")
+    emails_per_s: float = Field(
+        1000.0, gt=0, description="Most confirmation and organizer emails sent per second (throttle).")
+    supporter_batch: int = Field(25, ge=1, description="Emails sent at once (SMTP connections held).")
+    event_batch: int = Field(64, ge=1, description="Events handled per fetch from the stream.")
     supporter_page: int = Field(500, description="Recipients read from signing per request.")
 
     @field_validator("smtp_username", "smtp_password", mode="before")

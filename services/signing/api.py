@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services.signing.pages import ERASED_ORGANIZER
+from services.signing.pages import ERASED_ORGANIZER, client_of
 from services.signing.schemas import Accepted, OrganizerOut, PetitionIn, PetitionOut, SignatureIn
 from services.signing.service import PetitionNotFound, Signing, SlugTaken
 from shared.http import request_id
@@ -82,7 +82,7 @@ async def sign_petition(ref: str, body: SignatureIn, request: Request, service: 
     """Sign a petition. A repeat answers exactly like a first signature and is not counted again.
     The 202 comes once the signature is committed."""
     try:
-        await service.sign(ref, body, request_id(request))
+        await service.sign(ref, body, request_id(request), client_of(request))
     except PetitionNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No petition '{ref}'.") from None
     return Response(ACCEPTED_BODY, status_code=status.HTTP_202_ACCEPTED, media_type="application/json")

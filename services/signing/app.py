@@ -5,13 +5,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from services.signing import db
+from services.signing import db, purge
 from services.signing.api import router
 from services.signing.fastpath import SigningApp
 from services.signing.frontdoor import FrontDoor
 from services.signing.pages import WEB, page_files
 from services.signing.pages import router as pages
 from services.signing.petitions import PetitionCache
+from services.signing.moderation import router as moderation
 from services.signing.supporters import router as supporters
 from services.signing.service import Signing
 from services.signing.settings import SigningSettings
@@ -39,7 +40,7 @@ def create_app(settings: SigningSettings) -> FastAPI:
     marks = OutboxMarks(db.outbox)
     relay.mark = lambda event_ids: committer.submit(marks, event_ids)
     petitions = PetitionCache(runtime.engine)
-    frontdoor = FrontDoor(petitions, page_files(settings.public_url, settings.home_petition), settings.public_dir,
+    frontdoor = FrontDoor(petitions, page_files(settings.public_url, settings.home_petition, settings.confirm_signatures), settings.public_dir,
                           refresh_s=settings.page_refresh_s, static_dir=WEB / "static")
 
     async def follow_nats() -> None:
@@ -65,6 +66,7 @@ def create_app(settings: SigningSettings) -> FastAPI:
         runtime.spawn(committer.run(), "group-commit")
         runtime.keep(frontdoor.run, "front-door")
         runtime.spawn(follow_nats(), "outbox-relay")
+        runtime.keep(lambda: purge.run(runtime.sessions, settings), "purge")
         yield
         await runtime.close()
         committer.close()
@@ -81,10 +83,11 @@ def create_app(settings: SigningSettings) -> FastAPI:
     app.state.runtime = runtime
     app.state.relay = relay
     app.state.frontdoor = frontdoor
-    app.state.signing = Signing(runtime.sessions, committer, petitions, relay, settings.mailbox_secret())
+    app.state.signing = Signing(runtime.sessions, committer, petitions, relay, settings)
     app.include_router(router)
     app.include_router(pages)
     app.include_router(supporters)
+    app.include_router(moderation)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     add_error_handlers(app)
     describe_answers(app)

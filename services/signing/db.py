@@ -1,10 +1,11 @@
 """The signing service's own tables and the queries on them."""
 
 from sqlalchemy import (
-    Boolean, Column, DateTime, ForeignKey, Index, MetaData, String, Table, Text, UniqueConstraint, select,
+    Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.signing.abuse import rate_windows_table
 from shared.outbox import outbox_table
 
 metadata = MetaData()
@@ -42,8 +43,38 @@ signatures = Table(
     Column("unsubscribe_token", String(64), unique=True),
     Column("unsubscribed_at", DateTime(timezone=True)),
     Column("erased_at", DateTime(timezone=True)),
+    # pending (waiting for its emailed link), held (abuse suspected: services/signing/abuse.py),
+    # confirmed (counts), invalidated (by a moderator). Only confirmed signatures are in the count.
+    Column("state", String(12), nullable=False, server_default="confirmed"),
+    Column("confirm_token", String(64), unique=True),  # the secret in the confirmation link
+    Column("confirm_requests", Integer, nullable=False, server_default="0"),  # links asked for
+    Column("confirm_requested_at", DateTime(timezone=True)),
+    Column("confirmed_at", DateTime(timezone=True)),
+    Column("held_reason", String(16)),  # rate, disposable
+    Column("client_key", String(40)),  # abuse.client_key; blanked after the retention period
+    Column("invalidated_at", DateTime(timezone=True)),
+    Column("moderation_id", String(36)),  # the moderation action that last changed its state
     UniqueConstraint("petition_id", "mailbox_key", name="one_signature_per_mailbox"),
     Index("signatures_by_petition", "petition_id", "id"),
+    Index("signatures_by_state", "state", "created_at"),
+)
+
+PENDING, HELD, CONFIRMED, INVALIDATED = "pending", "held", "confirmed", "invalidated"
+STATES = (PENDING, HELD, CONFIRMED, INVALIDATED)
+
+rate_windows = rate_windows_table(metadata)
+
+# Every moderation action, dry runs included: what, on which petition, the filter, how many, when.
+moderation_actions = Table(
+    "moderation_actions",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("petition_id", String(36), ForeignKey("petitions.id"), nullable=False, index=True),
+    Column("action", String(16), nullable=False),  # invalidate, release
+    Column("filter", Text, nullable=False),  # JSON
+    Column("dry_run", Boolean, nullable=False),
+    Column("matched", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 outbox = outbox_table(metadata)

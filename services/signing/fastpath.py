@@ -63,7 +63,8 @@ class SignFastPath:
             await self.app(scope, _replay(body), send)
             return
         else:
-            status, answer = await self._sign(match.group(1), body, request_id)
+            client = self.signing.clients.of(scope.get("client"), headers.get(b"x-forwarded-for"))
+            status, answer = await self._sign(match.group(1), body, request_id, client)
         payload = _ACCEPTED if status == 202 else json.dumps(answer).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
                    (REQUEST_ID_HEADER.encode(), request_id.encode())]
@@ -74,13 +75,13 @@ class SignFastPath:
         _COUNTED[status].inc()
         _LATENCY.observe(time.perf_counter() - started)
 
-    async def _sign(self, ref: str, body: bytes, request_id: str) -> tuple[int, dict | None]:
+    async def _sign(self, ref: str, body: bytes, request_id: str, client: str) -> tuple[int, dict | None]:
         try:
             signature = SignatureIn.model_validate_json(body)
         except ValidationError as exc:
             return 422, invalid_input(exc.errors())
         try:
-            await self.signing.sign(ref, signature, request_id)
+            await self.signing.sign(ref, signature, request_id, client)
         except PetitionNotFound:
             return 404, {"detail": f"No petition '{ref}'."}
         except Exception as exc:  # noqa: BLE001 - answered as the FastAPI app's handlers answer it

@@ -67,7 +67,7 @@ def share_links(url: str, title: str) -> dict[str, str]:
     }
 
 
-def page_context(public_url: str, petition, count: Count, **extra) -> dict:
+def page_context(public_url: str, petition, count: Count, confirm: bool = False, **extra) -> dict:
     url = f"{public_url.rstrip('/')}/p/{petition.slug}"
     organizer = petition.organizer_name or ERASED_ORGANIZER  # blank once the organizer is erased
     return {
@@ -79,6 +79,7 @@ def page_context(public_url: str, petition, count: Count, **extra) -> dict:
         "url": url,
         "share": share_links(url, petition.title),
         "countries": COUNTRIES,
+        "confirm": confirm,  # signatures count once their emailed link is followed
         "errors": {},
         "values": {},
         **extra,
@@ -89,11 +90,11 @@ def render(name: str, context: dict, status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(templates.get_template(name).render(**context), status_code=status_code, headers=PAGE_HEADERS)
 
 
-def page_files(public_url: str, home_slug: str | None):
+def page_files(public_url: str, home_slug: str | None, confirm: bool):
     """The files the front door serves for a petition: its page and thank-you page (and `/`)."""
 
     def render_files(petition, document: CountDocument | None) -> dict[str, bytes]:
-        context = page_context(public_url, petition, Count.of(document))
+        context = page_context(public_url, petition, Count.of(document), confirm)
         page = templates.get_template("petition.html.j2").render(**context).encode()
         files = {
             f"pages/{petition.slug}.html": page,
@@ -104,6 +105,12 @@ def page_files(public_url: str, home_slug: str | None):
         return files
 
     return render_files
+
+
+def client_of(request: Request) -> str:
+    """The request's client address, believing X-Forwarded-For only from a trusted proxy."""
+    forwarded = request.headers.get("x-forwarded-for", "").encode("latin-1")
+    return request.app.state.signing.clients.of(request.scope.get("client"), forwarded)
 
 
 async def find(request: Request, slug: str):
@@ -134,7 +141,8 @@ async def page(request: Request, slug: str, template: str, status_code: int = 20
     count = read_count(request, petition.id)
     if status_code == 200:
         request.app.state.frontdoor.keep(petition.id)
-    context = page_context(request.app.state.settings.public_url, petition, count, **extra)
+    settings = request.app.state.settings
+    context = page_context(settings.public_url, petition, count, settings.confirm_signatures, **extra)
     return render(template, context, status_code=status_code)
 
 
@@ -164,7 +172,9 @@ async def sign_from_form(slug: str, request: Request) -> Response:
     if errors:
         return await page(request, slug, "petition.html.j2", status_code=422,
                           errors=errors, values={**values, "updates": data["updates"]})
-    await request.app.state.signing.sign(petition.id, signature, request_id(request))
+    await request.app.state.signing.sign(petition.id, signature, request_id(request), client_of(request))
+    if request.app.state.settings.confirm_signatures:
+        return RedirectResponse(f"/p/{petition.slug}/check-email", status_code=303)
     return RedirectResponse(f"/p/{petition.slug}/thanks", status_code=303)
 
 
@@ -174,3 +184,21 @@ FIELD_LABELS = {"name": "Name", "email": "Email", "country": "Country", "postcod
 @router.get("/p/{slug}/thanks")
 async def thanks(slug: str, request: Request) -> Response:
     return await page(request, slug, "thanks.html.j2")
+
+
+@router.get("/p/{slug}/check-email")
+async def check_email(slug: str, request: Request) -> Response:
+    """After signing with confirmation on: the signature counts once the emailed link is followed."""
+    return await page(request, slug, "check_email.html.j2")
+
+
+@router.get("/c/{token}")
+async def confirm(token: str, request: Request) -> Response:
+    """The confirmation link. A GET that confirms, idempotently (mail scanners prefetch links):
+    the first follow makes the signature count, every follow lands on the thank-you page."""
+    confirmed = await request.app.state.signing.confirm(token)
+    if confirmed is None:
+        days = f"{request.app.state.settings.pending_expiry_days:g}"
+        return render("confirm_unknown.html.j2", {"days": days}, status_code=404)
+    petition = await request.app.state.signing.get_petition(confirmed.petition_id)
+    return RedirectResponse(f"/p/{petition.slug}/thanks", status_code=303)

@@ -8,13 +8,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.signing import db
+from services.signing.abuse import ClientAddresses, RateLimits, client_key, is_disposable
 from services.signing.domain import derive_slug, mailbox_key
 from services.signing.petitions import PetitionCache
 from services.signing.schemas import PetitionIn, SignatureIn
-from services.signing.signatures import NewSignature, SignatureWriter
+from services.signing.settings import SigningSettings
+from services.signing.signatures import ConfirmationWriter, Confirmed, NewSignature, SignatureWriter
+from shared.refs import is_token
 from shared.events import PetitionCreated
 from shared.groupcommit import GroupCommitter
-from shared.metrics import SIGNATURES
+from shared.metrics import CONFIRMED, SIGNATURES
 from shared.outbox import OutboxRelay, outbox_row
 
 
@@ -30,13 +33,20 @@ class Signing:
     """The signing use cases, bound to this service's database, group committer and outbox relay."""
 
     def __init__(self, sessions: async_sessionmaker, committer: GroupCommitter, petitions: PetitionCache,
-                 relay: OutboxRelay, mailbox_secret: bytes) -> None:
+                 relay: OutboxRelay, settings: SigningSettings) -> None:
         self.sessions = sessions
-        self.mailbox_secret = mailbox_secret
+        self.mailbox_secret = settings.mailbox_secret()
         self.committer = committer
         self.petitions = petitions
         self.relay = relay
-        self.signature_writer = SignatureWriter(committer.engine.dialect.name)
+        self.hold_disposable = settings.hold_disposable
+        self.clients = ClientAddresses(settings.trusted_proxies)
+        dialect = committer.engine.dialect.name
+        self.signature_writer = SignatureWriter(
+            dialect, confirm=settings.confirm_signatures, resend_after_s=settings.confirmation_resend_s,
+            limits=RateLimits(settings.sign_rate_limit, db.rate_windows, dialect),
+        )
+        self.confirmation_writer = ConfirmationWriter(dialect)
 
     async def create_petition(self, data: PetitionIn, correlation_id: str | None = None):
         async with self.sessions() as session:
@@ -77,9 +87,12 @@ class Signing:
             raise PetitionNotFound(ref)
         return petition
 
-    async def sign(self, ref: str, data: SignatureIn, correlation_id: str | None = None) -> bool:
-        """Record a signature; False when this person had already signed (nothing changes).
-        Returns once the signature is committed, in a batch with whoever signed meanwhile."""
+    async def sign(self, ref: str, data: SignatureIn, correlation_id: str | None = None,
+                   client: str | None = None) -> str:
+        """Record a signature: "new", "repeat" (nothing changes, or its link is sent again) or
+        "held" (services/signing/abuse.py); the caller answers all three the same. `client` is the
+        request's client address (abuse.ClientAddresses), kept only as a keyed hash. Returns once
+        the signature is committed, in a batch with whoever signed meanwhile."""
         petition = await self.get_petition(ref)
         signature = NewSignature(
             petition_id=petition.id,
@@ -91,10 +104,22 @@ class Signing:
             comment=data.comment,
             updates=data.updates,
             correlation_id=correlation_id,
+            client_key=client_key(self.mailbox_secret, client) if client else None,
+            held_reason="disposable" if self.hold_disposable and is_disposable(data.email) else None,
         )
-        new = await self.committer.submit(self.signature_writer, signature)
-        SIGNATURES.labels("new" if new else "repeat").inc()
-        return new
+        outcome = await self.committer.submit(self.signature_writer, signature)
+        SIGNATURES.labels(outcome).inc()
+        return outcome
+
+    async def confirm(self, token: str) -> Confirmed | None:
+        """Follow a confirmation link: the signature counts from now (once, however often the link
+        is followed). None for a link no signature has (never issued, or expired and purged)."""
+        if not is_token(token):
+            return None
+        confirmed = await self.committer.submit(self.confirmation_writer, token)
+        if confirmed is not None and confirmed.confirmed_now:
+            CONFIRMED.inc()
+        return confirmed
 
 
 async def _free_slug(session, base: str) -> str:

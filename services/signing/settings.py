@@ -2,7 +2,10 @@
 
 from pathlib import Path
 
-from pydantic import Field
+from limits import parse_many
+from pydantic import Field, field_validator
+
+from services.signing.abuse import parse_networks
 
 from shared.settings import ServiceSettings
 
@@ -38,6 +41,43 @@ class SigningSettings(ServiceSettings):
     internal_token: str | None = Field(
         None, description="Bearer token the notifier uses to read recipients; required in production mode."
     )
+
+    confirm_signatures: bool = Field(
+        True, description="Count a signature only once its emailed link is followed (false: count on signing).")
+    confirmation_resend_s: float = Field(
+        300.0, description="Least time between two confirmation emails for the same pending signature.")
+    pending_expiry_days: float = Field(
+        7.0, gt=0, description="Unconfirmed signatures older than this are purged (their links stop working).")
+    sign_rate_limit: str = Field(
+        "5/minute;30/hour",
+        description="Signatures per client address per petition, in the `limits` notation (`;` between "
+                    "limits; empty: none). Over it, the answer is the same 202 and the signature is held.")
+    trusted_proxies: str = Field(
+        "127.0.0.1,::1,unix",
+        description="Peers whose X-Forwarded-For is believed (addresses, networks, `unix` for a Unix socket "
+                    "peer): the front door's.")
+    client_key_retention_days: float = Field(
+        30.0, gt=0, description="How long a signature keeps its client address's keyed hash (for moderation).")
+    hold_disposable: bool = Field(
+        True, description="Hold signatures from throwaway mailbox domains (the disposable-email-domains list).")
+    purge_interval_s: float = Field(600.0, gt=0, description="How often expired pending signatures and old "
+                                                             "client hashes and rate windows are purged.")
+
+    @field_validator("sign_rate_limit")
+    @classmethod
+    def _limits_notation(cls, value: str) -> str:
+        if value.strip():
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(f"'{value}' is not in the limits notation, e.g. '5/minute;30/hour'") from None
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)
+        return value
 
     def migration_attributes(self) -> dict:
         return {"mailbox_secret": self.mailbox_secret()}

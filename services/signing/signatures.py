@@ -1,20 +1,34 @@
-"""Writing new signatures, many at once: one multi-row INSERT per batch, deduplicated on the
-mailbox (a keyed hash of the canonical email) by the table's unique key (ON CONFLICT DO NOTHING), one SignatureAdded per row
-that was new."""
+"""Writing signatures, many at once, in the group commit's transaction.
+
+New signatures: one multi-row INSERT per batch, deduplicated on the mailbox (a keyed hash of the
+canonical email) by the table's unique key (ON CONFLICT DO NOTHING). Each new row is
+
+- **confirmed** when confirmation is off: one SignatureAdded (it counts);
+- **pending** when confirmation is on: one ConfirmationRequested (the notifier emails the link);
+  SignatureAdded follows when the link is followed (`Confirmations`);
+- **held** when its client is over the rate limit or its mailbox is a throwaway one
+  (services/signing/abuse.py): no event at all, until a moderator releases it.
+
+A repeat of a pending signature asks for its link again, at most once per `resend_after_s`; any
+other repeat changes nothing. Every request is answered the same 202 whatever happened.
+"""
 
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from uuid import UUID, uuid4
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, and_, select, tuple_, update
 
-from services.signing.db import signatures
+from services.signing.abuse import Hit, RateLimits
+from services.signing.db import CONFIRMED, HELD, PENDING, signatures
 from shared.bulk import insert_json, present
 from shared.db import insert
-from shared.events import SignatureAdded
+from shared.events import ConfirmationRequested, Event, SignatureAdded
 from shared.groupcommit import Written
+
+NEW, REPEAT, HELD_BACK = "new", "repeat", "held"
 
 
 @dataclass(frozen=True)
@@ -30,22 +44,37 @@ class NewSignature:
     comment: str | None
     updates: bool
     correlation_id: str | None
+    client_key: str | None = None  # abuse.client_key of the request's client
+    held_reason: str | None = None  # decided before the batch (a throwaway domain)
+
+
+def signature_added(signature_id: UUID | str, petition_id: str, country: str | None, updates: bool,
+                    correlation_id: str | None = None) -> SignatureAdded:
+    return SignatureAdded(petition_id=petition_id, correlation_id=correlation_id, signature_id=signature_id,
+                          country=country, updates=updates)
 
 
 class SignatureWriter:
-    """Units: NewSignature. Result: True for a first signature, False for a repeat (nothing written)."""
+    """Units: NewSignature. Result: "new", "repeat" or "held" (for metrics; the answer is the same)."""
 
-    def __init__(self, dialect_name: str) -> None:
+    def __init__(self, dialect_name: str, *, confirm: bool = False, limits: RateLimits | None = None,
+                 resend_after_s: float = 300.0) -> None:
         self.sqlite = dialect_name == "sqlite"
+        self.confirm = confirm
+        self.limits = limits
+        self.resend_after = timedelta(seconds=resend_after_s)
         self.statement = (
             insert(dialect_name, signatures)
             .on_conflict_do_nothing(index_elements=["petition_id", "mailbox_key"])
             .returning(signatures.c.id)
         )
 
-    def write(self, conn: Connection, units: Sequence[NewSignature]) -> list[Written[bool]]:
+    def write(self, conn: Connection, units: Sequence[NewSignature]) -> list[Written[str]]:
         now = datetime.now(timezone.utc)
         ids = [uuid4() for _ in units]
+        over = (self.limits.over(conn, [Hit(u.client_key, u.petition_id) if u.client_key else None for u in units])
+                if self.limits else [False] * len(units))
+        held = [unit.held_reason or ("rate" if limited else None) for unit, limited in zip(units, over)]
         rows = [
             {
                 "id": str(signature_id),
@@ -59,24 +88,109 @@ class SignatureWriter:
                 "updates": unit.updates,
                 "created_at": now,
                 "unsubscribe_token": secrets.token_urlsafe(32),
+                "state": HELD if reason else PENDING if self.confirm else CONFIRMED,
+                "held_reason": reason,
+                "client_key": unit.client_key,
+                "confirm_token": secrets.token_urlsafe(24) if self.confirm or reason else None,
+                "confirm_requests": 1 if self.confirm and not reason else 0,
+                "confirm_requested_at": now if self.confirm and not reason else None,
+                "confirmed_at": None if self.confirm or reason else now,
             }
-            for unit, signature_id in zip(units, ids)
+            for unit, signature_id, reason in zip(units, ids, held)
         ]
         if self.sqlite:  # one statement in, one row back: see shared/bulk.py
             insert_json(conn, signatures, rows, conflict=["petition_id", "mailbox_key"])
             inserted = present(conn, signatures, "id", [row["id"] for row in rows])
         else:
             inserted = set(conn.execute(self.statement, rows).scalars().all())
-        return [_written(unit, signature_id, str(signature_id) in inserted) for unit, signature_id in zip(units, ids)]
+        resent = self._resend(conn, [u for u, i in zip(units, ids) if str(i) not in inserted], now) if self.confirm else {}
+        written = []
+        for unit, row in zip(units, rows):
+            if row["id"] in inserted:
+                written.append(Written(HELD_BACK if row["held_reason"] else NEW, self._events(unit, row)))
+            else:
+                again = resent.get((unit.petition_id, unit.mailbox_key))
+                written.append(Written(REPEAT, (again,) if again else ()))
+        return written
+
+    def _events(self, unit: NewSignature, row: dict) -> tuple[Event, ...]:
+        if row["state"] == CONFIRMED:
+            return (signature_added(row["id"], unit.petition_id, unit.country, unit.updates, unit.correlation_id),)
+        if row["state"] == PENDING:
+            return (ConfirmationRequested(petition_id=unit.petition_id, correlation_id=unit.correlation_id,
+                                          signature_id=row["id"], request=1),)
+        return ()
+
+    def _resend(self, conn: Connection, repeats: list[NewSignature], now: datetime) -> dict[tuple[str, str], ConfirmationRequested]:
+        """Repeats of pending signatures whose last link is older than resend_after: one more link each."""
+        if not repeats:
+            return {}
+        s = signatures
+        keys = {(u.petition_id, u.mailbox_key): u for u in repeats}
+        due = and_(tuple_(s.c.petition_id, s.c.mailbox_key).in_(list(keys)), s.c.state == PENDING,
+                   s.c.confirm_requested_at < now - self.resend_after)
+        if self.sqlite:  # one writer: nothing comes between the read and the update
+            rows = conn.execute(select(s.c.id, s.c.petition_id, s.c.mailbox_key, s.c.confirm_requests).where(due)).all()
+            conn.execute(update(s).where(s.c.id.in_([r.id for r in rows])).values(
+                confirm_requests=s.c.confirm_requests + 1, confirm_requested_at=now))
+            rows = [(r.id, r.petition_id, r.mailbox_key, r.confirm_requests + 1) for r in rows]
+        else:
+            rows = conn.execute(
+                update(s).where(due).values(confirm_requests=s.c.confirm_requests + 1, confirm_requested_at=now)
+                .returning(s.c.id, s.c.petition_id, s.c.mailbox_key, s.c.confirm_requests)
+            ).all()
+        return {
+            (petition_id, key): ConfirmationRequested(petition_id=petition_id, signature_id=signature_id,
+                                                      correlation_id=keys[(petition_id, key)].correlation_id,
+                                                      request=requests)
+            for signature_id, petition_id, key, requests in rows
+        }
 
 
-def _written(unit: NewSignature, signature_id: UUID, new: bool) -> Written[bool]:
-    if not new:
-        return Written(False)
-    return Written(True, (SignatureAdded(
-        petition_id=unit.petition_id,
-        correlation_id=unit.correlation_id,
-        signature_id=signature_id,
-        country=unit.country,
-        updates=unit.updates,
-    ),))
+@dataclass(frozen=True)
+class Confirmed:
+    """What following a confirmation link found: the petition, and whether this follow confirmed it."""
+
+    petition_id: str
+    confirmed_now: bool
+
+
+class ConfirmationWriter:
+    """Units: confirmation tokens. Result: Confirmed, or None for a token no signature has (never
+    issued, or its pending signature expired and was purged).
+
+    Idempotent, as links are prefetched by mail scanners and followed twice by people: only a
+    pending signature becomes confirmed (and publishes SignatureAdded); a confirmed, held or
+    invalidated one is left as it is and answered the same."""
+
+    def __init__(self, dialect_name: str) -> None:
+        self.sqlite = dialect_name == "sqlite"
+
+    def write(self, conn: Connection, tokens: Sequence[str]) -> list[Written[Confirmed | None]]:
+        s = signatures
+        now = datetime.now(timezone.utc)
+        found = {row.confirm_token: row for row in conn.execute(
+            select(s.c.id, s.c.petition_id, s.c.state, s.c.country, s.c.updates, s.c.confirm_token)
+            .where(s.c.confirm_token.in_(set(tokens)))
+        )}
+        pending = [row.id for row in found.values() if row.state == PENDING]
+        confirmed: set[str] = set()
+        if pending:
+            statement = update(s).where(s.c.id.in_(pending), s.c.state == PENDING).values(
+                state=CONFIRMED, confirmed_at=now)
+            if self.sqlite:  # one writer: every pending row read above is still pending
+                conn.execute(statement)
+                confirmed = set(pending)
+            else:  # another replica may have confirmed some meanwhile
+                confirmed = set(conn.execute(statement.returning(s.c.id)).scalars().all())
+        written, done = [], set()
+        for token in tokens:
+            row = found.get(token)
+            if row is None:
+                written.append(Written(None))
+                continue
+            now_confirmed = row.id in confirmed and row.id not in done
+            done.add(row.id)  # the same link twice in one batch confirms once
+            events = (signature_added(row.id, row.petition_id, row.country, row.updates),) if now_confirmed else ()
+            written.append(Written(Confirmed(row.petition_id, now_confirmed), events))
+        return written

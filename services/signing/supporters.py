@@ -11,8 +11,8 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel
-from sqlalchemy import and_, select, update
+from pydantic import BaseModel, Field
+from sqlalchemy import and_, func, select, update
 
 from services.signing import db
 from services.signing.api import bearer_token_guard, require_admin
@@ -47,12 +47,13 @@ class Recipients(BaseModel):
 async def recipients(
     petition_id: UUID,
     request: Request,
-    signed_before: Annotated[datetime, Query(description="Only signatures made at or before this time.")],
+    signed_before: Annotated[datetime, Query(description="Only signatures that counted at or before this time.")],
     after: Annotated[str, Query(max_length=36, pattern=r"^[0-9a-fA-F-]*$",
                                    description="The `next` of the previous page.")] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> Recipients:
-    """Supporters who opted in to updates, are still subscribed and signed at or before `signed_before`,
+    """Supporters who opted in to updates, are still subscribed and whose signature counted (was
+    confirmed) at or before `signed_before`,
     in signature-id order. For the notifier only."""
     s = db.signatures
     query = (
@@ -62,7 +63,10 @@ async def recipients(
             s.c.updates.is_(True),
             s.c.unsubscribed_at.is_(None),
             s.c.erased_at.is_(None),
-            s.c.created_at <= signed_before,
+            s.c.state == db.CONFIRMED,  # pending, held and invalidated signers hear nothing
+            # Supporters are those whose signature counted by then (confirmed, or signed before
+            # confirmation existed).
+            func.coalesce(s.c.confirmed_at, s.c.created_at) <= signed_before,
             s.c.id > after,
         ))
         .order_by(s.c.id)
@@ -77,6 +81,41 @@ async def recipients(
         for row in rows
     ]
     return Recipients(recipients=page, next=rows[-1].id if len(rows) == limit else None)
+
+
+class ConfirmationsIn(BaseModel):
+    signature_ids: list[UUID] = Field(max_length=1000)
+
+
+class Confirmation(BaseModel):
+    signature_id: str
+    petition_id: str
+    name: str
+    email: str
+    confirm_url: str
+
+
+class Confirmations(BaseModel):
+    confirmations: list[Confirmation]  # only signatures still waiting for their link
+
+
+@router.post("/internal/confirmations", dependencies=[Depends(require_internal)], tags=["internal"])
+async def confirmations(body: ConfirmationsIn, request: Request) -> Confirmations:
+    """Who to send a confirmation link to, for these signatures: those still pending (not
+    confirmed, held, invalidated, expired or erased). For the notifier only."""
+    s = db.signatures
+    async with request.app.state.runtime.sessions() as session:
+        rows = (await session.execute(
+            select(s.c.id, s.c.petition_id, s.c.name, s.c.email, s.c.confirm_token)
+            .where(s.c.id.in_([str(i) for i in body.signature_ids]), s.c.state == db.PENDING,
+                   s.c.erased_at.is_(None))
+        )).all()
+    public_url = request.app.state.settings.public_url.rstrip("/")
+    return Confirmations(confirmations=[
+        Confirmation(signature_id=row.id, petition_id=row.petition_id, name=row.name, email=row.email,
+                     confirm_url=f"{public_url}/c/{row.confirm_token}")
+        for row in rows
+    ])
 
 
 class OrganizerContact(BaseModel):
@@ -165,7 +204,8 @@ async def erase(body: ErasureIn, request: Request) -> Erased:
         )).scalars().all()
         if ids:
             await session.execute(update(s).where(s.c.id.in_(ids)).values(
-                name="", email="", postcode=None, comment=None, updates=False, unsubscribe_token=None, erased_at=now,
+                name="", email="", postcode=None, comment=None, updates=False, unsubscribe_token=None, client_key=None,
+                erased_at=now,
             ))
         organized = (await session.execute(
             select(p.c.id).where(and_(p.c.organizer_mailbox_key == key, p.c.organizer_erased_at.is_(None)))

@@ -22,6 +22,7 @@ def api(tmp_path, nats_url, backend):
     settings = SigningSettings(
         _env_file=None, admin_token=TOKEN, internal_token="internal-token", DATABASE_URL=database.url,
         NATS_URL=nats_url, public_url="https://petitions.example.org",
+        confirm_signatures=False, sign_rate_limit="",  # counted on signing, no client limited
     )
     try:
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:

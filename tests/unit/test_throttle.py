@@ -1,6 +1,6 @@
 """The supporter-email throttle, on a fake clock (no real waiting)."""
 
-from services.notifier.fanout import Throttle
+from services.notifier.delivery import Throttle
 
 
 class FakeTime:

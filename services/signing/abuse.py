@@ -1,0 +1,142 @@
+"""Abuse held back silently: which client a request comes from, how often it has signed a
+petition, and whether its mailbox is a throwaway one.
+
+An abuser is answered exactly like anyone else (the same 202); their signatures are *held*: no
+email, not counted, visible to moderators, who can release them (services/signing/moderation.py).
+
+- The client is the peer address, or the one a trusted proxy (GROUNDSWELL_TRUSTED_PROXIES; the
+  front door by default) put in `X-Forwarded-For`. It is kept only as a keyed hash (BLAKE2b keyed
+  from GROUNDSWELL_MAILBOX_KEY: about a microsecond, where Pytition's bcrypt costs most of a CPU),
+  and only for GROUNDSWELL_CLIENT_KEY_RETENTION_DAYS.
+- GROUNDSWELL_SIGN_RATE_LIMIT is written in the `limits` library's notation ("5/minute;30/hour")
+  and counted in fixed windows in the signing database, in the same transaction as the
+  signatures (the group commit), so every replica sees the same counts and a burst costs one
+  upsert per client and window, not one per signature.
+- Throwaway domains come from the `disposable-email-domains` package's list.
+"""
+
+import hashlib
+import hmac
+import ipaddress
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from disposable_email_domains import blocklist
+from limits import RateLimitItem, parse_many
+from sqlalchemy import Column, Connection, Float, Integer, MetaData, String, Table
+
+from shared.db import insert
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+UNIX = "unix"  # a peer on a Unix socket: the front door on the same host
+
+
+def parse_networks(setting: str) -> tuple[bool, tuple[Network, ...]]:
+    """GROUNDSWELL_TRUSTED_PROXIES: comma-separated addresses or networks, and `unix` for a Unix
+    socket peer. Returns (unix trusted, networks); raises ValueError naming a bad entry."""
+    unix, networks = False, []
+    for entry in (part.strip() for part in setting.split(",")):
+        if not entry:
+            continue
+        if entry == UNIX:
+            unix = True
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError(f"'{entry}' is not an address, a network or 'unix'") from None
+    return unix, tuple(networks)
+
+
+class ClientAddresses:
+    """Who a request comes from: the peer, unless it is a trusted proxy, in which case the
+    right-most address in X-Forwarded-For that is not itself a trusted proxy."""
+
+    def __init__(self, trusted: str) -> None:
+        self.unix, self.networks = parse_networks(trusted)
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+    def of(self, peer: tuple[str, int] | None, forwarded_for: bytes | None) -> str:
+        host = peer[0] if peer else ""
+        trusted = self.unix if not host else self._trusted(host)
+        if not trusted or not forwarded_for:
+            return host or UNIX
+        hops = [hop.strip() for hop in forwarded_for.decode("latin-1").split(",") if hop.strip()]
+        for hop in reversed(hops):
+            if not self._trusted(hop):
+                return hop[:64]
+        return hops[0][:64] if hops else host or UNIX
+
+
+def client_key(secret: bytes, address: str) -> str:
+    """A keyed hash of the client address: the same address gives the same key, and without
+    the secret the key names no one (16 bytes of BLAKE2b, hex)."""
+    key = hmac.new(secret, b"groundswell client address", hashlib.sha256).digest()
+    return hashlib.blake2b(address.encode(), key=key, digest_size=16).hexdigest()
+
+
+def is_disposable(email: str) -> bool:
+    """The address's domain, or a domain it is under, is on the throwaway list."""
+    domain = email.rpartition("@")[2].strip().lower()
+    parts = domain.split(".")
+    return any(".".join(parts[i:]) in blocklist for i in range(len(parts) - 1))
+
+
+def rate_windows_table(metadata: MetaData) -> Table:
+    return Table(
+        "rate_windows",
+        metadata,
+        Column("key", String(200), primary_key=True),  # limits' key for (client key, petition), and the window
+        Column("hits", Integer, nullable=False),
+        Column("expires_at", Float, nullable=False, index=True),  # unix time; purged after
+    )
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One signature attempt to count against the limits."""
+
+    client_key: str
+    petition_id: str
+
+
+class RateLimits:
+    """GROUNDSWELL_SIGN_RATE_LIMIT per client address per petition, counted in the database."""
+
+    def __init__(self, notation: str, table: Table, dialect_name: str, clock=time.time) -> None:
+        self.items: list[RateLimitItem] = parse_many(notation) if notation.strip() else []
+        self.table = table
+        self.clock = clock
+        self.upsert = insert(dialect_name, table)
+        self.upsert = self.upsert.on_conflict_do_update(
+            index_elements=["key"], set_={"hits": table.c.hits + self.upsert.excluded.hits},
+        ).returning(table.c.hits)
+
+    def over(self, conn: Connection, hits: Sequence[Hit | None]) -> list[bool]:
+        """Count these attempts (in order) and say which go over a limit. None is not counted."""
+        over = [False] * len(hits)
+        if not self.items:
+            return over
+        groups: dict[tuple[str, str], list[int]] = {}
+        for index, hit in enumerate(hits):
+            if hit is not None:
+                groups.setdefault((hit.client_key, hit.petition_id), []).append(index)
+        now = self.clock()
+        for (key, petition_id), indexes in sorted(groups.items()):  # one lock order across replicas
+            for item in self.items:
+                window = int(now // item.get_expiry())
+                row_key = f"{item.key_for(key, petition_id)}/{window}"
+                total = conn.execute(self.upsert, {"key": row_key, "hits": len(indexes),
+                                                   "expires_at": (window + 1) * item.get_expiry()}).scalar_one()
+                first = total - len(indexes) + 1  # the hit number of the first of these
+                for offset, index in enumerate(indexes):
+                    if first + offset > item.amount:
+                        over[index] = True
+        return over
