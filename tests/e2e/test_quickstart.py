@@ -16,13 +16,13 @@ from tests.harness import ROOT, eventually, require_embedded_ports_free
 pytestmark = pytest.mark.e2e
 
 
-def readme_curl_example() -> tuple[str, str]:
-    """The README's first sh block after 'read its count with curl': (sign command, count command)."""
+def readme_curl_example() -> tuple[str, str, str]:
+    """The README's first sh block after 'read its count with curl': (sign, confirm, count commands)."""
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"read its count with curl.*?```sh\n(.*?)```", readme, re.S).group(1)
     commands = [c for c in re.split(r"\n(?=curl )", block.replace("\\\n", " ")) if c.startswith("curl")]
-    sign, count = (re.sub(r"\n#.*", "", c).strip() for c in commands)
-    return sign, count
+    sign, confirm, count = (re.sub(r"\n#.*", "", c).strip() for c in commands)
+    return sign, confirm, count
 
 
 def fresh_clone(tmp_path: Path) -> Path:
@@ -62,16 +62,20 @@ def test_make_run_from_a_fresh_clone_serves_the_readme_example(tmp_path):
         eventually(lambda: "Groundswell is running" in (tmp_path / "make-run.log").read_text()
                    or process.poll() is not None, timeout_s=300, message="make run up")
         assert process.poll() is None, (tmp_path / "make-run.log").read_text()[-3000:]
-        sign, count = readme_curl_example()
+        sign, confirm, count = readme_curl_example()
+
+        def run(command: str) -> str:  # as a new user would, from the checkout
+            return subprocess.run(["bash", "-c", command], cwd=clone, capture_output=True, text=True).stdout
 
         def read_count() -> int:
-            out = subprocess.run(["bash", "-c", count], capture_output=True, text=True, check=True).stdout
-            return httpx.Response(200, content=out).json()["count"]
+            return httpx.Response(200, content=run(count)).json()["count"]
 
         eventually(lambda: read_count() == 0, message="count 0 before signing")
-        signed = subprocess.run(["bash", "-c", sign], capture_output=True, text=True, check=True).stdout
-        assert httpx.Response(200, content=signed).json() == {"status": "accepted"}
-        eventually(lambda: read_count() == 1, message="count 1 after signing")
+        assert httpx.Response(200, content=run(sign)).json() == {"status": "accepted"}
+        eventually(lambda: list((clone / ".data" / "mail").glob("*.eml")), message="the confirmation email")
+        assert read_count() == 0  # not before the link is followed
+        assert run(confirm).strip() == "303"
+        eventually(lambda: read_count() == 1, message="count 1 after confirming")
         page = httpx.get("http://127.0.0.1:8080/", timeout=5)  # the seed petition's page, through Caddy
         assert page.status_code == 200 and "Today: Patrick is counting on you" in page.text
         eventually(lambda: re.search(r"<strong data-count>1</strong> have signed",
