@@ -66,6 +66,7 @@ class VisibilityProbe(threading.Thread):
 
     def __init__(self, stack: Stack, petition_id: str, interval_s: float = 0.1, poll_s: float = 0.005) -> None:
         super().__init__(daemon=True)
+        self.stack, self.petition_id, self.confirming = stack, petition_id, stack.confirming()
         self.sign_url = f"{stack.web}/petitions/{petition_id}/signatures"
         self.count_url = f"{stack.web}/petitions/{petition_id}/count"
         self.interval_s, self.poll_s = interval_s, poll_s
@@ -78,11 +79,11 @@ class VisibilityProbe(threading.Thread):
             signed = 0
             while not self.stopping.is_set():
                 body = {"name": "Probe Signer", "email": f"probe-{secrets.token_hex(6)}@example.org", "country": "GB"}
-                if client.post(self.sign_url, json=body).status_code != 202:
+                if client.post(self.sign_url, json=body).status_code != 202 or not self._confirm(client, body):
                     self.failures += 1
                     continue
                 signed += 1
-                accepted = time.perf_counter()
+                accepted = time.perf_counter()  # from the moment the signature counts: 202, or its link followed
                 while time.perf_counter() - accepted < 30:
                     response = client.get(self.count_url)
                     if response.status_code == 200 and response.json()["count"] >= signed:
@@ -90,6 +91,18 @@ class VisibilityProbe(threading.Thread):
                     time.sleep(self.poll_s)
                 self.delays_s.append(time.perf_counter() - accepted)
                 self.stopping.wait(self.interval_s)
+
+    def _confirm(self, client: httpx.Client, body: dict) -> bool:
+        """With confirmation on, follow the signature's link (read from signing's table, as if
+        from the email); the probe times from the moment it counts."""
+        if not self.confirming:
+            return True
+        deadline = time.perf_counter() + 30
+        while (token := self.stack.token_of(self.petition_id, body["email"])) is None:
+            if time.perf_counter() > deadline:
+                return False
+            time.sleep(self.poll_s)
+        return client.get(f"{self.stack.web}/c/{token}").status_code == 303
 
     def finish(self) -> dict[str, float]:
         self.stopping.set()
@@ -102,9 +115,35 @@ class VisibilityProbe(threading.Thread):
         }
 
 
+def follow_links(stack: Stack, petition_id: str, measure_s: float | None = None, passes: int = 5) -> dict:
+    """With confirmation on, follow every pending signature's link through the front door (the
+    tokens read from signing's table stand for the emails). With `measure_s`, the first pass is
+    timed: the confirmation rate. Then passes until none is pending."""
+    if not stack.confirming():
+        return {}
+    figures: dict = {}
+    tokens_file = stack.workdir / f"tokens-{petition_id}.txt"
+    for attempt in range(passes):
+        tokens = stack.pending_tokens(petition_id)
+        if not tokens:
+            return figures
+        tokens_file.write_text("\n".join(tokens) + "\n")
+        duration = measure_s if measure_s and attempt == 0 else 2 + len(tokens) / 500
+        result = load.run(stack.web, "confirm.lua", [str(tokens_file)], connections=64, duration_s=duration)
+        if measure_s and attempt == 0:
+            figures = {"confirm_rps": result.count(303) / result.seconds, "confirm_p99_ms": result.p99_ms,
+                       "confirm_non_303": result.requests - result.count(303),
+                       "confirm_all_used": result.count(303) >= len(tokens) - 1}
+    if passes > 1:
+        raise SystemExit(f"bench: {len(stack.pending_tokens(petition_id))} still pending after {passes} passes")
+    return figures
+
+
 def check_exact(stack: Stack, petition_id: str, accepted: int, what: str) -> dict:
     """The count equals the rows, and every 202 is among them. wrk stops at its deadline with
-    requests in flight that still commit, so rows >= 202s; the count must equal the rows."""
+    requests in flight that still commit, so rows >= 202s; the count must equal the rows (with
+    confirmation on, once every link is followed)."""
+    follow_links(stack, petition_id)
     last: dict = {}
 
     def settled() -> bool:
@@ -131,8 +170,9 @@ def signing_saturation(stack: Stack) -> dict:
     cpu_after = stack.cpu_seconds()
     signing_cpu = sum(cpu_after[n] - cpu_before.get(n, 0) for n in cpu_after if n.startswith("signing"))
     accepted = result.count(202)
+    confirmed = follow_links(stack, petition["id"], measure_s=READ_SECONDS)
     exact = check_exact(stack, petition["id"], accepted, "saturation")
-    return {
+    return {**confirmed,
         "sign_rps": accepted / result.seconds, "sign_p50_ms": result.p50_ms, "sign_p99_ms": result.p99_ms,
         "sign_non_202": result.requests - accepted, "sign_socket_errors": result.socket_errors,
         "sign_cpu_ms": 1000 * signing_cpu / max(1, accepted + visible["visible_samples"]),
@@ -156,6 +196,7 @@ def reads(stack: Stack) -> dict:
     petition = stack.create_petition("Hot reads")
     for body in ({"name": "First Reader", "email": "first@example.org", "country": "GB"},):
         assert httpx.post(f"{stack.web}/petitions/{petition['id']}/signatures", json=body, timeout=30).status_code == 202
+    follow_links(stack, petition["id"])
     wait_until(lambda: stack.count(petition["id"]) == 1, 60, "first signature counted")
     page_url = f"{stack.web}/p/{petition['slug']}"
     wait_until(lambda: "<strong data-count>1</strong>" in httpx.get(page_url, timeout=10).text, 30, "page shows 1")
@@ -184,6 +225,33 @@ def signing_with_viewers(stack: Stack, viewers: int = 1000, poll_interval_ms: in
             "viewers_poll_socket_errors": polled.socket_errors, "viewers_exact": exact}
 
 
+def confirmation_emails(stack: Stack) -> dict:
+    """Confirmation emails: signatures pile up pending with the notifier stopped (as the other
+    steps run), then it starts and the ledger times the emails for this petition's backlog."""
+    if not stack.confirming():
+        return {}
+    petition = stack.create_petition("Confirmation emails")
+    stack.stop_notifier()
+    signed = load.run(f"{stack.web}/petitions/{petition['id']}/signatures", "sign.lua",
+                      [f"conf{secrets.token_hex(3)}", 0], connections=64, duration_s=SIGN_SECONDS)
+    pid = petition["id"]
+    wait_until(lambda: stack.unpublished() == 0, 120, "every ConfirmationRequested published")
+    pending = len(stack.pending_tokens(pid))
+    stack.start_notifier()
+
+    def sent() -> list:
+        return stack.databases["notifier"].rows(
+            f"SELECT sent_at FROM deliveries WHERE petition_id = '{pid}' AND milestone = 0 AND sent_at IS NOT NULL")
+
+    wait_until(lambda: len(sent()) >= pending, 600, f"{pending} confirmation emails sent", interval_s=0.2)
+    times = sorted(_seconds(row[0]) for row in sent())
+    stack.stop_notifier()  # the fan-out step starts it afresh
+    exact = check_exact(stack, pid, signed.count(202), "confirmation emails")
+    return {"confirm_emails": len(times), "confirm_pending": pending,
+            "confirm_eps": (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0,
+            "confirm_sign_rps": signed.count(202) / signed.seconds, "confirm_exact": exact}
+
+
 def replay(stack: Stack) -> dict:
     """`groundswell counter rebuild` over everything the run has put on the stream."""
     env = stack.service_env("counter", free_port())
@@ -210,7 +278,13 @@ def supporter_fanout(stack: Stack, supporters: int = FANOUT_SUPPORTERS) -> dict:
         counts.append(stack.count(petition["id"]))
         return counts[-1] == supporters or (len(counts) > 100 and counts[-1] == counts[-100] and counts[-1])
 
-    wait_until(settled, 600, f"{supporters} supporters counted", interval_s=0.1)
+    if stack.confirming():  # every supporter follows their link as the burst goes on
+        def confirmed_all() -> bool:
+            follow_links(stack, petition["id"], passes=1)  # the burst may still be signing
+            return settled()
+        wait_until(confirmed_all, 600, f"{supporters} supporters confirmed and counted", interval_s=0.1)
+    else:
+        wait_until(settled, 600, f"{supporters} supporters counted", interval_s=0.1)
     signed = burst.stop()
     stack.start_notifier()
 
@@ -233,7 +307,7 @@ def supporter_fanout(stack: Stack, supporters: int = FANOUT_SUPPORTERS) -> dict:
     # The rate from the notifier's own ledger (when each email was recorded as sent), checked
     # against what the sink received.
     sent = stack.databases["notifier"].rows(
-        f"SELECT sent_at FROM deliveries WHERE petition_id = '{pid}' AND recipient <> 'organizer' "
+        f"SELECT sent_at FROM deliveries WHERE petition_id = '{pid}' AND recipient <> 'organizer' AND milestone > 0 "
         "AND sent_at IS NOT NULL")
     times = sorted(_seconds(row[0]) for row in sent)
     wait_until(lambda: len(arrivals()) >= len(times), 30, "the sink received every email sent")
@@ -256,7 +330,8 @@ def one_run(target: Path, backend: str, workdir: Path, *, signing_processes: int
     stack = Stack(target, backend, workdir, signing_processes=signing_processes).start(notifier=False)
     try:
         steps = [("saturation", signing_saturation), ("fixed", signing_fixed_rate), ("reads", reads),
-                 ("viewers", signing_with_viewers), ("replay", replay), ("fanout", supporter_fanout)]
+                 ("viewers", signing_with_viewers), ("confirmations", confirmation_emails), ("replay", replay),
+                 ("fanout", supporter_fanout)]
         for name, step in steps:
             if not only or name in only:
                 print(f"  {backend}: {name} ...", file=sys.stderr, flush=True)

@@ -196,6 +196,16 @@ class SmtpServer:
         self._open.set()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options) -> str:
+        import asyncio
+
+        if not self._open.is_set():
+            # Held inside the conversation, before any message is handed over (the notifier stages
+            # a message, and records it sent, only after RCPT and DATA are answered).
+            with self._lock:
+                self.held += 1
+            while not self._open.is_set():
+                await asyncio.sleep(POLL_INTERVAL_S)
+            return "451 4.3.0 Held by the test; try again"
         if address in self.rejected_recipients:
             return "550 5.1.1 No such mailbox (the test says so)"
         with self._lock:
@@ -206,14 +216,6 @@ class SmtpServer:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
-        import asyncio
-
-        if not self._open.is_set():
-            with self._lock:
-                self.held += 1
-            while not self._open.is_set():
-                await asyncio.sleep(POLL_INTERVAL_S)
-            return "451 4.3.0 Held by the test; try again"
         if self._refusing:
             return "451 4.3.0 Refusing for the test; try again"
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)

@@ -110,6 +110,8 @@ class Pipeline:
         todo = [item for item in items if item.recipient in claimed]
         if not todo:
             return
+        if retried := sum(1 for item in todo if claimed[item.recipient] > 1):
+            EMAILS.labels("retried").inc(retried)
         await (self.bulk if bulk else self.transactional).take(len(todo))
         results = await asyncio.gather(*(self.smtp.stage(item.build()) for item in todo), return_exceptions=True)
         staged = {}

@@ -28,7 +28,8 @@ class BatchLedger:
                     deliveries.c.recipient.in_(list(recipients)))
 
     async def claim(self, petition_id: str, milestone: int, message_ids: dict[str, str]):
-        """Claim every recipient not yet sent, failed or held: (token, claimed, done, held)."""
+        """Claim every recipient not yet sent, failed or held: (token, claimed: {recipient: attempt},
+        done, held)."""
         token = secrets.token_hex(8)
         now = time.time()
         async with self.sessions.begin() as session:
@@ -38,21 +39,21 @@ class BatchLedger:
                 [{"petition_id": petition_id, "milestone": milestone, "recipient": r, "message_id": m, "attempts": 0}
                  for r, m in message_ids.items()],
             )
-            claimed = set((await session.execute(
+            claimed = dict((await session.execute(
                 update(deliveries)
                 .where(self._of(petition_id, milestone, message_ids), deliveries.c.sent_at.is_(None),
                        deliveries.c.failed_at.is_(None),
                        or_(deliveries.c.claimed_until_s.is_(None), deliveries.c.claimed_until_s < now))
                 .values(claim_token=token, claimed_until_s=now + self.lease_s, attempts=deliveries.c.attempts + 1)
-                .returning(deliveries.c.recipient)
-            )).scalars().all())
+                .returning(deliveries.c.recipient, deliveries.c.attempts)
+            )).all())
             done = set((await session.execute(
                 select(deliveries.c.recipient).where(
                     self._of(petition_id, milestone, message_ids),
                     or_(deliveries.c.sent_at.is_not(None), deliveries.c.failed_at.is_not(None)),
                 )
             )).scalars().all())
-        held = set(message_ids) - claimed - done
+        held = set(message_ids) - set(claimed) - done
         return token, claimed, done, held
 
     async def mark_sent(self, petition_id: str, milestone: int, token: str, recipients) -> set[str]:

@@ -148,3 +148,21 @@ def test_smtp_refusing_is_retried_until_accepted(system):
     emails = {labels[0][1]: value for (name, labels), value in metrics(system.notifier).items()
               if name == "groundswell_emails_total"}
     assert emails == {"sent": 1, "failed": attempts - 1, "retried": attempts - 1, "rejected": 0}
+
+
+def test_an_organizer_address_refused_for_good_is_not_tried_again(system):
+    """Issue 10: organizer emails go through the one delivery pipeline, so a 550 is recorded as
+    rejected and the milestone event is done, instead of being retried every few minutes forever."""
+    petition = system.create_petition("organizer-gone")
+    system.smtp.rejected_recipients = {"organizer-organizer-gone@example.org"}
+    sign_ten(system, petition)
+    eventually(lambda: system.query("notifier", "SELECT failed_at FROM deliveries WHERE milestone = 10")
+               and system.query("notifier", "SELECT failed_at FROM deliveries WHERE milestone = 10")[0][0],
+               message="recorded as rejected")
+    system.wait_settled()  # the MilestoneReached event was acked: nothing comes back
+    (attempts, error), = system.query("notifier", "SELECT attempts, last_error FROM deliveries WHERE milestone = 10")
+    assert attempts == 1 and error.startswith("550") and "organizer-organizer-gone" not in error
+    assert system.smtp.messages == []
+    emails = {labels[0][1]: value for (name, labels), value in metrics(system.notifier).items()
+              if name == "groundswell_emails_total"}
+    assert emails["rejected"] == 1 and emails["sent"] == 0
