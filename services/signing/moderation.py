@@ -38,7 +38,10 @@ ModeratedState = Literal["pending", "held", "confirmed"]
 
 def _as_utc(moment: datetime) -> datetime:
     """Any zone in, UTC out (stored times are UTC); a time without a zone is taken as UTC."""
-    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    try:
+        return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    except OverflowError:
+        raise ValueError("is out of range once taken to UTC") from None
 
 
 Instant = Annotated[datetime, AfterValidator(_as_utc)]
