@@ -3,6 +3,7 @@
 import email
 import email.policy
 import itertools
+import logging
 import time
 from pathlib import Path
 
@@ -29,6 +30,8 @@ class MaildirSink:
 
 
 def start_sink(folder: Path, port: int) -> Controller:
+    # aiosmtpd logs every command at INFO, addresses included ("RCPT TO:<...>"): no address in logs.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
     controller = Controller(MaildirSink(folder), hostname="127.0.0.1", port=port)
     controller.start()
     return controller
