@@ -128,7 +128,7 @@ def follow_links(stack: Stack, petition_id: str, measure_s: float | None = None,
         if not tokens:
             return figures
         tokens_file.write_text("\n".join(tokens) + "\n")
-        duration = measure_s if measure_s and attempt == 0 else 2 + len(tokens) / 500
+        duration = measure_s if measure_s and attempt == 0 else 2 + len(tokens) // 500
         result = load.run(stack.web, "confirm.lua", [str(tokens_file)], connections=64, duration_s=duration)
         if measure_s and attempt == 0:
             figures = {"confirm_rps": result.count(303) / result.seconds, "confirm_p99_ms": result.p99_ms,
