@@ -45,7 +45,23 @@ def unavailable(exc: BaseException) -> bool:
     if isinstance(exc, (OSError, TimeoutError, sqlalchemy.exc.TimeoutError, sqlalchemy.exc.InterfaceError,
                         sqlalchemy.exc.OperationalError)):
         return True
-    return isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated
+    return isinstance(exc, sqlalchemy.exc.DBAPIError) and (
+        exc.connection_invalidated or _sqlstate(exc)[:2] in UNAVAILABLE_SQLSTATE_CLASSES)
+
+
+# PostgreSQL's connection exceptions (08) and operator intervention (57: shutting down, starting
+# up, cannot connect now): the server is going away or not there yet.
+UNAVAILABLE_SQLSTATE_CLASSES = ("08", "57")
+
+
+def _sqlstate(exc: BaseException) -> str:
+    """The SQLSTATE behind a DBAPIError (asyncpg's, as SQLAlchemy hands it over), or ''."""
+    orig = getattr(exc, "orig", None)
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if code:
+            return str(code)
+    return ""
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -44,3 +44,21 @@ def test_what_counts_as_transient():
     assert lifecycle.transient(httpx.ReadTimeout("slow"))
     assert not lifecycle.transient(sqlalchemy.exc.IntegrityError("x", {}, Exception()))
     assert not lifecycle.transient(KeyError("bug"))
+
+
+def test_a_postgresql_shutting_down_or_starting_is_a_database_away():
+    """Connecting while PostgreSQL shuts down gives asyncpg's CannotConnectNowError (57P03), which
+    SQLAlchemy wraps as a plain DBAPIError with no connection to invalidate: still transient."""
+    import asyncpg
+    import sqlalchemy.exc
+
+    from shared.db import unavailable
+
+    class Translated(Exception):  # SQLAlchemy's asyncpg adapter error, caused by asyncpg's
+        pass
+
+    orig = Translated("the database system is shutting down")
+    orig.__cause__ = asyncpg.exceptions.CannotConnectNowError("the database system is shutting down")
+    assert unavailable(sqlalchemy.exc.DBAPIError("connect", {}, orig))
+    orig.__cause__ = asyncpg.exceptions.UniqueViolationError("duplicate key")
+    assert not unavailable(sqlalchemy.exc.DBAPIError("INSERT", {}, orig))
