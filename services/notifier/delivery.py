@@ -90,11 +90,13 @@ class Pipeline:
 
     async def send(self, petition_id: str, topic: int, items: Sequence[Outgoing], *, kind: str,
                    bulk: bool = False, after_chunk: Callable[[], Awaitable[None]] | None = None) -> Outcome:
-        """Send these emails about one petition and topic, each at most once, a batch at a time
-        (GROUNDSWELL_SUPPORTER_BATCH; `after_chunk` runs after each: a fan-out renews its lease). `kind` names them in
-        logs: confirmation, organizer, supporter."""
+        """Send these emails about one petition and topic, each at most once (a fan-out's a batch at
+        a time, GROUNDSWELL_SUPPORTER_BATCH; `after_chunk` runs after each: it renews its lease).
+        `kind` names them in logs: confirmation, organizer, supporter."""
         outcome = Outcome()
-        size = self.settings.supporter_batch
+        # A fan-out's pages go a batch at a time; transactional emails come a fetched event batch
+        # at a time (GROUNDSWELL_EVENT_BATCH) and go together: one claim and one mark for them all.
+        size = self.settings.supporter_batch if bulk else max(1, len(items))
         for start in range(0, len(items), size):
             await self._chunk(petition_id, topic, items[start:start + size], kind, bulk, outcome)
             if after_chunk is not None:
