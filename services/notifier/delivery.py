@@ -115,7 +115,7 @@ class Pipeline:
         if retried := sum(1 for item in todo if claimed[item.recipient] > 1):
             EMAILS.labels("retried").inc(retried)
         await (self.bulk if bulk else self.transactional).take(len(todo))
-        results = await asyncio.gather(*(self.smtp.stage(item.build()) for item in todo), return_exceptions=True)
+        results = await asyncio.gather(*(self._stage(item) for item in todo), return_exceptions=True)
         staged = {}
         for item, result in zip(todo, results):
             if isinstance(result, BaseException):
@@ -143,6 +143,13 @@ class Pipeline:
             else:
                 outcome.sent.add(recipient)
         EMAILS.labels("sent").inc(len(outcome.sent & set(staged)))
+
+    async def _stage(self, item: Outgoing):
+        try:
+            email = item.build()
+        except Exception as exc:  # noqa: BLE001 - this one email cannot be written: the others go on
+            raise Rejected(554, f"the email could not be written: {type(exc).__name__}: {exc}") from exc
+        return await self.smtp.stage(email)
 
     async def _failed(self, petition_id: str, topic: int, token: str, recipient: str, exc: BaseException,
                       kind: str, outcome: Outcome) -> None:

@@ -6,7 +6,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from services.notifier.mime import Email, address, alternative
+from services.notifier.mime import Email, address, alternative, ascii_address
 from shared.events import MilestoneReached
 
 SUBJECT_TITLE_MAX = 80
@@ -16,6 +16,7 @@ _templates = Environment(
     loader=PackageLoader("services.notifier", "templates"),
     autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
     keep_trailing_newline=True,
+    auto_reload=False,  # the templates ship with the code: no stat() of each file per email
 )
 
 
@@ -92,7 +93,7 @@ def supporter_milestone_email(
         headers.append((CORRELATION_HEADER, fanout.correlation_id))
     return alternative(headers, _templates.get_template("supporter.txt.j2").render(context),
                        _templates.get_template("supporter.html.j2").render(context),
-                       sender=mail_from_address(mail_from), recipients=(recipient.email,))
+                       sender=mail_from_address(mail_from), recipients=(ascii_address(recipient.email),))
 
 
 def confirmation_email(confirmation, petition, *, mail_from: str, message_id_value: str,
@@ -117,4 +118,4 @@ def confirmation_email(confirmation, petition, *, mail_from: str, message_id_val
         headers.append((CORRELATION_HEADER, correlation_id))
     return alternative(headers, _templates.get_template("confirm.txt.j2").render(context),
                        _templates.get_template("confirm.html.j2").render(context),
-                       sender=mail_from_address(mail_from), recipients=(confirmation.email,))
+                       sender=mail_from_address(mail_from), recipients=(ascii_address(confirmation.email),))

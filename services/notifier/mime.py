@@ -14,10 +14,13 @@ tests/unit/test_mime.py reads messages back with the email package and compares 
 """
 
 import binascii
+import functools
 import secrets
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import formataddr, getaddresses, parseaddr
+
+import idna
 
 MAX_HEADER_LINE = 998  # RFC 5322's hard limit; longer text is folded as encoded words
 
@@ -30,10 +33,26 @@ def header_text(value: str) -> str:
     return Header(value, "utf-8").encode(linesep="\r\n")
 
 
+@functools.lru_cache(maxsize=1024)
+def _ascii_domain(domain: str) -> str:
+    return idna.encode(domain, uts46=True).decode("ascii")
+
+
+def ascii_address(email_address: str) -> str:
+    """The address as SMTP and headers carry it: an internationalized domain in its IDNA form
+    (xn--...). Signing accepts only ASCII before the @; anything else raises UnicodeError."""
+    if email_address.isascii():
+        return email_address
+    local, _, domain = email_address.rpartition("@")
+    if not local.isascii():
+        raise UnicodeError("an address with characters other than ASCII before the @ needs SMTPUTF8")
+    return f"{local}@{_ascii_domain(domain)}"
+
+
 def address(name: str, email_address: str) -> str:
     """`Name <address>`, the name quoted or encoded as it needs to be (header_text() then joins any
     folded lines: the space between adjacent encoded words is not part of the text)."""
-    return formataddr((name, email_address), charset="utf-8")
+    return formataddr((name, ascii_address(email_address)), charset="utf-8")
 
 
 def quoted_printable(text: str) -> bytes:

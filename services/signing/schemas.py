@@ -33,11 +33,18 @@ def _text(value: str) -> str:
     return _printable(value, multiline=True)
 
 
-def _email(value: str) -> str:
+def _email(value: str, *, smtputf8: bool = False) -> str:
+    # An internationalized domain is fine (the notifier writes it in IDNA form); characters
+    # before the @ would need SMTPUTF8 all the way to the mailbox, which most mail servers (and
+    # Groundswell's own email headers) lack: a clear 422 now beats a link that never arrives.
     try:
-        return validate_email(value, check_deliverability=False).normalized
+        return validate_email(value, check_deliverability=False, allow_smtputf8=smtputf8).normalized
     except EmailNotValidError as exc:
         raise ValueError(f"is not a valid email address: {exc}") from None
+
+
+def _any_email(value: str) -> str:
+    return _email(value, smtputf8=True)
 
 
 def _person_name(value: str) -> str:
@@ -60,6 +67,10 @@ NAME_PATTERN = r"^[^=+@\-\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_line)]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_email),
                   Field(json_schema_extra={"format": "email"})]
+# Any address signing ever accepted (before November 2026 it took characters other than ASCII
+# before the @): what erasure must still find.
+AnyEmail = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_any_email),
+                     Field(json_schema_extra={"format": "email"})]
 PersonName = Annotated[Line, StringConstraints(max_length=100), AfterValidator(_person_name),
                        Field(json_schema_extra={"pattern": NAME_PATTERN},
                              description="A person's name: printable, no link, not starting with =, +, - or @.")]

@@ -18,7 +18,7 @@ from services.signing import db
 from services.signing.api import bearer_token_guard, require_admin
 from services.signing.domain import mailbox_key
 from services.signing.pages import render
-from services.signing.schemas import Email
+from services.signing.schemas import AnyEmail
 from shared.events import OrganizerErased
 from shared.outbox import outbox_row
 from shared.refs import is_token
@@ -178,7 +178,7 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
 
 
 class ErasureIn(BaseModel):
-    email: Email
+    email: AnyEmail
 
 
 class Erased(BaseModel):

@@ -142,3 +142,20 @@ def test_posts_from_the_site_its_partners_and_non_browsers_are_accepted(signing,
     page = signing.post(f"/p/{petition['slug']}", data={**SIGNATURE, "email": "form@example.org", "country": "GB"},
                         headers={"Origin": SITE}, follow_redirects=False)
     assert page.status_code == 303, page.text[-500:]
+
+
+def test_an_address_with_characters_before_the_at_that_need_smtputf8_is_a_clear_422(signing, petition):
+    """Mail to such an address needs SMTPUTF8 end to end; the signer is told now rather than waiting
+    for a link that cannot be sent. An internationalized domain is accepted (sent in IDNA form)."""
+    refused = signing.post(f"/petitions/{petition['id']}/signatures", json={"name": "José", "email": "josé@example.org"})
+    assert refused.status_code == 422, refused.text
+    assert "before the @-sign" in refused.text
+    accepted = signing.post(f"/petitions/{petition['id']}/signatures", json={"name": "Jo", "email": "jo@exämple.org"})
+    assert accepted.status_code == 202, accepted.text
+    organizer = signing.post("/petitions", headers=AUTH, json={
+        "title": "Another", "target": "The council", "story": "Story.",
+        "organizer": {"name": "Organizer", "email": "orgañizer@example.org"}})
+    assert organizer.status_code == 422 and "before the @-sign" in organizer.text
+    # Erasure still takes any address signing ever accepted.
+    erased = signing.post("/admin/erasure", headers=AUTH, json={"email": "josé@example.org"})
+    assert erased.status_code == 200 and erased.json()["erased"] == 0, erased.text

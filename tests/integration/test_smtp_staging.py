@@ -41,3 +41,45 @@ async def test_only_the_final_dot_delivers_and_a_dropped_stage_delivers_nothing(
         await pool.close()
     finally:
         server.stop()
+
+
+async def test_an_email_that_cannot_be_written_is_rejected_alone_and_idna_domains_are_sent(tmp_path):
+    """One email of a chunk whose address cannot be written (characters before the @ that need
+    SMTPUTF8, from before signing refused them) is recorded as rejected, once; the others in the
+    same chunk go out, an internationalized domain in its IDNA form, in the envelope and in To."""
+    from services.notifier.delivery import Outgoing, Pipeline
+    from services.notifier.emails import confirmation_email
+    from shared.db import create_engine, sessionmaker
+    from shared.migrations import migrate
+    from tests.databases import Database
+
+    server = SmtpServer()
+    server.start()
+    database = Database("sqlite", "notifier", tmp_path)
+    try:
+        await migrate("notifier", database.url)
+        engine = create_engine(database.url)
+        pipeline = Pipeline(sessionmaker(engine), SimpleNamespace(
+            **vars(settings(server.port)), ack_wait_s=30, emails_per_s=1000, supporter_emails_per_s=1000,
+            supporter_batch=25))
+        petition = SimpleNamespace(title="Idn", slug="idn")
+
+        def outgoing(recipient: str, address: str) -> Outgoing:
+            signer = SimpleNamespace(name="Jo", email=address, confirm_url="http://127.0.0.1/c/t")
+            return Outgoing(recipient, f"<{recipient}@x>", lambda: confirmation_email(
+                signer, petition, mail_from="Groundswell <no-reply@example.org>", message_id_value=f"<{recipient}@x>"))
+
+        emails = [outgoing("s1.1", "plain@example.org"), outgoing("s2.1", "josé@example.org"),
+                  outgoing("s3.1", "jo@exämple.org")]
+        outcome = await pipeline.send("p1", 0, emails, kind="confirmation")
+        assert (outcome.sent, outcome.rejected, outcome.retry) == ({"s1.1", "s3.1"}, {"s2.1"}, set())
+        eventually(lambda: len(server.messages) == 2, message="two messages")
+        assert sorted(m["To"].addresses[0].addr_spec for m in server.messages) == [
+            "jo@xn--exmple-cua.org", "plain@example.org"]
+        again = await pipeline.send("p1", 0, emails, kind="confirmation")
+        assert (again.sent, again.done) == (set(), {"s1.1", "s2.1", "s3.1"})  # the rejected one is not retried
+        await pipeline.close()
+        await engine.dispose()
+    finally:
+        database.drop()
+        server.stop()
