@@ -3,6 +3,9 @@
 Starts the bench stack, signs through the front door with wrk, records both processes with py-spy
 (from PyPI: pip install py-spy) and prints each one's functions by share of samples: own time
 (the function itself) and total (with what it calls).
+
+With --notifier: signatures pile up pending with the notifier stopped, then the notifier starts
+and its confirmation emails are profiled (the notifier, and signing answering its address lookups).
 """
 
 import argparse
@@ -11,10 +14,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from bench import load
-from bench.stack import Stack
+from bench.stack import Stack, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,6 +53,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=15)
     parser.add_argument("--top", type=int, default=35)
     parser.add_argument("--direct", action="store_true", help="sign at signing's port, not through Caddy")
+    parser.add_argument("--notifier", action="store_true", help="profile the confirmation emails' sending")
     args = parser.parse_args()
     if shutil.which("py-spy") is None and not (Path(sys.executable).parent / "py-spy").exists():
         raise SystemExit("py-spy not found: pip install py-spy")
@@ -58,19 +63,36 @@ def main() -> int:
     try:
         petition = stack.create_petition("Profiled")
         base = stack.signing if args.direct else stack.web
-        recorders = {
-            name: subprocess.Popen([spy, "record", "--pid", str(stack.processes[name].pid), "--duration",
-                                    str(args.seconds), "--rate", "250", "--format", "raw", "--nonblocking",
-                                    "--threads", "--output", str(folder / f"{name}.txt")],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for name in ("signing-0", "counter")
-        }
-        result = load.run(f"{base}/petitions/{petition['id']}/signatures", "sign.lua", ["profile", 0],
-                          connections=64, duration_s=args.seconds)
-        for recorder in recorders.values():
-            recorder.wait(timeout=60)
-        print(f"{result.count(202) / result.seconds:,.0f} signatures/s during the profile "
-              f"({'direct' if args.direct else 'through Caddy'}, {args.backend})")
+
+        def record(names) -> dict:
+            return {
+                name: subprocess.Popen([spy, "record", "--pid", str(stack.processes[name].pid), "--duration",
+                                        str(args.seconds), "--rate", "250", "--format", "raw", "--nonblocking",
+                                        "--threads", "--output", str(folder / f"{name}.txt")],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                for name in names
+            }
+
+        if args.notifier:
+            load.run(f"{base}/petitions/{petition['id']}/signatures", "sign.lua", ["profile", 0],
+                     connections=64, duration_s=args.seconds * 2)
+            wait_until(lambda: stack.unpublished() == 0, 120, "every ConfirmationRequested published")
+            stack.start_notifier()
+            recorders = record(("notifier", "signing-0"))
+            started = time.monotonic()
+            for recorder in recorders.values():
+                recorder.wait(timeout=60)
+            sent = stack.databases["notifier"].rows(
+                "SELECT count(*) FROM deliveries WHERE milestone = 0 AND sent_at IS NOT NULL")[0][0]
+            print(f"{sent:,} confirmation emails in the first {time.monotonic() - started:.0f} s ({args.backend})")
+        else:
+            recorders = record(("signing-0", "counter"))
+            result = load.run(f"{base}/petitions/{petition['id']}/signatures", "sign.lua", ["profile", 0],
+                              connections=64, duration_s=args.seconds)
+            for recorder in recorders.values():
+                recorder.wait(timeout=60)
+            print(f"{result.count(202) / result.seconds:,.0f} signatures/s during the profile "
+                  f"({'direct' if args.direct else 'through Caddy'}, {args.backend})")
         for name in recorders:
             raw = folder / f"{name}.txt"
             main_thread = next((l.split(";", 1)[0] for l in raw.read_text().splitlines() if "Runner.run" in l), None)

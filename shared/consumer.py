@@ -29,33 +29,60 @@ async def consume(
     batch_size: int,
     fetch_timeout_s: float = 1.0,
     linger_s: float = 0.0,
+    in_flight: int = 1,
 ) -> None:
     """Run forever: fetch up to batch_size messages (returning as soon as any arrive), handle them.
 
     After a batch smaller than batch_size, wait `linger_s` before the next fetch: under a steady
     stream, messages gather meanwhile and the per-batch costs (a transaction, a fetch round trip)
-    are shared by more of them, for at most that much more latency."""
+    are shared by more of them, for at most that much more latency.
+
+    With `in_flight` > 1, up to that many batches are handled at once (the next is fetched while
+    the others wait on a database, a server or SMTP): the handler must then keep whatever order
+    it needs itself."""
     subscription = await js.pull_subscribe_bind(durable=durable, stream=STREAM)
-    log.info("consuming", durable=durable)
-    while True:
-        try:
-            messages = await subscription.fetch(batch=batch_size, timeout=fetch_timeout_s)
-        except (asyncio.TimeoutError, nats.errors.TimeoutError):
-            continue  # nothing to do yet (fetch can also stall until its timeout: nats.py #986)
-        except (nats.errors.Error, OSError) as exc:
-            # Disconnected or a leader election: nothing was taken; the client reconnects by itself.
-            log.warning("fetch_failed", durable=durable, error=str(exc) or type(exc).__name__)
-            await asyncio.sleep(0.5)
-            continue
-        if not messages:
-            continue
-        CONSUMER_BATCH.labels(durable).observe(len(messages))
-        CONSUMER_PENDING.labels(durable).set(messages[-1].metadata.num_pending)
+    log.info("consuming", durable=durable, in_flight=in_flight)
+    slots = asyncio.Semaphore(in_flight)
+    running: set[asyncio.Task] = set()
+
+    async def run(messages: list[Msg]) -> None:
         try:
             await handle(messages)
         except Exception:  # noqa: BLE001 - keep consuming; unacked messages come back after ack_wait
             log.exception("batch_failed", durable=durable, messages=len(messages))
             await asyncio.sleep(1.0)
-            continue
-        if linger_s and len(messages) < batch_size:
-            await asyncio.sleep(linger_s)
+        finally:
+            slots.release()
+
+    try:
+        while True:
+            await slots.acquire()
+            try:
+                messages = await subscription.fetch(batch=batch_size, timeout=fetch_timeout_s)
+            except (asyncio.TimeoutError, nats.errors.TimeoutError):
+                messages = []  # nothing to do yet (fetch can also stall until its timeout: nats.py #986)
+            except (nats.errors.Error, OSError) as exc:
+                # Disconnected or a leader election: nothing was taken; the client reconnects by itself.
+                log.warning("fetch_failed", durable=durable, error=str(exc) or type(exc).__name__)
+                await asyncio.sleep(0.5)
+                messages = []
+            except BaseException:
+                slots.release()
+                raise
+            if not messages:
+                slots.release()
+                continue
+            CONSUMER_BATCH.labels(durable).observe(len(messages))
+            CONSUMER_PENDING.labels(durable).set(messages[-1].metadata.num_pending)
+            if in_flight == 1:
+                await run(messages)
+            else:
+                task = asyncio.create_task(run(messages))
+                running.add(task)
+                task.add_done_callback(running.discard)
+            if linger_s and len(messages) < batch_size:
+                await asyncio.sleep(linger_s)
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)

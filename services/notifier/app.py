@@ -39,7 +39,8 @@ def create_app(settings: NotifierSettings) -> FastAPI:
     async def consume_events() -> None:
         js = (await runtime.connect_nats()).jetstream()
         await gs_nats.provision(lambda: provision(js))
-        await consume(js, NOTIFIER_DURABLE, notify(notifier, dead_letters), batch_size=settings.event_batch)
+        await consume(js, NOTIFIER_DURABLE, notify(notifier, dead_letters), batch_size=settings.event_batch,
+                      in_flight=settings.event_batches_in_flight)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

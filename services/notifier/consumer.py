@@ -2,8 +2,15 @@
 letters, shared/deadletters.py) what no retry can cure.
 
 Confirmation requests in a fetched batch are sent together (one lookup of their addresses in
-signing, one pass through the delivery pipeline); other events one at a time, in order."""
+signing, one pass through the delivery pipeline); other events one at a time, in order.
 
+Several batches are handled at once (GROUNDSWELL_EVENT_BATCHES_IN_FLIGHT): while one waits on
+signing, the database or SMTP, another uses the CPU. Order still holds where it matters: each
+batch handles its petition and milestone events under one lock, taken in the order the batches
+were fetched, and its confirmations only after that, so a petition is always known before the
+confirmations fetched after it are sent."""
+
+import asyncio
 from collections.abc import Sequence
 
 import structlog
@@ -20,18 +27,21 @@ NOTIFIED_TYPES = ("PetitionCreated", "MilestoneReached", "ConfirmationRequested"
 
 
 def notify(notifier: Notifier, dead_letters: DeadLetters):
+    ordered = asyncio.Lock()  # FIFO: batches take it in the order their handlers started
+
     async def handle(messages: Sequence[Msg]) -> None:
         confirmations: list[tuple[Msg, ConfirmationRequested]] = []
-        for raw in messages:
-            try:
-                event = decode_event(raw.data)
-            except ValueError as exc:  # no retry makes it readable
-                await dead_letters.bury(raw, f"undecodable: {describe(exc)}")
-                continue
-            if isinstance(event, ConfirmationRequested):
-                confirmations.append((raw, event))
-            else:
-                await _handle_one(notifier, dead_letters, raw, event)
+        async with ordered:  # taken before the first await, so in fetch order
+            for raw in messages:
+                try:
+                    event = decode_event(raw.data)
+                except ValueError as exc:  # no retry makes it readable
+                    await dead_letters.bury(raw, f"undecodable: {describe(exc)}")
+                    continue
+                if isinstance(event, ConfirmationRequested):
+                    confirmations.append((raw, event))
+                else:
+                    await _handle_one(notifier, dead_letters, raw, event)
         if confirmations:
             await _confirmations(notifier, dead_letters, confirmations)
 

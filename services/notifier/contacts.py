@@ -7,7 +7,7 @@ GROUNDSWELL_INTERNAL_TOKEN."""
 from datetime import datetime
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from services.notifier.settings import NotifierSettings
 
@@ -39,6 +39,13 @@ class Confirmation(BaseModel):
     name: str
     email: str
     confirm_url: str
+
+
+class Confirmations(BaseModel):
+    confirmations: list[Confirmation]
+
+
+_CONFIRMATIONS = TypeAdapter(Confirmations)  # the whole answer validated in one call (pydantic-core)
 
 
 class PetitionUnknown(Exception):
@@ -77,7 +84,7 @@ class Contacts:
         response = await self.http.post(f"{self.base}/internal/confirmations",
                                         json={"signature_ids": signature_ids}, headers=self.headers)
         response.raise_for_status()
-        return {c["signature_id"]: Confirmation.model_validate(c) for c in response.json()["confirmations"]}
+        return {c.signature_id: c for c in _CONFIRMATIONS.validate_json(response.content).confirmations}
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -29,31 +29,36 @@ class BatchLedger:
 
     async def claim(self, petition_id: str, milestone: int, message_ids: dict[str, str]):
         """Claim every recipient not yet sent, failed or held: (token, claimed: {recipient: attempt},
-        done, held)."""
+        done, held).
+
+        One statement in the common case: new rows are inserted already claimed, and a row that
+        exists is claimed by the same upsert when it is free (ON CONFLICT DO UPDATE ... WHERE, on
+        PostgreSQL and SQLite alike). Only recipients it did not claim are looked up again."""
         token = secrets.token_hex(8)
         now = time.time()
+        until = now + self.lease_s
         async with self.sessions.begin() as session:
-            dialect = session.bind.dialect.name
-            await session.execute(
-                insert(dialect, deliveries).on_conflict_do_nothing(),
-                [{"petition_id": petition_id, "milestone": milestone, "recipient": r, "message_id": m, "attempts": 0}
-                 for r, m in message_ids.items()],
-            )
+            statement = insert(session.bind.dialect.name, deliveries)
+            statement = statement.on_conflict_do_update(
+                index_elements=[deliveries.c.petition_id, deliveries.c.milestone, deliveries.c.recipient],
+                set_={"claim_token": token, "claimed_until_s": until, "attempts": deliveries.c.attempts + 1},
+                where=and_(deliveries.c.sent_at.is_(None), deliveries.c.failed_at.is_(None),
+                           or_(deliveries.c.claimed_until_s.is_(None), deliveries.c.claimed_until_s < now)),
+            ).returning(deliveries.c.recipient, deliveries.c.attempts)
             claimed = dict((await session.execute(
-                update(deliveries)
-                .where(self._of(petition_id, milestone, message_ids), deliveries.c.sent_at.is_(None),
-                       deliveries.c.failed_at.is_(None),
-                       or_(deliveries.c.claimed_until_s.is_(None), deliveries.c.claimed_until_s < now))
-                .values(claim_token=token, claimed_until_s=now + self.lease_s, attempts=deliveries.c.attempts + 1)
-                .returning(deliveries.c.recipient, deliveries.c.attempts)
+                statement,
+                [{"petition_id": petition_id, "milestone": milestone, "recipient": r, "message_id": m,
+                  "attempts": 1, "claim_token": token, "claimed_until_s": until}
+                 for r, m in message_ids.items()],
             )).all())
+            others = set(message_ids) - set(claimed)
             done = set((await session.execute(
                 select(deliveries.c.recipient).where(
-                    self._of(petition_id, milestone, message_ids),
+                    self._of(petition_id, milestone, others),
                     or_(deliveries.c.sent_at.is_not(None), deliveries.c.failed_at.is_not(None)),
                 )
-            )).scalars().all())
-        held = set(message_ids) - set(claimed) - done
+            )).scalars().all()) if others else set()
+        held = others - done
         return token, claimed, done, held
 
     async def mark_sent(self, petition_id: str, milestone: int, token: str, recipients) -> set[str]:

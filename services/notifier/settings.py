@@ -41,6 +41,11 @@ class NotifierSettings(ServiceSettings):
         1000.0, gt=0, description="Most confirmation and organizer emails sent per second (throttle).")
     supporter_batch: int = Field(25, ge=1, description="Emails sent at once (SMTP connections held).")
     event_batch: int = Field(64, ge=1, description="Events handled per fetch from the stream.")
+    event_batches_in_flight: int = Field(
+        2, ge=1, le=16,
+        description="Fetched batches handled at once: one uses the CPU while another waits on signing, "
+                    "the database or SMTP.",
+    )
     supporter_page: int = Field(500, description="Recipients read from signing per request.")
 
     @field_validator("smtp_username", "smtp_password", mode="before")

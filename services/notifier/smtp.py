@@ -18,7 +18,16 @@ from services.notifier.mime import Email
 from services.notifier.settings import NotifierSettings
 
 SMTP_ERRORS = (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError)
-_LEADING_DOT = re.compile(rb"(?m)^\.")
+_NOT_IN_ENVELOPE = re.compile(r"[\s<>]")
+
+
+def envelope_address(address: str) -> bytes | None:
+    """`<address>` for MAIL FROM or RCPT TO, or None when it cannot be sent as such (not ASCII, or
+    with characters that could add a parameter or a command: aiosmtplib's check, without its
+    per-command address parsing, which cost a tenth of the notifier's time)."""
+    if not address.isascii() or _NOT_IN_ENVELOPE.search(address):
+        return None
+    return b"<" + address.encode("ascii") + b">"
 
 
 class Rejected(Exception):
@@ -45,7 +54,9 @@ def wire_bytes(message: Email) -> bytes:
     data = message.data
     if not data.endswith(b"\r\n"):
         data += b"\r\n"
-    return _LEADING_DOT.sub(b"..", data) if data.startswith(b".") or b"\n." in data else data
+    if data.startswith(b"."):
+        data = b"." + data
+    return data.replace(b"\n.", b"\n..")  # bytes.replace, in C: a regex took 26 us an email
 
 
 @dataclass
@@ -68,6 +79,11 @@ class SmtpPool:
             username=s.smtp_username, password=s.smtp_password,
         )
         await client.connect()
+        if client.is_ehlo_or_helo_needed:  # connect() greets only for STARTTLS or a login
+            try:
+                await client.ehlo()
+            except aiosmtplib.SMTPHeloError:
+                await client.helo()
         return client
 
     async def stage(self, message: Email) -> Staged:
@@ -83,16 +99,28 @@ class SmtpPool:
         return await self._stage_on(None, message)
 
     async def _stage_on(self, client: aiosmtplib.SMTP | None, message: Email) -> Staged:
+        # One deadline for the whole exchange; each command waits without its own timer (aiosmtplib
+        # starts a task per timed wait: a tenth of the notifier's time at a thousand emails a second).
         try:
-            if client is None or not client.is_connected:
-                client = await self._connect()
-            await client.mail(message.sender)
-            for recipient in message.recipients:
-                await client.rcpt(recipient)
-            response = await client.execute_command(b"DATA")
-            if response.code != 354:
-                raise aiosmtplib.SMTPDataError(response.code, response.message)
-            client.protocol.write(wire_bytes(message))
+            async with asyncio.timeout(self.settings.smtp_timeout_s):
+                if client is None or not client.is_connected:
+                    client = await self._connect()
+                sender = envelope_address(message.sender)
+                if sender is None:
+                    raise aiosmtplib.SMTPSenderRefused(553, "the sender address cannot be sent", "")
+                response = await client.execute_command(b"MAIL", b"FROM:" + sender, timeout=None)
+                if response.code != 250:
+                    raise aiosmtplib.SMTPSenderRefused(response.code, response.message, "")
+                for recipient in message.recipients:
+                    if (quoted := envelope_address(recipient)) is None:
+                        raise aiosmtplib.SMTPRecipientRefused(553, "the address is not ASCII or not an address", "")
+                    response = await client.execute_command(b"RCPT", b"TO:" + quoted, timeout=None)
+                    if response.code not in (250, 251):
+                        raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, "")
+                response = await client.execute_command(b"DATA", timeout=None)
+                if response.code != 354:
+                    raise aiosmtplib.SMTPDataError(response.code, response.message)
+                client.protocol.write(wire_bytes(message))
         except SMTP_ERRORS as exc:
             self.discard(client)
             raise classify(exc) from exc
@@ -102,8 +130,9 @@ class SmtpPool:
         """Write the final '.' and read the server's answer: raises Rejected or Deferred."""
         client = staged.client
         try:
-            client.protocol.write(b".\r\n")
-            response = await client.protocol.read_response(timeout=self.settings.smtp_timeout_s)
+            async with asyncio.timeout(self.settings.smtp_timeout_s):
+                client.protocol.write(b".\r\n")
+                response = await client.protocol.read_response(timeout=None)
             if response.code != 250:
                 raise aiosmtplib.SMTPDataError(response.code, response.message)
         except SMTP_ERRORS as exc:

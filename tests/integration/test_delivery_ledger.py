@@ -27,6 +27,12 @@ async def test_an_expired_claim_taken_over_marks_nothing(tmp_path, backend):
         assert await other.mark_sent("p1", 100, other_token, ["sig-a"]) == set()  # sent rows stay sent
         _, claimed_again, done_now, _ = await other.claim("p1", 100, ids)
         assert (set(claimed_again), done_now) == (set(), {"sig-a", "sig-b"})
+
+        # A recipient another worker holds (its lease still running) is neither claimed nor done.
+        _, first, _, _ = await other.claim("p1", 100, {"sig-c": "<c@x>"})
+        assert first == {"sig-c": 1}
+        _, second, done_c, held_c = await BatchLedger(sessions, lease_s=30).claim("p1", 100, {"sig-c": "<c@x>"})
+        assert (second, done_c, held_c) == ({}, set(), {"sig-c"})
         await engine.dispose()
     finally:
         database.drop()
