@@ -1,5 +1,6 @@
 """Database plumbing shared by the services: engines and dialect-neutral upserts."""
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import sqlalchemy
@@ -84,3 +85,11 @@ def is_postgres(engine_or_dialect_name) -> bool:
 def insert(dialect_name: str, table: Table):
     """An INSERT that supports ON CONFLICT on both SQLite and PostgreSQL."""
     return (postgresql.insert if dialect_name == "postgresql" else sqlite.insert)(table)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """A timestamp read back from the database, with its zone: SQLite hands them back naive (they
+    were written in UTC)."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value

@@ -56,11 +56,16 @@ class ConfirmationRequested(Event):
 
 
 class SignatureInvalidated(Event):
-    """A moderator invalidated a signature that counted: it counts no more."""
+    """A moderator invalidated a signature that counted: it counts no more. Version 2 says where
+    and when it had counted (its SignatureAdded's country and time), so the counter takes it out
+    of the same country and hour; version 1 did not (read as unknown)."""
 
     type: Literal["SignatureInvalidated"] = "SignatureInvalidated"
+    schema_version: int = 2
     signature_id: UUID
     moderation_id: UUID  # the moderation action (signing's record says what, which filter, when)
+    country: str | None = None
+    counted_at: datetime | None = None
 
 
 class MilestoneReached(Event):
@@ -86,7 +91,7 @@ AnyEvent = Annotated[
 ]
 _any_event = TypeAdapter(AnyEvent)
 
-CURRENT_VERSIONS = {"PetitionCreated": 2}  # types not named here are at version 1
+CURRENT_VERSIONS = {"PetitionCreated": 2, "SignatureInvalidated": 2}  # types not named here are at version 1
 
 
 def _petition_created_v1(data: dict[str, Any]) -> dict[str, Any]:
@@ -95,8 +100,14 @@ def _petition_created_v1(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "schema_version": 2}
 
 
+def _signature_invalidated_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 did not say where and when the signature had counted: unknown."""
+    return {**data, "schema_version": 2, "country": None, "counted_at": None}
+
+
 # (type, schema_version) -> function turning that version's dict into the next version's.
-UPCASTERS: dict[tuple[str, int], Any] = {("PetitionCreated", 1): _petition_created_v1}
+UPCASTERS: dict[tuple[str, int], Any] = {("PetitionCreated", 1): _petition_created_v1,
+                                         ("SignatureInvalidated", 1): _signature_invalidated_v1}
 
 
 def upcast(data: dict[str, Any]) -> dict[str, Any]:

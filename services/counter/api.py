@@ -1,15 +1,17 @@
 """The count API the public site reads: JSON (cacheable for a few seconds) and a live SSE stream."""
 
 import asyncio
+from collections import defaultdict
 from collections.abc import AsyncIterable, AsyncIterator
+from datetime import datetime, timezone
+from typing import Annotated, Literal
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from services.counter.db import petition_counts
+from services.counter.db import petition_counts, petition_countries, petition_hours
 from services.counter.live import Full
 from shared.counts import Count, count_document
 from shared.refs import petition_ref
@@ -40,11 +42,64 @@ async def get_count(row: Annotated[object, Depends(find_count)], request: Reques
 
     Cacheable for a few seconds (`GROUNDSWELL_COUNT_MAX_AGE_S`), then served stale while a cache
     revalidates, so a crowd of viewers costs one read per interval behind a cache."""
+    _cache(request, response)
+    return as_count(row)
+
+
+class CountryCount(BaseModel):
+    country: str | None = Field(description="ISO 3166-1 alpha-2 code; null for signers who gave none.")
+    count: int
+
+
+class Bucket(BaseModel):
+    start: datetime = Field(description="The hour's or the day's start, UTC.")
+    count: int = Field(description="Signatures that counted in it (less those invalidated since).")
+
+
+class Stats(Count):
+    """The count, and the signatures behind it by country and over time: each figure a projection
+    of the events (SignatureAdded, less SignatureInvalidated), so the countries and the buckets each
+    add up to the count."""
+
+    bucket: Literal["hour", "day"]
+    countries: list[CountryCount] = Field(description="Most signatures first.")
+    buckets: list[Bucket] = Field(description="Oldest first; hours or days with none are left out.")
+
+
+def _cache(request: Request, response: Response) -> None:
     settings = request.app.state.settings
     response.headers["Cache-Control"] = (
         f"public, max-age={settings.count_max_age_s}, stale-while-revalidate={settings.count_stale_s}"
     )
-    return as_count(row)
+
+
+@router.get("/petitions/{ref}/stats", responses={404: {"description": "Unknown petition"}})
+async def get_stats(row: Annotated[object, Depends(find_count)], request: Request, response: Response,
+                    bucket: Annotated[Literal["hour", "day"], Query(description="The chart's bucket.")] = "day") -> Stats:
+    """A petition's count with its signatures by country and per hour or day (UTC), by petition id
+    or slug. Cacheable like the count."""
+    async with request.app.state.runtime.sessions() as session:
+        countries = (await session.execute(
+            select(petition_countries.c.country, petition_countries.c.count)
+            .where(petition_countries.c.petition_id == row.petition_id, petition_countries.c.count != 0)
+        )).all()
+        hours = (await session.execute(
+            select(petition_hours.c.hour, petition_hours.c.count)
+            .where(petition_hours.c.petition_id == row.petition_id, petition_hours.c.count != 0)
+            .order_by(petition_hours.c.hour)
+        )).all()
+    width = 1 if bucket == "hour" else 24
+    sums: dict[int, int] = defaultdict(int)
+    for hour, count in hours:
+        sums[hour // width] += count
+    _cache(request, response)
+    return Stats(
+        **as_count(row).model_dump(), bucket=bucket,
+        countries=[CountryCount(country=country or None, count=count)
+                   for country, count in sorted(countries, key=lambda c: (-c[1], c[0]))],
+        buckets=[Bucket(start=datetime.fromtimestamp(n * width * 3600, timezone.utc), count=count)
+                 for n, count in sorted(sums.items()) if count],
+    )
 
 
 async def live_slot(request: Request) -> AsyncIterator[None]:

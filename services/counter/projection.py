@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from sqlalchemy import case, delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.counter.db import milestones, outbox, petition_counts, processed_events
+from services.counter.db import milestones, outbox, petition_counts, petition_countries, petition_hours, processed_events
 from shared.bulk import insert_json, present
 from shared.counts import Count, count_document
 from shared.db import insert
@@ -57,6 +57,19 @@ class Counted(BaseModel):
     petition_id: Id
     slug: str | None = None
     correlation_id: str | None = None
+    occurred_at: datetime | None = None
+    country: str | None = None
+    counted_at: datetime | None = None  # a SignatureInvalidated's: when the signature had counted
+
+    @property
+    def where_and_when(self) -> tuple[str | None, int | None]:
+        """(country, hour) this event moves in the projections: '' for no country, hours since
+        1970 UTC; (None, None) when it moves neither (a petition, or an invalidation of version 1,
+        which did not say)."""
+        at = self.occurred_at if self.type == "SignatureAdded" else self.counted_at
+        if self.type == "PetitionCreated" or at is None:
+            return None, None
+        return self.country or "", int(at.timestamp()) // 3600
 
 
 def counted(payload: bytes) -> Counted:
@@ -69,7 +82,9 @@ def counted(payload: bytes) -> Counted:
         if not isinstance(event, (PetitionCreated, SignatureAdded, SignatureInvalidated)):
             raise ValueError(f"{event.type} is not counted") from None
         return Counted(event_id=str(event.event_id), type=event.type, petition_id=str(event.petition_id),
-                       slug=getattr(event, "slug", None), correlation_id=event.correlation_id)
+                       slug=getattr(event, "slug", None), correlation_id=event.correlation_id,
+                       occurred_at=event.occurred_at, country=getattr(event, "country", None),
+                       counted_at=getattr(event, "counted_at", None))
 
 
 @dataclass(frozen=True)
@@ -99,6 +114,8 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
     created: dict[str, str] = {}
     signed: dict[str, list[Counted]] = defaultdict(list)
     invalidated: dict[str, int] = defaultdict(int)
+    by_country: dict[tuple[str, str], int] = defaultdict(int)
+    by_hour: dict[tuple[str, int], int] = defaultdict(int)
     for item in batch:
         event = item.event
         if item.event_id not in fresh:
@@ -110,6 +127,13 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
             invalidated[item.petition_id] += 1
         else:
             created[item.petition_id] = event.slug
+        country, hour = event.where_and_when
+        if hour is not None:
+            step = 1 if event.type == "SignatureAdded" else -1
+            by_country[item.petition_id, country] += step
+            by_hour[item.petition_id, hour] += step
+    await _add_to(session, petition_countries, "country", by_country)
+    await _add_to(session, petition_hours, "hour", by_hour)
     reached, counts = [], []
     for petition_id in sorted(created | signed.keys() | invalidated.keys()):  # one lock order for replicas
         signatures = signed.get(petition_id, [])
@@ -125,17 +149,15 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
     return Applied(reached, counts)
 
 
+def _tracking_row(item: Delivered) -> dict:
+    country, hour = item.event.where_and_when
+    return {"event_id": item.event_id, "petition_id": item.petition_id, "type": item.event.type,
+            "stream_seq": item.stream_seq, "country": country, "hour": hour}
+
+
 async def _track(session: AsyncSession, batch: Sequence[Delivered], *, returning: bool = True) -> set[str]:
     """Insert the batch's tracking rows; the event ids that were new (with `returning`)."""
-    rows = {
-        item.event_id: {
-            "event_id": item.event_id,
-            "petition_id": item.petition_id,
-            "type": item.event.type,
-            "stream_seq": item.stream_seq,
-        }
-        for item in batch
-    }
+    rows = {item.event_id: _tracking_row(item) for item in batch}
     if not rows:
         return set()
     # One statement, compiled once and cached, executed for many rows (SQLAlchemy batches them
@@ -154,6 +176,18 @@ async def _track(session: AsyncSession, batch: Sequence[Delivered], *, returning
         return set()
     statement = statement.returning(processed_events.c.event_id)
     return set((await session.execute(statement, list(rows.values()))).scalars().all())
+
+
+async def _add_to(session: AsyncSession, table, key: str, deltas: dict[tuple, int]) -> None:
+    """Add each (petition, key) delta to its row of a country or hour table (one statement)."""
+    rows = [{"petition_id": petition_id, key: value, "count": delta}
+            for (petition_id, value), delta in sorted(deltas.items()) if delta]  # one lock order for replicas
+    if not rows:
+        return
+    statement = insert(_dialect(session), table)
+    statement = statement.on_conflict_do_update(
+        index_elements=["petition_id", key], set_={"count": table.c.count + statement.excluded.count})
+    await session.execute(statement, rows)
 
 
 async def _add_to_count(session: AsyncSession, petition_id: str, delta: int, slug: str | None) -> tuple[int, datetime]:
@@ -217,6 +251,8 @@ class Rebuild:
         self.slugs = dict((await session.execute(select(petition_counts.c.petition_id, petition_counts.c.slug))).all())
         await session.execute(delete(processed_events).where(processed_events.c.stream_seq <= self.up_to_seq))
         await session.execute(delete(petition_counts))
+        await session.execute(delete(petition_countries))
+        await session.execute(delete(petition_hours))
 
     async def track(self, chunk: Sequence[Delivered]) -> None:
         self.slugs.update({item.petition_id: item.event.slug for item in chunk if item.event.type == "PetitionCreated"})
@@ -234,6 +270,16 @@ class Rebuild:
                 select(processed_events.c.petition_id, signatures).group_by(processed_events.c.petition_id)
             )
         ).all()
+        # The country and hour tables: the same sums, by where and when each counted.
+        step = case((processed_events.c.type == SignatureAdded.__name__, 1), else_=-1)
+        for table, key in ((petition_countries, processed_events.c.country), (petition_hours, processed_events.c.hour)):
+            await session.execute(table.insert().from_select(
+                ["petition_id", key.name, "count"],
+                select(processed_events.c.petition_id, key, func.sum(step))
+                .where(processed_events.c.hour.is_not(None))
+                .group_by(processed_events.c.petition_id, key)
+                .having(func.sum(step) != 0),
+            ))
         reached = []
         now = datetime.now(timezone.utc)
         for petition_id, count in sorted(counts):
@@ -253,9 +299,10 @@ async def rebuild_projection(session: AsyncSession, replay: Sequence[Delivered],
 
 
 _TRACK_FROM_JSON = text(
-    "INSERT INTO processed_events (event_id, petition_id, type, stream_seq) "
+    "INSERT INTO processed_events (event_id, petition_id, type, stream_seq, country, hour) "
     "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
-    "json_extract(value, '$[3]') FROM json_each(:rows) WHERE true ON CONFLICT (event_id) DO NOTHING"
+    "json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]') "
+    "FROM json_each(:rows) WHERE true ON CONFLICT (event_id) DO NOTHING"
 )
 
 
@@ -263,7 +310,8 @@ async def _track_from_json(session: AsyncSession, chunk: Sequence[Delivered]) ->
     """SQLite: the chunk's tracking rows as one JSON parameter, inserted by one statement that
     runs in SQLite's C code: rows bound one by one from Python contend for the GIL with the
     thread reading the stream."""
-    rows = json.dumps([[item.event_id, item.petition_id, item.event.type, item.stream_seq] for item in chunk])
+    rows = json.dumps([[item.event_id, item.petition_id, item.event.type, item.stream_seq, *item.event.where_and_when]
+                       for item in chunk])
     await session.execute(_TRACK_FROM_JSON, {"rows": rows})
 
 
@@ -273,12 +321,14 @@ async def _track_copied(session: AsyncSession, chunk: Sequence[Delivered]) -> No
     connection = await (await session.connection()).get_raw_connection()
     driver = connection.driver_connection  # asyncpg, inside this session's transaction
     await driver.execute("CREATE TEMPORARY TABLE IF NOT EXISTS replayed_events "
-                         "(event_id text, petition_id text, type text, stream_seq bigint) ON COMMIT DROP")
+                         "(event_id text, petition_id text, type text, stream_seq bigint, country text, hour integer) "
+                         "ON COMMIT DROP")
     await driver.copy_records_to_table(
-        "replayed_events", columns=["event_id", "petition_id", "type", "stream_seq"],
-        records=[(item.event_id, item.petition_id, item.event.type, item.stream_seq) for item in chunk],
+        "replayed_events", columns=["event_id", "petition_id", "type", "stream_seq", "country", "hour"],
+        records=[(item.event_id, item.petition_id, item.event.type, item.stream_seq, *item.event.where_and_when)
+                 for item in chunk],
     )
-    await driver.execute("INSERT INTO processed_events (event_id, petition_id, type, stream_seq) "
-                         "SELECT event_id, petition_id, type, stream_seq FROM replayed_events "
+    await driver.execute("INSERT INTO processed_events (event_id, petition_id, type, stream_seq, country, hour) "
+                         "SELECT event_id, petition_id, type, stream_seq, country, hour FROM replayed_events "
                          "ON CONFLICT (event_id) DO NOTHING")
     await driver.execute("TRUNCATE replayed_events")

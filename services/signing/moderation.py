@@ -24,6 +24,7 @@ from services.signing.service import PetitionNotFound
 from services.signing.signatures import signature_added
 from shared.events import ConfirmationRequested, SignatureInvalidated
 from shared.http import request_id
+from shared.db import as_utc
 from shared.outbox import outbox_row
 
 router = APIRouter(tags=["admin"], dependencies=[Depends(require_admin)],
@@ -152,15 +153,18 @@ async def invalidate(ref: str, body: ActionIn, request: Request, service: Signin
         # Those that counted first, read back by the UPDATE itself: a signature confirmed by a
         # concurrent request is either counted here (and subtracted) or finds itself invalidated.
         counted = (await session.execute(
-            update(s).where(body.filter.where(petition_id, (db.CONFIRMED,))).values(**values).returning(s.c.id)
-        )).scalars().all()
+            update(s).where(body.filter.where(petition_id, (db.CONFIRMED,))).values(**values)
+            .returning(s.c.id, s.c.country, func.coalesce(s.c.confirmed_at, s.c.created_at))
+        )).all()
         others = (await session.execute(
             update(s).where(body.filter.where(petition_id, (db.PENDING, db.HELD))).values(**values).returning(s.c.id)
         )).scalars().all()
         correlation_id = request_id(request)
+        # Where and when each had counted: the counter takes it out of that country and hour.
         rows = [outbox_row(SignatureInvalidated(petition_id=petition_id, signature_id=signature_id,
-                                                moderation_id=moderation_id, correlation_id=correlation_id))
-                for signature_id in counted]
+                                                moderation_id=moderation_id, correlation_id=correlation_id,
+                                                country=country, counted_at=as_utc(counted_at)))
+                for signature_id, country, counted_at in counted]
         if rows:
             await session.execute(db.outbox.insert(), rows)
         changed = len(counted) + len(others)
@@ -194,7 +198,7 @@ async def release(ref: str, body: ActionIn, request: Request, service: SigningDe
         rows = [outbox_row(
             ConfirmationRequested(petition_id=petition_id, signature_id=row.id, request=row.confirm_requests,
                                   correlation_id=correlation_id)
-            if confirm else signature_added(row.id, petition_id, row.country, row.updates, correlation_id)
+            if confirm else signature_added(row.id, petition_id, row.country, row.updates, correlation_id, counted_at=now)
         ) for row in released]
         if rows:
             await session.execute(db.outbox.insert(), rows)

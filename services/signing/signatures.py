@@ -49,9 +49,11 @@ class NewSignature:
 
 
 def signature_added(signature_id: UUID | str, petition_id: str, country: str | None, updates: bool,
-                    correlation_id: str | None = None) -> SignatureAdded:
+                    correlation_id: str | None = None, *, counted_at: datetime) -> SignatureAdded:
+    """`counted_at` is the row's confirmed_at, to the microsecond: the event's time, which the
+    counter's hourly buckets use, and which a later SignatureInvalidated repeats."""
     return SignatureAdded(petition_id=petition_id, correlation_id=correlation_id, signature_id=signature_id,
-                          country=country, updates=updates)
+                          country=country, updates=updates, occurred_at=counted_at)
 
 
 class SignatureWriter:
@@ -115,7 +117,8 @@ class SignatureWriter:
 
     def _events(self, unit: NewSignature, row: dict) -> tuple[Event, ...]:
         if row["state"] == CONFIRMED:
-            return (signature_added(row["id"], unit.petition_id, unit.country, unit.updates, unit.correlation_id),)
+            return (signature_added(row["id"], unit.petition_id, unit.country, unit.updates, unit.correlation_id,
+                                    counted_at=row["confirmed_at"]),)
         if row["state"] == PENDING:
             return (ConfirmationRequested(petition_id=unit.petition_id, correlation_id=unit.correlation_id,
                                           signature_id=row["id"], request=1),)
@@ -191,6 +194,7 @@ class ConfirmationWriter:
                 continue
             now_confirmed = row.id in confirmed and row.id not in done
             done.add(row.id)  # the same link twice in one batch confirms once
-            events = (signature_added(row.id, row.petition_id, row.country, row.updates),) if now_confirmed else ()
+            events = ((signature_added(row.id, row.petition_id, row.country, row.updates, counted_at=now),)
+                      if now_confirmed else ())
             written.append(Written(Confirmed(row.petition_id, now_confirmed), events))
         return written
