@@ -128,6 +128,7 @@ def test_caddy_routes_counts_to_the_counter_and_the_rest_to_signing():
     count, live = (re.search(rf"path_regexp {name} (\S+)", text).group(1) for name in ("count", "live"))
     assert all(re.match(count, p) for p in ("/petitions/abc/count", "/petitions/my-slug/count"))
     assert re.match(live, "/petitions/my-slug/count/events") and not re.match(count, "/petitions/a/count/events")
+    assert re.match(live, "/petitions/my-slug/stats") and not re.match(live, "/petitions/a/stats/x")
     for path in ("/petitions/abc", "/petitions/abc/signatures", "/p/abc", "/", "/petitions/../count"):
         assert not re.match(count, path) and not re.match(live, path), path
 
