@@ -12,7 +12,8 @@ from faststream.nats import JStream, NatsBroker, PullSub
 from faststream.specification import AsyncAPI
 
 from shared.events import (
-    ConfirmationRequested, MilestoneReached, OrganizerErased, PetitionCreated, SignatureAdded, SignatureInvalidated,
+    ConfirmationRequested, MilestoneReached, OrganizerErased, PetitionClosed, PetitionCreated, PetitionUpdated,
+    SignatureAdded, SignatureInvalidated,
 )
 from shared.subjects import COUNTER_DURABLE, NOTIFIER_DURABLE, STREAM, STREAM_SUBJECTS, type_filter
 
@@ -37,7 +38,11 @@ def build_spec(version: str = "1") -> AsyncAPI:
                                     "confirmation off); no signer name or email."),
         (ConfirmationRequested, "signing", "A signer must confirm by an emailed link (or asked for it again); "
                                            "no address: the notifier reads it from signing."),
-        (SignatureInvalidated, "signing", "A moderator invalidated a signature that counted."),
+        (SignatureInvalidated, "signing", "A moderator invalidated a signature that counted (version 2: with the "
+                                          "country and time it had counted)."),
+        (PetitionUpdated, "signing", "The organizer changed the story (the event names the field, not the text); "
+                                     "signing replicas show the new one."),
+        (PetitionClosed, "signing", "The petition was closed or won: it takes no more signatures."),
         (MilestoneReached, "counter", "A petition's count reached a milestone on the ladder for the first time."),
     ]
     for model, service, about in published:
@@ -47,8 +52,9 @@ def build_spec(version: str = "1") -> AsyncAPI:
             title=f"{service}:{event_type}", description=f"Published by {service}. {about}",
         )
     consumers = [
-        (COUNTER_DURABLE, [PetitionCreated, SignatureAdded, SignatureInvalidated],
-         "Builds the supporter counts (confirmed minus invalidated) and detects milestones."),
+        (COUNTER_DURABLE, [PetitionCreated, SignatureAdded, SignatureInvalidated, PetitionClosed],
+         "Builds the supporter counts (confirmed minus invalidated), by country and by hour, each petition's "
+         "status, and detects milestones."),
         (NOTIFIER_DURABLE, [PetitionCreated, MilestoneReached, ConfirmationRequested],
          "Emails confirmation links, the organizer once per milestone, and supporters at goals."),
     ]

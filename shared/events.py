@@ -77,6 +77,21 @@ class MilestoneReached(Event):
     next_goal: int
 
 
+class PetitionUpdated(Event):
+    """The organizer changed what the petition says. Names the fields, not their text (a story may
+    name people, and the stream cannot be purged): signing, which holds the text, shows the new one."""
+
+    type: Literal["PetitionUpdated"] = "PetitionUpdated"
+    fields: list[Literal["story"]]
+
+
+class PetitionClosed(Event):
+    """The petition takes no more signatures: closed, or won (the organizer declared victory)."""
+
+    type: Literal["PetitionClosed"] = "PetitionClosed"
+    outcome: Literal["closed", "won"]
+
+
 class OrganizerErased(Event):
     """The organizer of this petition was erased in signing; the event holds only the petition id.
     Signing replicas render the petition's pages again."""
@@ -86,7 +101,7 @@ class OrganizerErased(Event):
 
 AnyEvent = Annotated[
     Union[PetitionCreated, SignatureAdded, ConfirmationRequested, SignatureInvalidated, MilestoneReached,
-          OrganizerErased],
+          OrganizerErased, PetitionUpdated, PetitionClosed],
     Field(discriminator="type"),
 ]
 _any_event = TypeAdapter(AnyEvent)
@@ -118,7 +133,7 @@ def upcast(data: dict[str, Any]) -> dict[str, Any]:
 
 
 AnyEventType = (PetitionCreated | SignatureAdded | ConfirmationRequested | SignatureInvalidated | MilestoneReached
-                | OrganizerErased)
+                | OrganizerErased | PetitionUpdated | PetitionClosed)
 
 
 def decode_event(payload: bytes | str | dict[str, Any]) -> AnyEventType:

@@ -78,11 +78,8 @@ async def get_stats(row: Annotated[object, Depends(find_count)], request: Reques
                     bucket: Annotated[Literal["hour", "day"], Query(description="The chart's bucket.")] = "day") -> Stats:
     """A petition's count with its signatures by country and per hour or day (UTC), by petition id
     or slug. Cacheable like the count."""
+    countries = await _countries(request, row.petition_id)
     async with request.app.state.runtime.sessions() as session:
-        countries = (await session.execute(
-            select(petition_countries.c.country, petition_countries.c.count)
-            .where(petition_countries.c.petition_id == row.petition_id, petition_countries.c.count != 0)
-        )).all()
         hours = (await session.execute(
             select(petition_hours.c.hour, petition_hours.c.count)
             .where(petition_hours.c.petition_id == row.petition_id, petition_hours.c.count != 0)
@@ -95,11 +92,38 @@ async def get_stats(row: Annotated[object, Depends(find_count)], request: Reques
     _cache(request, response)
     return Stats(
         **as_count(row).model_dump(), bucket=bucket,
-        countries=[CountryCount(country=country or None, count=count)
-                   for country, count in sorted(countries, key=lambda c: (-c[1], c[0]))],
+        countries=countries,
         buckets=[Bucket(start=datetime.fromtimestamp(n * width * 3600, timezone.utc), count=count)
                  for n, count in sorted(sums.items()) if count],
     )
+
+
+class PublicPetition(Count):
+    """What anyone may republish about a petition: its count and goal, whether it still takes
+    signatures, and where its signers are (no one's name or address)."""
+
+    slug: str | None
+    status: Literal["open", "closed", "won"] = Field(description="open: takes signatures; closed or won: takes none.")
+    signatures_by_country: list[CountryCount] = Field(description="Most signatures first.")
+
+
+async def _countries(request: Request, petition_id: str) -> list[CountryCount]:
+    async with request.app.state.runtime.sessions() as session:
+        rows = (await session.execute(
+            select(petition_countries.c.country, petition_countries.c.count)
+            .where(petition_countries.c.petition_id == petition_id, petition_countries.c.count != 0)
+        )).all()
+    return [CountryCount(country=country or None, count=count) for country, count in sorted(rows, key=lambda c: (-c[1], c[0]))]
+
+
+@router.get("/petitions/{ref}.json", responses={404: {"description": "Unknown petition"}})
+async def get_public_petition(row: Annotated[object, Depends(find_count)], request: Request,
+                              response: Response) -> PublicPetition:
+    """A petition's public data, by id or slug: count, goal, status and signatures by country.
+    Cacheable like the count; for newsrooms, dashboards and anyone who republishes it."""
+    _cache(request, response)
+    return PublicPetition(**as_count(row).model_dump(), slug=row.slug, status=row.status,
+                          signatures_by_country=await _countries(request, row.petition_id))
 
 
 async def live_slot(request: Request) -> AsyncIterator[None]:

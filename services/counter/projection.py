@@ -16,7 +16,8 @@ from services.counter.db import milestones, outbox, petition_counts, petition_co
 from shared.bulk import insert_json, present
 from shared.counts import Count, count_document
 from shared.db import insert
-from shared.events import MilestoneReached, PetitionCreated, SignatureAdded, SignatureInvalidated, decode_event
+from shared.events import (MilestoneReached, PetitionClosed, PetitionCreated, SignatureAdded, SignatureInvalidated,
+                           decode_event)
 from shared.milestones import milestones_crossed, next_goal
 from shared.outbox import outbox_row
 
@@ -41,7 +42,7 @@ UUID_TEXT = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
 Id = Annotated[str, StringConstraints(pattern=UUID_TEXT)]
 
 
-COUNTED_TYPES = ("PetitionCreated", "SignatureAdded", "SignatureInvalidated")
+COUNTED_TYPES = ("PetitionCreated", "SignatureAdded", "SignatureInvalidated", "PetitionClosed")
 
 
 class Counted(BaseModel):
@@ -52,7 +53,7 @@ class Counted(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_id: Id
-    type: Literal["PetitionCreated", "SignatureAdded", "SignatureInvalidated"]
+    type: Literal["PetitionCreated", "SignatureAdded", "SignatureInvalidated", "PetitionClosed"]
     schema_version: Literal[1] = 1
     petition_id: Id
     slug: str | None = None
@@ -60,6 +61,7 @@ class Counted(BaseModel):
     occurred_at: datetime | None = None
     country: str | None = None
     counted_at: datetime | None = None  # a SignatureInvalidated's: when the signature had counted
+    outcome: str | None = None  # a PetitionClosed's: closed or won
 
     @property
     def where_and_when(self) -> tuple[str | None, int | None]:
@@ -67,7 +69,7 @@ class Counted(BaseModel):
         1970 UTC; (None, None) when it moves neither (a petition, or an invalidation of version 1,
         which did not say)."""
         at = self.occurred_at if self.type == "SignatureAdded" else self.counted_at
-        if self.type == "PetitionCreated" or at is None:
+        if self.type not in ("SignatureAdded", "SignatureInvalidated") or at is None:
             return None, None
         return self.country or "", int(at.timestamp()) // 3600
 
@@ -79,12 +81,12 @@ def counted(payload: bytes) -> Counted:
     except ValidationError:
         # Another version (upcast it) or another type: the whole contract decides.
         event = decode_event(payload)
-        if not isinstance(event, (PetitionCreated, SignatureAdded, SignatureInvalidated)):
+        if not isinstance(event, (PetitionCreated, SignatureAdded, SignatureInvalidated, PetitionClosed)):
             raise ValueError(f"{event.type} is not counted") from None
         return Counted(event_id=str(event.event_id), type=event.type, petition_id=str(event.petition_id),
                        slug=getattr(event, "slug", None), correlation_id=event.correlation_id,
                        occurred_at=event.occurred_at, country=getattr(event, "country", None),
-                       counted_at=getattr(event, "counted_at", None))
+                       counted_at=getattr(event, "counted_at", None), outcome=getattr(event, "outcome", None))
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
     invalidated: dict[str, int] = defaultdict(int)
     by_country: dict[tuple[str, str], int] = defaultdict(int)
     by_hour: dict[tuple[str, int], int] = defaultdict(int)
+    closed: dict[str, str] = {}
     for item in batch:
         event = item.event
         if item.event_id not in fresh:
@@ -125,6 +128,8 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
             signed[item.petition_id].append(event)
         elif event.type == "SignatureInvalidated":
             invalidated[item.petition_id] += 1
+        elif event.type == "PetitionClosed":
+            closed[item.petition_id] = _final(closed.get(item.petition_id), event.outcome)
         else:
             created[item.petition_id] = event.slug
         country, hour = event.where_and_when
@@ -135,10 +140,11 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
     await _add_to(session, petition_countries, "country", by_country)
     await _add_to(session, petition_hours, "hour", by_hour)
     reached, counts = [], []
-    for petition_id in sorted(created | signed.keys() | invalidated.keys()):  # one lock order for replicas
+    for petition_id in sorted(created | signed.keys() | invalidated.keys() | closed.keys()):  # one lock order
         signatures = signed.get(petition_id, [])
         delta = len(signatures) - invalidated.get(petition_id, 0)
-        new_count, updated_at = await _add_to_count(session, petition_id, delta, created.get(petition_id))
+        new_count, updated_at = await _add_to_count(session, petition_id, delta, created.get(petition_id),
+                                                    closed.get(petition_id))
         counts.append(count_document(petition_id, new_count, updated_at))
         old_count = new_count - delta
         # Only a rise crosses milestones (then delta > 0 and every index below is a signature of
@@ -190,18 +196,24 @@ async def _add_to(session: AsyncSession, table, key: str, deltas: dict[tuple, in
     await session.execute(statement, rows)
 
 
-async def _add_to_count(session: AsyncSession, petition_id: str, delta: int, slug: str | None) -> tuple[int, datetime]:
+def _final(status: str | None, outcome: str) -> str:
+    """A petition's status after a PetitionClosed: won stays won."""
+    return "won" if "won" in (status, outcome) else outcome
+
+
+async def _add_to_count(session: AsyncSession, petition_id: str, delta: int, slug: str | None,
+                        closed: str | None = None) -> tuple[int, datetime]:
     statement = insert(_dialect(session), petition_counts).values(
-        petition_id=petition_id, slug=slug, count=delta, updated_at=datetime.now(timezone.utc)
+        petition_id=petition_id, slug=slug, count=delta, updated_at=datetime.now(timezone.utc), status=closed or "open"
     )
-    statement = statement.on_conflict_do_update(
-        index_elements=["petition_id"],
-        set_={
-            "count": petition_counts.c.count + statement.excluded.count,
-            "slug": func.coalesce(statement.excluded.slug, petition_counts.c.slug),
-            "updated_at": statement.excluded.updated_at,
-        },
-    ).returning(petition_counts.c.count, petition_counts.c.updated_at)
+    set_ = {
+        "count": petition_counts.c.count + statement.excluded.count,
+        "slug": func.coalesce(statement.excluded.slug, petition_counts.c.slug),
+        "updated_at": statement.excluded.updated_at,
+    }
+    if closed is not None:
+        set_["status"] = case((petition_counts.c.status == "won", "won"), else_=closed)
+    statement = statement.on_conflict_do_update(index_elements=["petition_id"], set_=set_).returning(petition_counts.c.count, petition_counts.c.updated_at)
     count, updated_at = (await session.execute(statement)).one()
     return count, updated_at
 
@@ -245,6 +257,7 @@ class Rebuild:
         self.session = session
         self.up_to_seq = up_to_seq
         self.slugs: dict[str, str | None] = {}
+        self.statuses: dict[str, str] = {}  # petition id -> closed or won, from the replayed PetitionClosed
 
     async def start(self) -> None:
         session = self.session
@@ -256,6 +269,9 @@ class Rebuild:
 
     async def track(self, chunk: Sequence[Delivered]) -> None:
         self.slugs.update({item.petition_id: item.event.slug for item in chunk if item.event.type == "PetitionCreated"})
+        for item in chunk:
+            if item.event.type == "PetitionClosed":
+                self.statuses[item.petition_id] = _final(self.statuses.get(item.petition_id), item.event.outcome)
         if _dialect(self.session) == "postgresql":
             await _track_copied(self.session, chunk)
         else:
@@ -284,7 +300,8 @@ class Rebuild:
         now = datetime.now(timezone.utc)
         for petition_id, count in sorted(counts):
             await session.execute(petition_counts.insert().values(
-                petition_id=petition_id, slug=self.slugs.get(petition_id), count=count, updated_at=now))
+                petition_id=petition_id, slug=self.slugs.get(petition_id), count=count, updated_at=now,
+                status=self.statuses.get(petition_id, "open")))
             reached += await _record_milestones(session, petition_id, milestones_crossed(0, count), count, None)
         return reached
 

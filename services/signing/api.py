@@ -7,8 +7,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.signing.pages import ERASED_ORGANIZER, client_of
-from services.signing.schemas import Accepted, OrganizerOut, PetitionIn, PetitionOut, SignatureIn
-from services.signing.service import PetitionNotFound, Signing, SlugTaken
+from services.signing.schemas import (Accepted, Closure, OrganizerOut, PetitionChange, PetitionIn, PetitionOut,
+                                     SignatureIn)
+from services.signing.service import PetitionNotFound, PetitionNotOpen, Signing, SlugTaken, StatusConflict
 from shared.http import request_id
 
 router = APIRouter()
@@ -38,7 +39,7 @@ def bearer_token_guard(setting: str, scheme: HTTPBearer, needed_for: str):
     return guard
 
 
-require_admin = bearer_token_guard("admin_token", bearer, "This (creating petitions, erasure)")
+require_admin = bearer_token_guard("admin_token", bearer, "This (creating and changing petitions, erasure)")
 
 
 SigningDep = Annotated[Signing, Depends(signing)]
@@ -69,6 +70,32 @@ async def get_petition(ref: str, request: Request, service: SigningDep) -> Petit
     return public_petition(petition, request)
 
 
+@router.patch("/petitions/{ref}", dependencies=[Depends(require_admin)],
+              responses={401: {"description": "Missing or wrong admin token"}, 404: {"description": "Unknown petition"}})
+async def update_petition(ref: str, body: PetitionChange, request: Request, service: SigningDep) -> PetitionOut:
+    """Change the petition's story (a PetitionUpdated event; the page shows the new text)."""
+    try:
+        petition = await service.update_petition(ref, body.story, request_id(request))
+    except PetitionNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No petition '{ref}'.") from None
+    return public_petition(petition, request)
+
+
+@router.post("/petitions/{ref}/closure", dependencies=[Depends(require_admin)],
+             responses={401: {"description": "Missing or wrong admin token"}, 404: {"description": "Unknown petition"},
+                        409: {"description": "The petition has won; it stays won"}})
+async def close_petition(ref: str, body: Closure, request: Request, service: SigningDep) -> PetitionOut:
+    """Close the petition or declare victory (a PetitionClosed event): signing refuses new
+    signatures with a 409 that says so, and the page says so. Repeating it changes nothing."""
+    try:
+        petition = await service.close_petition(ref, body.outcome, request_id(request))
+    except PetitionNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No petition '{ref}'.") from None
+    except StatusConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return public_petition(petition, request)
+
+
 ACCEPTED_BODY = Accepted().model_dump_json().encode()
 
 
@@ -76,7 +103,8 @@ ACCEPTED_BODY = Accepted().model_dump_json().encode()
     "/petitions/{ref}/signatures",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    responses={404: {"description": "Unknown petition"}, 413: {"description": "Body too large"}},
+    responses={404: {"description": "Unknown petition"}, 409: {"description": "The petition is closed or won"},
+               413: {"description": "Body too large"}},
 )
 async def sign_petition(ref: str, body: SignatureIn, request: Request, service: SigningDep) -> Response:
     """Sign a petition. A repeat answers exactly like a first signature and is not counted again.
@@ -85,6 +113,8 @@ async def sign_petition(ref: str, body: SignatureIn, request: Request, service: 
         await service.sign(ref, body, request_id(request), client_of(request))
     except PetitionNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No petition '{ref}'.") from None
+    except PetitionNotOpen as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, exc.message) from None
     return Response(ACCEPTED_BODY, status_code=status.HTTP_202_ACCEPTED, media_type="application/json")
 
 
@@ -98,6 +128,7 @@ def public_petition(petition, request: Request) -> PetitionOut:
         story=petition.story,
         organizer=OrganizerOut(name=petition.organizer_name or ERASED_ORGANIZER),
         created_at=petition.created_at,
+        status=petition.status,
         links={
             "self": f"/petitions/{petition.id}",
             "sign": f"/petitions/{petition.id}/signatures",

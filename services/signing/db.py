@@ -10,6 +10,9 @@ from shared.outbox import outbox_table
 
 metadata = MetaData()
 
+# A petition's status.
+OPEN, CLOSED, WON = "open", "closed", "won"
+
 petitions = Table(
     "petitions",
     metadata,
@@ -24,6 +27,10 @@ petitions = Table(
     # Erasure finds an organizer by this keyed hash (domain.mailbox_key) and blanks name and email.
     Column("organizer_mailbox_key", String(80), index=True),
     Column("organizer_erased_at", DateTime(timezone=True)),
+    # open: takes signatures; closed or won (the organizer declared victory): takes none.
+    Column("status", String(16), nullable=False, server_default=OPEN),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True)),  # the story's last change
 )
 
 signatures = Table(

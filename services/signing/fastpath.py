@@ -4,7 +4,7 @@ much as everything else a signature needs (docs/benchmarks.md).
 
 `POST /petitions/{ref}/signatures` with a JSON object body is parsed and validated in one call
 (pydantic's `model_validate_json`, the same `SignatureIn` model), signed, and answered exactly as
-the FastAPI route answers: 202 `{"status":"accepted"}`, 404, 413, or 422 with one message per
+the FastAPI route answers: 202 `{"status":"accepted"}`, 404, 409 (closed), 413, or 422 with one message per
 field; with the request id echoed and the same metrics. Anything else (another route, a body that
 is not a JSON object, a browser request when CORS is configured) goes on to the FastAPI app,
 which stays the documented route and the reference for every answer.
@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.signing.schemas import Accepted, SignatureIn
-from services.signing.service import PetitionNotFound, Signing
+from services.signing.service import PetitionNotFound, PetitionNotOpen, Signing
 from shared.db import unavailable
 from shared.http import (REQUEST_ID_HEADER, CrossSiteGuard, invalid_input, request_id_of, too_large, too_large_detail,
                          unavailable_answer)
@@ -32,7 +32,7 @@ ROUTE = "/petitions/{ref}/signatures"
 _PATH = re.compile(r"^/petitions/([^/]+)/signatures$")
 _ACCEPTED = Accepted().model_dump_json().encode()
 _LATENCY = HTTP_LATENCY.labels("POST", ROUTE)
-_COUNTED = {status: HTTP_REQUESTS.labels("POST", ROUTE, str(status)) for status in (202, 404, 413, 422, 500, 503)}
+_COUNTED = {status: HTTP_REQUESTS.labels("POST", ROUTE, str(status)) for status in (202, 404, 409, 413, 422, 500, 503)}
 
 
 class SignFastPath:
@@ -84,6 +84,8 @@ class SignFastPath:
             await self.signing.sign(ref, signature, request_id, client)
         except PetitionNotFound:
             return 404, {"detail": f"No petition '{ref}'."}
+        except PetitionNotOpen as exc:
+            return 409, {"detail": exc.message}
         except Exception as exc:  # noqa: BLE001 - answered as the FastAPI app's handlers answer it
             if unavailable(exc):
                 log.warning("dependency_unavailable", dependency="database", error=type(exc).__name__,

@@ -18,7 +18,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from services.signing.schemas import SignatureIn
-from services.signing.service import PetitionNotFound
+from services.signing.db import OPEN
+from services.signing.service import PetitionNotFound, PetitionNotOpen
 from shared.counts import Count as CountDocument
 from shared.http import PAGE_HEADERS, field_errors, request_id
 from shared.milestones import next_goal
@@ -157,6 +158,8 @@ async def sign_from_form(slug: str, request: Request) -> Response:
     petition = await find(request, slug)
     if petition is None:
         return not_found(slug)
+    if petition.status != OPEN:  # the page says it is closed, and shows no form
+        return await page(request, slug, "petition.html.j2", status_code=409)
     form = await request.form()
     values = {field: str(form.get(field, "")).strip() for field in FORM_FIELDS}
     data = {field: value for field, value in values.items() if value}
@@ -172,7 +175,10 @@ async def sign_from_form(slug: str, request: Request) -> Response:
     if errors:
         return await page(request, slug, "petition.html.j2", status_code=422,
                           errors=errors, values={**values, "updates": data["updates"]})
-    await request.app.state.signing.sign(petition.id, signature, request_id(request), client_of(request))
+    try:
+        await request.app.state.signing.sign(petition.id, signature, request_id(request), client_of(request))
+    except PetitionNotOpen:  # closed a moment ago
+        return await page(request, slug, "petition.html.j2", status_code=409)
     if request.app.state.settings.confirm_signatures:
         return RedirectResponse(f"/p/{petition.slug}/check-email", status_code=303)
     return RedirectResponse(f"/p/{petition.slug}/thanks", status_code=303)

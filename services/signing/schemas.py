@@ -2,7 +2,7 @@
 
 import unicodedata
 from datetime import datetime, timezone
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 import pycountry
@@ -86,6 +86,10 @@ class OrganizerIn(BaseModel):
     email: Email
 
 
+Story = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000), AfterValidator(_text),
+                  Field(description="Plain text; paragraphs separated by blank lines.")]
+
+
 class PetitionIn(BaseModel):
     """A new petition, as an organizer writes it."""
 
@@ -95,9 +99,7 @@ class PetitionIn(BaseModel):
     target: Annotated[Line, StringConstraints(max_length=200)] = Field(
         description='The decision maker, e.g. "Denver Mayor Michael Hancock".'
     )
-    story: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000), AfterValidator(_text)
-    ] = Field(description="Plain text; paragraphs separated by blank lines.")
+    story: Story
     organizer: OrganizerIn
     slug: Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=SLUG_MAX)] | None = Field(
         None, description="URL name (lower-case letters, digits, hyphens); derived from the title if missing."
@@ -141,7 +143,25 @@ class PetitionOut(BaseModel):
     story: str
     organizer: OrganizerOut
     created_at: UtcDatetime
+    status: Literal["open", "closed", "won"] = Field(
+        description="open: takes signatures; closed, or won (victory declared): takes none.")
     links: dict[str, str]
+
+
+class PetitionChange(BaseModel):
+    """What an organizer may change once the petition is up (PATCH: give only what changes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    story: Story
+
+
+class Closure(BaseModel):
+    """Close the petition, or declare victory: either way it takes no more signatures."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: Literal["closed", "won"]
 
 
 class Accepted(BaseModel):

@@ -15,7 +15,7 @@ from services.signing.schemas import PetitionIn, SignatureIn
 from services.signing.settings import SigningSettings
 from services.signing.signatures import ConfirmationWriter, Confirmed, NewSignature, SignatureWriter
 from shared.refs import is_token
-from shared.events import PetitionCreated
+from shared.events import PetitionClosed, PetitionCreated, PetitionUpdated
 from shared.groupcommit import GroupCommitter
 from shared.metrics import CONFIRMED, SIGNATURES
 from shared.outbox import OutboxRelay, outbox_row
@@ -27,6 +27,24 @@ class SlugTaken(Exception):
 
 class PetitionNotFound(Exception):
     """No petition has this id or slug."""
+
+
+class PetitionNotOpen(Exception):
+    """The petition takes no more signatures: its status (closed or won) says why."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+    @property
+    def message(self) -> str:
+        if self.status == db.WON:
+            return "This petition has won: it takes no more signatures."
+        return "This petition is closed: it takes no more signatures."
+
+
+class StatusConflict(Exception):
+    """The petition cannot move to that status from the one it has (a won petition stays won)."""
 
 
 class Signing:
@@ -81,6 +99,44 @@ class Signing:
         self.relay.publish_soon([outbox])
         return await self.get_petition(row["id"])
 
+    async def update_petition(self, ref: str, story: str, correlation_id: str | None = None):
+        """Change the story (a PetitionUpdated names the field, not the text); unchanged text
+        changes nothing and publishes nothing."""
+        petition = await self.get_petition(ref)
+        if story == petition.story:
+            return petition
+        event = PetitionUpdated(petition_id=petition.id, correlation_id=correlation_id, fields=["story"])
+        return await self._change(petition.id, {"story": story, "updated_at": datetime.now(timezone.utc)}, event)
+
+    async def close_petition(self, ref: str, outcome: str, correlation_id: str | None = None):
+        """Close the petition, or declare it won: it takes no more signatures (a PetitionClosed).
+        Idempotent; a closed petition can still be declared won, a won one stays won."""
+        petition = await self.get_petition(ref)
+        if petition.status == outcome:
+            return petition
+        if petition.status == db.WON:
+            raise StatusConflict("This petition has won; it stays won.")
+        event = PetitionClosed(petition_id=petition.id, correlation_id=correlation_id, outcome=outcome)
+        changed = await self._change(petition.id, {"status": outcome, "closed_at": datetime.now(timezone.utc)}, event,
+                                     only_if=db.petitions.c.status.in_([db.OPEN, db.CLOSED]))
+        if changed is None:  # another request won it meanwhile
+            raise StatusConflict("This petition has won; it stays won.")
+        return changed
+
+    async def _change(self, petition_id: str, values: dict, event, only_if=None):
+        """Update the petition and queue its event in one transaction; None if `only_if` failed."""
+        outbox = outbox_row(event)
+        async with self.sessions.begin() as session:
+            statement = db.petitions.update().where(db.petitions.c.id == petition_id).values(**values)
+            if only_if is not None:
+                statement = statement.where(only_if)
+            if (await session.execute(statement.returning(db.petitions.c.id))).first() is None:
+                return None
+            await session.execute(db.outbox.insert().values(**outbox))
+        self.petitions.forget(petition_id)  # this replica at once; the others on the event
+        self.relay.publish_soon([outbox])
+        return await self.get_petition(petition_id)
+
     async def get_petition(self, ref: str):
         petition = await self.petitions.get(ref)
         if petition is None:
@@ -94,6 +150,8 @@ class Signing:
         request's client address (abuse.ClientAddresses), kept only as a keyed hash. Returns once
         the signature is committed, in a batch with whoever signed meanwhile."""
         petition = await self.get_petition(ref)
+        if petition.status != db.OPEN:
+            raise PetitionNotOpen(petition.status)
         signature = NewSignature(
             petition_id=petition.id,
             mailbox_key=mailbox_key(self.mailbox_secret, data.email),

@@ -117,3 +117,38 @@ def _hour(value) -> datetime:
 
 def _iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
+
+
+def test_the_public_json_says_the_count_the_countries_and_that_it_won_even_after_a_rebuild(system):
+    petition = system.create_petition("public-data")
+    pid = petition["id"]
+    for i, country in enumerate(["GB", "GB", "US", None]):
+        body = {"name": f"Signer {i}", "email": f"public{i}@example.org", **({"country": country} if country else {})}
+        assert system.sign(pid, body).status_code == 202
+    system.wait_for_count(pid, 4)
+
+    def public() -> dict:
+        response = httpx.get(f"{system.counter.url}/petitions/public-data.json", timeout=10)
+        assert response.status_code == 200 and "max-age" in response.headers["cache-control"], response.text
+        body = response.json()
+        return {key: body[key] for key in ("petition_id", "slug", "count", "goal", "status", "signatures_by_country")}
+
+    expected = {"petition_id": pid, "slug": "public-data", "count": 4, "goal": 100, "status": "open",
+                "signatures_by_country": [{"country": "GB", "count": 2}, {"country": None, "count": 1},
+                                          {"country": "US", "count": 1}]}
+    eventually(lambda: public() == expected, message="the public JSON")
+    assert httpx.get(f"{system.counter.url}/petitions/nope.json", timeout=10).status_code == 404
+
+    won = httpx.post(f"{system.signing.url}/petitions/{pid}/closure", json={"outcome": "won"}, timeout=10,
+                     headers={"Authorization": f"Bearer {system.token}"})
+    assert won.status_code == 200, won.text
+    refused = system.sign(pid, {"name": "Late Comer", "email": "late@example.org"})
+    assert refused.status_code == 409 and "won" in refused.json()["detail"]
+    expected["status"] = "won"
+    eventually(lambda: public() == expected, message="status won")
+    system.wait_settled()
+
+    system.execute("counter", "DELETE FROM processed_events")
+    system.execute("counter", "UPDATE petition_counts SET count = 7, status = 'open'")
+    system.rebuild()
+    assert public() == expected

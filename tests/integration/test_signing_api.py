@@ -21,6 +21,7 @@ def api(tmp_path, nats_url, backend):
     )
     try:
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            client.database = database  # to read what signing stored
             yield client
     finally:
         database.drop()
@@ -135,3 +136,57 @@ def test_request_id_is_echoed_or_made(api, petition):
     given = api.get("/petitions/denver", headers={"X-Request-ID": "abc-123"})
     assert given.headers["X-Request-ID"] == "abc-123"
     assert len(api.get("/petitions/denver").headers["X-Request-ID"]) == 32
+
+
+def test_the_organizer_edits_the_story_and_the_page_shows_it(api, petition):
+    ref = petition["id"]
+    assert api.patch(f"/petitions/{ref}", json={"story": "New."}).status_code == 401
+    assert api.patch(f"/petitions/{ref}", json={"story": ""}, headers=AUTH).status_code == 422
+    assert api.patch(f"/petitions/{ref}", json={"title": "x"}, headers=AUTH).status_code == 422
+    changed = api.patch(f"/petitions/{ref}", json={"story": "Now with news.\n\nAnd more."}, headers=AUTH)
+    assert changed.status_code == 200 and changed.json()["story"] == "Now with news.\n\nAnd more."
+    assert api.get(f"/petitions/{ref}").json()["story"] == "Now with news.\n\nAnd more."
+    page = api.get("/p/denver")
+    assert "Now with news." in page.text and "First paragraph." not in page.text
+    again = api.patch(f"/petitions/{ref}", json={"story": "Now with news.\n\nAnd more."}, headers=AUTH)
+    assert again.status_code == 200
+    payloads = outbox_payloads(api)
+    updated = [e for e in payloads if e["type"] == "PetitionUpdated"]
+    assert [e["fields"] for e in updated] == [["story"]]  # once: the same text again changes nothing
+    assert "Now with news" not in json.dumps(updated)  # the text stays in signing
+
+
+def test_a_closed_petition_refuses_signatures_and_says_so(api, petition):
+    ref = petition["id"]
+    signer = {"name": "Ana Lima", "email": "ana@example.org"}
+    assert api.post(f"/petitions/{ref}/signatures", json=signer).status_code == 202
+    assert api.post(f"/petitions/{ref}/closure", json={"outcome": "closed"}).status_code == 401
+    assert api.post(f"/petitions/{ref}/closure", json={"outcome": "paused"}, headers=AUTH).status_code == 422
+    closed = api.post(f"/petitions/{ref}/closure", json={"outcome": "closed"}, headers=AUTH)
+    assert closed.status_code == 200 and closed.json()["status"] == "closed"
+    refused = api.post(f"/petitions/{ref}/signatures", json={"name": "Bo Li", "email": "bo@example.org"})
+    assert refused.status_code == 409 and refused.json() == {"detail": "This petition is closed: it takes no more signatures."}
+    repeat = api.post(f"/petitions/{ref}/signatures", json=signer)  # even a repeat: nothing is taken now
+    assert repeat.status_code == 409
+    page = api.get("/p/denver")
+    assert "This petition is closed" in page.text and "data-sign-form" not in page.text
+    form = api.post("/p/denver", data={"name": "Cy Ro", "email": "cy@example.org", "country": "GB"})
+    assert form.status_code == 409 and "This petition is closed" in form.text
+
+    won = api.post(f"/petitions/{ref}/closure", json={"outcome": "won"}, headers=AUTH)
+    assert won.status_code == 200 and won.json()["status"] == "won"
+    assert api.post(f"/petitions/{ref}/closure", json={"outcome": "won"}, headers=AUTH).status_code == 200
+    reopened = api.post(f"/petitions/{ref}/closure", json={"outcome": "closed"}, headers=AUTH)
+    assert reopened.status_code == 409 and "stays won" in reopened.json()["detail"]
+    assert "Victory!" in api.get("/p/denver").text
+    assert api.post(f"/petitions/{ref}/signatures", json=signer).json()["detail"].startswith("This petition has won")
+    payloads = outbox_payloads(api)
+    assert [e["outcome"] for e in payloads if e["type"] == "PetitionClosed"] == ["closed", "won"]
+    # The one signature before the close (pending its link: confirmation is on by default); none after.
+    assert [e["type"] for e in payloads if "signature_id" in e] == ["ConfirmationRequested"]
+
+
+def outbox_payloads(api) -> list[dict]:
+    """The events signing queued (its outbox), oldest first."""
+    rows = api.database.query("SELECT payload FROM outbox ORDER BY id")
+    return [json.loads(bytes(payload)) for (payload,) in rows]

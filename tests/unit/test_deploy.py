@@ -129,6 +129,7 @@ def test_caddy_routes_counts_to_the_counter_and_the_rest_to_signing():
     assert all(re.match(count, p) for p in ("/petitions/abc/count", "/petitions/my-slug/count"))
     assert re.match(live, "/petitions/my-slug/count/events") and not re.match(count, "/petitions/a/count/events")
     assert re.match(live, "/petitions/my-slug/stats") and not re.match(live, "/petitions/a/stats/x")
+    assert re.match(live, "/petitions/my-slug.json") and not re.match(live, "/petitions/a/b.json")
     for path in ("/petitions/abc", "/petitions/abc/signatures", "/p/abc", "/", "/petitions/../count"):
         assert not re.match(count, path) and not re.match(live, path), path
 

@@ -1,4 +1,5 @@
-"""signatures by country and by hour: where and when each counted event counted, and the two projections
+"""signatures by country and by hour: where and when each counted event counted, and the two
+projections; each petition's status (open, closed, won)
 
 Revision ID: 0003
 Revises: 0002
@@ -21,6 +22,7 @@ depends_on: Union[str, Sequence[str], None] = None
 def upgrade() -> None:
     op.add_column('processed_events', sa.Column('country', sa.String(length=2), nullable=True))
     op.add_column('processed_events', sa.Column('hour', sa.Integer(), nullable=True))
+    op.add_column('petition_counts', sa.Column('status', sa.String(length=8), server_default='open', nullable=False))
     op.create_table(
         'petition_countries',
         sa.Column('petition_id', sa.String(length=36), nullable=False),
@@ -40,6 +42,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('petition_hours')
     op.drop_table('petition_countries')
+    with op.batch_alter_table('petition_counts') as batch:
+        batch.drop_column('status')
     with op.batch_alter_table('processed_events') as batch:
         batch.drop_column('hour')
         batch.drop_column('country')
