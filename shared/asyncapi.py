@@ -13,7 +13,7 @@ from faststream.specification import AsyncAPI
 
 from shared.events import (
     ConfirmationRequested, MilestoneReached, OrganizerErased, PetitionClosed, PetitionCreated, PetitionUpdated,
-    SignatureAdded, SignatureInvalidated,
+    SignatureAdded, SignatureInvalidated, SignInRequested,
 )
 from shared.subjects import COUNTER_DURABLE, NOTIFIER_DURABLE, STREAM, STREAM_SUBJECTS, type_filter
 
@@ -43,6 +43,8 @@ def build_spec(version: str = "1") -> AsyncAPI:
         (PetitionUpdated, "signing", "The organizer changed the story (the event names the field, not the text); "
                                      "signing replicas show the new one."),
         (PetitionClosed, "signing", "The petition was closed or won: it takes no more signatures."),
+        (SignInRequested, "signing", "Someone asked for a sign-in link to a petition's dashboard; no address or "
+                                     "token: the notifier reads both from signing."),
         (MilestoneReached, "counter", "A petition's count reached a milestone on the ladder for the first time."),
     ]
     for model, service, about in published:
@@ -55,8 +57,9 @@ def build_spec(version: str = "1") -> AsyncAPI:
         (COUNTER_DURABLE, [PetitionCreated, SignatureAdded, SignatureInvalidated, PetitionClosed],
          "Builds the supporter counts (confirmed minus invalidated), by country and by hour, each petition's "
          "status, and detects milestones."),
-        (NOTIFIER_DURABLE, [PetitionCreated, MilestoneReached, ConfirmationRequested],
-         "Emails confirmation links, the organizer once per milestone, and supporters at goals."),
+        (NOTIFIER_DURABLE, [PetitionCreated, MilestoneReached, ConfirmationRequested, SignInRequested],
+         "Emails confirmation links, organizers' sign-in links, the organizer once per milestone, and "
+         "supporters at goals."),
     ]
     for durable, models, about in consumers:
         for model in models:

@@ -92,6 +92,14 @@ class PetitionClosed(Event):
     outcome: Literal["closed", "won"]
 
 
+class SignInRequested(Event):
+    """Someone asked for a sign-in link to this petition's dashboard: the notifier emails it to the
+    organizer's address, which it reads from signing with the link (neither is in the event)."""
+
+    type: Literal["SignInRequested"] = "SignInRequested"
+    link_id: UUID
+
+
 class OrganizerErased(Event):
     """The organizer of this petition was erased in signing; the event holds only the petition id.
     Signing replicas render the petition's pages again."""
@@ -101,7 +109,7 @@ class OrganizerErased(Event):
 
 AnyEvent = Annotated[
     Union[PetitionCreated, SignatureAdded, ConfirmationRequested, SignatureInvalidated, MilestoneReached,
-          OrganizerErased, PetitionUpdated, PetitionClosed],
+          OrganizerErased, PetitionUpdated, PetitionClosed, SignInRequested],
     Field(discriminator="type"),
 ]
 _any_event = TypeAdapter(AnyEvent)
@@ -133,7 +141,7 @@ def upcast(data: dict[str, Any]) -> dict[str, Any]:
 
 
 AnyEventType = (PetitionCreated | SignatureAdded | ConfirmationRequested | SignatureInvalidated | MilestoneReached
-                | OrganizerErased | PetitionUpdated | PetitionClosed)
+                | OrganizerErased | PetitionUpdated | PetitionClosed | SignInRequested)
 
 
 def decode_event(payload: bytes | str | dict[str, Any]) -> AnyEventType:

@@ -46,6 +46,7 @@ class System:
             service.env["GROUNDSWELL_PUBLIC_URL"] = self.web.url
         self.signing.env["GROUNDSWELL_PUBLIC_DIR"] = str(workdir / "public")
         self.notifier.env["GROUNDSWELL_SIGNING_URL"] = self.signing.url
+        self.signing.env["GROUNDSWELL_COUNTER_URL"] = self.counter.url
 
     def start(self) -> "System":
         self.nats.start()

@@ -11,9 +11,10 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from services.counter.db import petition_counts, petition_countries, petition_hours
+from services.counter.db import milestones, petition_counts, petition_countries, petition_hours
 from services.counter.live import Full
 from shared.counts import Count, count_document
+from shared.db import as_utc
 from shared.refs import petition_ref
 
 router = APIRouter()
@@ -56,6 +57,11 @@ class Bucket(BaseModel):
     count: int = Field(description="Signatures that counted in it (less those invalidated since).")
 
 
+class Milestone(BaseModel):
+    milestone: int
+    reached_at: datetime
+
+
 class Stats(Count):
     """The count, and the signatures behind it by country and over time: each figure a projection
     of the events (SignatureAdded, less SignatureInvalidated), so the countries and the buckets each
@@ -64,6 +70,7 @@ class Stats(Count):
     bucket: Literal["hour", "day"]
     countries: list[CountryCount] = Field(description="Most signatures first.")
     buckets: list[Bucket] = Field(description="Oldest first; hours or days with none are left out.")
+    milestones: list[Milestone] = Field(description="Each reached once, lowest first (never again after a dip).")
 
 
 def _cache(request: Request, response: Response) -> None:
@@ -85,6 +92,10 @@ async def get_stats(row: Annotated[object, Depends(find_count)], request: Reques
             .where(petition_hours.c.petition_id == row.petition_id, petition_hours.c.count != 0)
             .order_by(petition_hours.c.hour)
         )).all()
+        reached = (await session.execute(
+            select(milestones.c.milestone, milestones.c.reached_at)
+            .where(milestones.c.petition_id == row.petition_id).order_by(milestones.c.milestone)
+        )).all()
     width = 1 if bucket == "hour" else 24
     sums: dict[int, int] = defaultdict(int)
     for hour, count in hours:
@@ -95,6 +106,7 @@ async def get_stats(row: Annotated[object, Depends(find_count)], request: Reques
         countries=countries,
         buckets=[Bucket(start=datetime.fromtimestamp(n * width * 3600, timezone.utc), count=count)
                  for n, count in sorted(sums.items()) if count],
+        milestones=[Milestone(milestone=m, reached_at=as_utc(at)) for m, at in reached],
     )
 
 

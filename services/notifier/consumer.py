@@ -18,12 +18,12 @@ from nats.aio.msg import Msg
 
 from services.notifier.service import Notifier
 from shared.deadletters import DeadLetters, describe
-from shared.events import ConfirmationRequested, MilestoneReached, PetitionCreated, decode_event
+from shared.events import ConfirmationRequested, MilestoneReached, PetitionCreated, SignInRequested, decode_event
 from shared.lifecycle import transient
 
 log = structlog.get_logger("notifier")
 
-NOTIFIED_TYPES = ("PetitionCreated", "MilestoneReached", "ConfirmationRequested")
+NOTIFIED_TYPES = ("PetitionCreated", "MilestoneReached", "ConfirmationRequested", "SignInRequested")
 
 
 def notify(notifier: Notifier, dead_letters: DeadLetters):
@@ -31,6 +31,7 @@ def notify(notifier: Notifier, dead_letters: DeadLetters):
 
     async def handle(messages: Sequence[Msg]) -> None:
         confirmations: list[tuple[Msg, ConfirmationRequested]] = []
+        sign_ins: list[tuple[Msg, SignInRequested]] = []
         async with ordered:  # taken before the first await, so in fetch order
             for raw in messages:
                 try:
@@ -40,10 +41,14 @@ def notify(notifier: Notifier, dead_letters: DeadLetters):
                     continue
                 if isinstance(event, ConfirmationRequested):
                     confirmations.append((raw, event))
+                elif isinstance(event, SignInRequested):
+                    sign_ins.append((raw, event))
                 else:
                     await _handle_one(notifier, dead_letters, raw, event)
         if confirmations:
-            await _confirmations(notifier, dead_letters, confirmations)
+            await _together(notifier.send_confirmations, notifier, dead_letters, confirmations)
+        if sign_ins:
+            await _together(notifier.send_sign_in_links, notifier, dead_letters, sign_ins)
 
     return handle
 
@@ -67,13 +72,14 @@ async def _handle_one(notifier: Notifier, dead_letters: DeadLetters, raw: Msg, e
         await raw.nak(delay=retry_in_s)
 
 
-async def _confirmations(notifier: Notifier, dead_letters: DeadLetters,
-                         batch: list[tuple[Msg, ConfirmationRequested]]) -> None:
+async def _together(send, notifier: Notifier, dead_letters: DeadLetters, batch: list[tuple[Msg, object]]) -> None:
+    """Emails of one kind (confirmation or sign-in links) from one fetched batch, sent together;
+    `send` returns the event ids that must come back later."""
     deliveries = max(raw.metadata.num_delivered or 1 for raw, _ in batch)
     try:
-        later = await notifier.send_confirmations([event for _, event in batch], deliveries)
+        later = await send([event for _, event in batch], deliveries)
     except Exception as exc:  # noqa: BLE001 - not acked: delivered again after the delay
-        log.exception("confirmations_failed", events=len(batch), deliveries=deliveries)
+        log.exception("emails_failed", events=len(batch), deliveries=deliveries)
         if not transient(exc) and deliveries >= notifier.settings.dead_letter_after:
             for raw, _ in batch:
                 await dead_letters.bury(raw, describe(exc))
@@ -106,5 +112,8 @@ async def _react(notifier: Notifier, event, deliveries: int = 1) -> float | None
         return await notifier.send_milestone_email(event, deliveries)
     elif isinstance(event, ConfirmationRequested):
         if await notifier.send_confirmations([event], deliveries):
+            return notifier.retry_delay(deliveries)
+    elif isinstance(event, SignInRequested):
+        if await notifier.send_sign_in_links([event], deliveries):
             return notifier.retry_delay(deliveries)
     return None

@@ -48,6 +48,21 @@ class Confirmations(BaseModel):
 _CONFIRMATIONS = TypeAdapter(Confirmations)  # the whole answer validated in one call (pydantic-core)
 
 
+class SignInLink(BaseModel):
+    link_id: str
+    petition_id: str
+    name: str
+    email: str
+    sign_in_url: str
+
+
+class SignInLinks(BaseModel):
+    links: list[SignInLink]
+
+
+_SIGN_IN_LINKS = TypeAdapter(SignInLinks)
+
+
 class PetitionUnknown(Exception):
     """Signing does not know the petition (yet): try again later."""
 
@@ -85,6 +100,13 @@ class Contacts:
                                         json={"signature_ids": signature_ids}, headers=self.headers)
         response.raise_for_status()
         return {c.signature_id: c for c in _CONFIRMATIONS.validate_json(response.content).confirmations}
+
+    async def sign_in_links(self, link_ids: list[str]) -> dict[str, SignInLink]:
+        """The organizer's contact and sign-in link, by link id: only links still worth sending."""
+        response = await self.http.post(f"{self.base}/internal/sign-in-links", json={"link_ids": link_ids},
+                                        headers=self.headers)
+        response.raise_for_status()
+        return {link.link_id: link for link in _SIGN_IN_LINKS.validate_json(response.content).links}
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -119,3 +119,27 @@ def confirmation_email(confirmation, petition, *, mail_from: str, message_id_val
     return alternative(headers, _templates.get_template("confirm.txt.j2").render(context),
                        _templates.get_template("confirm.html.j2").render(context),
                        sender=mail_from_address(mail_from), recipients=(ascii_address(confirmation.email),))
+
+
+def sign_in_email(link, petition, *, mail_from: str, message_id_value: str, correlation_id: str | None = None) -> Email:
+    """To the organizer: a link that signs them in to their petition's dashboard (once, for a while)."""
+    shown = petition.title if len(petition.title) <= SUBJECT_TITLE_MAX else (
+        petition.title[: SUBJECT_TITLE_MAX - 1].rstrip() + "…")
+    subject = f'Sign in to "{shown}"'
+    context = {
+        "subject": subject,
+        "first_name": link.name.split()[0] if link.name.strip() else "there",
+        "title": petition.title,
+        "sign_in_url": link.sign_in_url,
+    }
+    headers = [
+        ("Subject", subject),
+        ("From", mail_from),
+        ("To", address(link.name, link.email)),
+        ("Message-ID", message_id_value),
+    ]
+    if correlation_id:
+        headers.append((CORRELATION_HEADER, correlation_id))
+    return alternative(headers, _templates.get_template("sign_in.txt.j2").render(context),
+                       _templates.get_template("sign_in.html.j2").render(context),
+                       sender=mail_from_address(mail_from), recipients=(ascii_address(link.email),))

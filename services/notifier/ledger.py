@@ -14,6 +14,8 @@ from shared.db import insert
 
 # The topic of confirmation-link deliveries (milestones start at 10): recipient "<signature id>.<request>".
 CONFIRMATION = 0
+# The topic of organizers' sign-in links: recipient "signin.<link id>".
+SIGN_IN = 1
 
 
 class BatchLedger:

@@ -8,12 +8,12 @@ from sqlalchemy import select
 from services.notifier.contacts import Contacts, PetitionUnknown
 from services.notifier.db import petitions
 from services.notifier.delivery import Outgoing, Pipeline
-from services.notifier.emails import confirmation_email, message_id, organizer_milestone_email
+from services.notifier.emails import confirmation_email, message_id, organizer_milestone_email, sign_in_email
 from services.notifier.fanout import FanOut, is_goal
-from services.notifier.ledger import CONFIRMATION
+from services.notifier.ledger import CONFIRMATION, SIGN_IN
 from services.notifier.settings import NotifierSettings
 from shared.db import insert
-from shared.events import ConfirmationRequested, MilestoneReached, PetitionCreated
+from shared.events import ConfirmationRequested, MilestoneReached, PetitionCreated, SignInRequested
 
 log = structlog.get_logger("notifier")
 
@@ -99,5 +99,29 @@ class Notifier:
             by_petition.setdefault(petition.petition_id, []).append((event, outgoing))
         for petition_id, pairs in by_petition.items():
             outcome = await self.pipeline.send(petition_id, CONFIRMATION, [o for _, o in pairs], kind="confirmation")
+            later |= {event.event_id for event, outgoing in pairs if outgoing.recipient in outcome.retry}
+        return later
+
+    async def send_sign_in_links(self, events: list[SignInRequested], deliveries: int = 1) -> set:
+        """Email each requested sign-in link to its petition's organizer, once. Returns the events
+        that must come back later."""
+        wanted = await self.contacts.sign_in_links(sorted({str(e.link_id) for e in events}))
+        known = await self._petitions({str(e.petition_id) for e in events})
+        later, by_petition = set(), {}
+        for event in events:
+            link = wanted.get(str(event.link_id))
+            if link is None:
+                continue  # used, expired, or the organizer was erased: nothing to send
+            petition = known.get(str(event.petition_id))
+            if petition is None:
+                later.add(event.event_id)
+                continue
+            recipient = f"signin.{event.link_id.hex}"
+            mid = message_id(petition.petition_id, SIGN_IN, recipient, self.settings.message_id_domain)
+            outgoing = Outgoing(recipient, mid, lambda link=link, p=petition, m=mid, e=event: sign_in_email(
+                link, p, mail_from=self.settings.mail_from, message_id_value=m, correlation_id=e.correlation_id))
+            by_petition.setdefault(petition.petition_id, []).append((event, outgoing))
+        for petition_id, pairs in by_petition.items():
+            outcome = await self.pipeline.send(petition_id, SIGN_IN, [o for _, o in pairs], kind="sign_in")
             later |= {event.event_id for event, outgoing in pairs if outgoing.recipient in outcome.retry}
         return later

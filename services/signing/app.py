@@ -2,17 +2,22 @@
 
 from contextlib import asynccontextmanager
 
+import httpx
+
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from services.signing import db, purge
 from services.signing.api import router
+from services.signing.dashboard import internal as sign_in_links
+from services.signing.dashboard import router as dashboard
 from services.signing.fastpath import SigningApp
 from services.signing.frontdoor import FrontDoor
 from services.signing.pages import WEB, page_files
 from services.signing.pages import router as pages
 from services.signing.petitions import PetitionCache
 from services.signing.moderation import router as moderation
+from services.signing.organizers import Organizers
 from services.signing.supporters import router as supporters
 from services.signing.service import Signing
 from services.signing.settings import SigningSettings
@@ -69,6 +74,7 @@ def create_app(settings: SigningSettings) -> FastAPI:
         runtime.keep(lambda: purge.run(runtime.sessions, settings), "purge")
         yield
         await runtime.close()
+        await app.state.counter.aclose()
         committer.close()
 
     app = SigningApp(
@@ -84,7 +90,11 @@ def create_app(settings: SigningSettings) -> FastAPI:
     app.state.relay = relay
     app.state.frontdoor = frontdoor
     app.state.signing = Signing(runtime.sessions, committer, petitions, relay, settings)
+    app.state.organizers = Organizers(runtime.sessions, relay, settings)
+    app.state.counter = httpx.AsyncClient(base_url=settings.counter_url.rstrip("/"), timeout=5)
     app.include_router(router)
+    app.include_router(dashboard)
+    app.include_router(sign_in_links)
     app.include_router(pages)
     app.include_router(supporters)
     app.include_router(moderation)

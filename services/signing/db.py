@@ -89,3 +89,26 @@ outbox = outbox_table(metadata)
 
 async def slug_taken(session: AsyncSession, slug: str) -> bool:
     return (await session.execute(select(petitions.c.id).where(petitions.c.slug == slug))).first() is not None
+
+
+# An organizer's sign-in link: the emailed token is "<id>.<keyed MAC of id>" (services/signing/
+# organizers.py), so nothing secret is stored and the notifier can ask for the same link again.
+organizer_links = Table(
+    "organizer_links",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("petition_id", String(36), ForeignKey("petitions.id"), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),  # a link works once
+)
+
+# A signed-in organizer: the cookie holds a random token, this table only its SHA-256.
+organizer_sessions = Table(
+    "organizer_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("petition_id", String(36), ForeignKey("petitions.id"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

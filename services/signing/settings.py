@@ -63,6 +63,15 @@ class SigningSettings(ServiceSettings):
     purge_interval_s: float = Field(600.0, gt=0, description="How often expired pending signatures and old "
                                                              "client hashes and rate windows are purged.")
 
+    counter_url: str = Field("http://127.0.0.1:8002", description="Where the organizer's dashboard reads the "
+                                                                  "petition's figures (the counter's base URL).")
+    sign_in_link_ttl_s: float = Field(
+        1800.0, gt=0, description="How long an organizer's emailed sign-in link works (once).")
+    organizer_session_ttl_s: float = Field(
+        43200.0, gt=0, description="How long an organizer stays signed in to their petition's dashboard.")
+    sign_in_resend_s: float = Field(
+        60.0, ge=0, description="Least time between two sign-in links for the same petition.")
+
     @field_validator("sign_rate_limit")
     @classmethod
     def _limits_notation(cls, value: str) -> str:

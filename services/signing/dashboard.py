@@ -1,0 +1,205 @@
+"""The organizer's side of a petition: sign in by an emailed link, then a dashboard that works
+without JavaScript (server-rendered, the chart drawn here as SVG).
+
+Routes (services/signing/organizers.py says how signing in works):
+- GET/POST /p/{slug}/organizer: ask for a sign-in link (it goes to the organizer's address only)
+- GET /o/{token}: spend the link, set the session cookie, go to the dashboard
+- GET /dashboard/{slug}: count, chart (hour or day buckets), countries, milestones, and the
+  pending, held and invalidated figures; forms to edit the story and to close or declare victory
+- POST /dashboard/{slug}/story, /dashboard/{slug}/closure, /dashboard/sign-out
+
+The figures come from their projections: count, countries, buckets and milestones from the
+counter (GET /petitions/{id}/stats), the signature states from signing's own table.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import httpx
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import func, select
+
+from services.signing import db
+from services.signing.supporters import require_internal
+from services.signing.organizers import COOKIE, Organizers, SignInLinks
+from services.signing.pages import ERASED_ORGANIZER, find, not_found, render
+from services.signing.schemas import Closure, PetitionChange
+from services.signing.service import StatusConflict
+from shared.http import field_errors, request_id
+
+router = APIRouter(include_in_schema=False)
+internal = APIRouter(tags=["internal"])
+
+CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 720, 220, 28
+
+
+def organizers(request: Request) -> Organizers:
+    return request.app.state.organizers
+
+
+@router.get("/p/{slug}/organizer")
+async def sign_in_page(slug: str, request: Request) -> Response:
+    petition = await find(request, slug)
+    if petition is None:
+        return not_found(slug)
+    return render("organizer_sign_in.html.j2", {"petition": petition, "state": "ask"})
+
+
+@router.post("/p/{slug}/organizer")
+async def ask_for_link(slug: str, request: Request) -> Response:
+    """Email a sign-in link to the organizer. Answers the same whoever asks: the link only ever
+    goes to the address the petition was started with."""
+    petition = await find(request, slug)
+    if petition is None:
+        return not_found(slug)
+    if petition.organizer_erased_at is None:
+        await organizers(request).request_link(petition.id, request_id(request))
+    return render("organizer_sign_in.html.j2", {"petition": petition, "state": "sent"}, status_code=202)
+
+
+@router.get("/o/{token}")
+async def follow_link(token: str, request: Request) -> Response:
+    signed_in = await organizers(request).sign_in(token)
+    if signed_in is None:
+        return render("organizer_sign_in.html.j2", {"petition": None, "state": "spent"}, status_code=401)
+    petition_id, session_token = signed_in
+    petition = await request.app.state.signing.get_petition(petition_id)
+    response = RedirectResponse(f"/dashboard/{petition.slug}", status_code=303)
+    settings = request.app.state.settings
+    response.set_cookie(COOKIE, session_token, max_age=int(settings.organizer_session_ttl_s), httponly=True,
+                        samesite="lax", secure=settings.public_url.startswith("https://"), path="/")
+    return response
+
+
+@dataclass(frozen=True)
+class Allowed:
+    petition: object
+
+
+async def organizer_of(slug: str, request: Request) -> Allowed | Response:
+    """The petition, if this request's session is for it; else the answer to give (404, 401, 403)."""
+    petition = await find(request, slug)
+    if petition is None:
+        return not_found(slug)
+    session = await organizers(request).session_of(request)
+    if session is None:
+        return render("organizer_sign_in.html.j2", {"petition": petition, "state": "signed_out"}, status_code=401)
+    if session.petition_id != petition.id:
+        return render("organizer_sign_in.html.j2", {"petition": petition, "state": "other"}, status_code=403)
+    return Allowed(petition)
+
+
+@router.get("/dashboard/{slug}")
+async def dashboard(slug: str, request: Request, bucket: Literal["hour", "day"] = "day",
+                    allowed=Depends(organizer_of)) -> Response:
+    if not isinstance(allowed, Allowed):
+        return allowed
+    return await _dashboard(request, allowed.petition, bucket)
+
+
+async def _dashboard(request: Request, petition, bucket: str, *, status_code: int = 200, **extra) -> Response:
+    stats = await _stats(request, petition.id, bucket)
+    states = await _states(request, petition.id)
+    context = {
+        "petition": petition,
+        "organizer": petition.organizer_name or ERASED_ORGANIZER,
+        "stats": stats,
+        "bucket": bucket,
+        "chart": chart(stats["buckets"] if stats else [], bucket),
+        "states": states,
+        "errors": {},
+        **extra,
+    }
+    return render("dashboard.html.j2", context, status_code=status_code)
+
+
+async def _stats(request: Request, petition_id: str, bucket: str) -> dict | None:
+    """The counter's figures; None while it cannot be reached (the page says so)."""
+    try:
+        response = await request.app.state.counter.get(f"/petitions/{petition_id}/stats", params={"bucket": bucket})
+    except httpx.HTTPError:
+        return None
+    return response.json() if response.status_code == 200 else None
+
+
+async def _states(request: Request, petition_id: str) -> dict[str, int]:
+    s = db.signatures
+    async with request.app.state.runtime.sessions() as session:
+        rows = (await session.execute(
+            select(s.c.state, func.count()).where(s.c.petition_id == petition_id).group_by(s.c.state)
+        )).all()
+    found = dict(rows)
+    return {state: found.get(state, 0) for state in (db.CONFIRMED, db.PENDING, db.HELD, db.INVALIDATED)}
+
+
+@router.post("/dashboard/{slug}/story")
+async def edit_story(slug: str, request: Request, allowed=Depends(organizer_of)) -> Response:
+    if not isinstance(allowed, Allowed):
+        return allowed
+    form = await request.form()
+    try:
+        change = PetitionChange(story=str(form.get("story", "")))
+    except ValidationError as exc:
+        message = field_errors(exc.errors()).get("story", "is not valid")
+        return await _dashboard(request, allowed.petition, "day", status_code=422,
+                                errors={"story": f"Story {message.rstrip('.')}."}, story=form.get("story", ""))
+    await request.app.state.signing.update_petition(allowed.petition.id, change.story, request_id(request))
+    return RedirectResponse(f"/dashboard/{slug}?saved=story", status_code=303)
+
+
+@router.post("/dashboard/{slug}/closure")
+async def close(slug: str, request: Request, allowed=Depends(organizer_of)) -> Response:
+    if not isinstance(allowed, Allowed):
+        return allowed
+    form = await request.form()
+    try:
+        closure = Closure(outcome=str(form.get("outcome", "")))
+    except ValidationError:
+        return await _dashboard(request, allowed.petition, "day", status_code=422,
+                                errors={"closure": "Choose to close the petition or to declare victory."})
+    try:
+        await request.app.state.signing.close_petition(allowed.petition.id, closure.outcome, request_id(request))
+    except StatusConflict as exc:
+        return await _dashboard(request, allowed.petition, "day", status_code=409, errors={"closure": str(exc)})
+    return RedirectResponse(f"/dashboard/{slug}?saved=closure", status_code=303)
+
+
+@router.post("/dashboard/sign-out")
+async def sign_out(request: Request) -> Response:
+    await organizers(request).sign_out(request)
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+class LinksIn(BaseModel):
+    link_ids: list[str]
+
+
+@internal.post("/internal/sign-in-links", dependencies=[Depends(require_internal)])
+async def sign_in_links(body: LinksIn, request: Request) -> SignInLinks:
+    """For the notifier: the organizer's contact and the link, for each link still worth sending."""
+    return SignInLinks(links=await organizers(request).links_to_send(body.link_ids[:500]))
+
+
+def chart(buckets: list[dict], bucket: str) -> dict:
+    """Bars for an SVG chart of signatures per bucket, scaled to the tallest; axis labels at the
+    first, middle and last bucket."""
+    if not buckets:
+        return {"bars": [], "labels": [], "max": 0, "width": CHART_WIDTH, "height": CHART_HEIGHT}
+    tallest = max(b["count"] for b in buckets) or 1
+    inner_w, inner_h = CHART_WIDTH - 2 * CHART_PAD, CHART_HEIGHT - 2 * CHART_PAD
+    step = inner_w / len(buckets)
+    bars = []
+    for i, b in enumerate(buckets):
+        height = max(1.0, inner_h * b["count"] / tallest) if b["count"] > 0 else 0.0
+        start = datetime.fromisoformat(b["start"].replace("Z", "+00:00"))
+        label = start.strftime("%d %b %H:00") if bucket == "hour" else start.strftime("%d %b %Y")
+        bars.append({"x": round(CHART_PAD + i * step + step * 0.1, 1), "y": round(CHART_PAD + inner_h - height, 1),
+                     "w": round(max(1.0, step * 0.8), 1), "h": round(height, 1), "count": b["count"], "label": label})
+    picks = sorted({0, len(bars) // 2, len(bars) - 1})
+    labels = [{"x": bars[i]["x"], "text": bars[i]["label"]} for i in picks]
+    return {"bars": bars, "labels": labels, "max": tallest, "width": CHART_WIDTH, "height": CHART_HEIGHT}

@@ -1,0 +1,95 @@
+"""Issue 11, must show 3: an organizer signs in by an emailed link that works once, expires and
+opens only their own petition's dashboard; without a session the dashboard answers 401, with
+another petition's 403. Everything through the front door, as a browser would."""
+
+import re
+
+import httpx
+
+from tests.harness import eventually
+
+
+def sign_in_links(system, address: str) -> list[str]:
+    links = []
+    for message in list(system.smtp.messages):
+        if message["To"].addresses[0].addr_spec == address and str(message["Subject"]).startswith("Sign in to"):
+            text = message.get_body(("plain",)).get_content()
+            links.append(re.search(r"(http\S+/o/\S+)", text).group(1))
+    return links
+
+
+def ask_for_link(system, client: httpx.Client, slug: str, address: str) -> str:
+    before = len(sign_in_links(system, address))
+    asked = client.post(f"/p/{slug}/organizer")
+    assert asked.status_code == 202 and "Check your inbox" in asked.text
+    eventually(lambda: len(sign_in_links(system, address)) > before, message=f"a sign-in link to {address}")
+    return sign_in_links(system, address)[-1]
+
+
+def test_a_sign_in_link_works_once_expires_and_opens_only_its_own_petition(system):
+    mine = system.create_petition("mine")
+    theirs = system.create_petition("theirs")
+    with httpx.Client(base_url=system.web.url, timeout=10) as browser, \
+            httpx.Client(base_url=system.web.url, timeout=10) as stranger:
+        # No session: 401, and the page offers a sign-in link.
+        refused = stranger.get("/dashboard/mine")
+        assert refused.status_code == 401 and "/p/mine/organizer" in refused.text
+        assert stranger.post("/dashboard/mine/closure", data={"outcome": "won"}).status_code == 401
+
+        # Anyone may ask; only the organizer's address receives the link.
+        link = ask_for_link(system, stranger, "mine", "organizer-mine@example.org")
+        assert {m["To"].addresses[0].addr_spec for m in system.smtp.messages} == {"organizer-mine@example.org"}
+        assert "/o/" in link and link.startswith(system.web.url)
+
+        followed = browser.get(link.removeprefix(system.web.url), follow_redirects=False)
+        assert followed.status_code == 303 and followed.headers["location"] == "/dashboard/mine"
+        cookie = followed.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie and "max-age=43200" in cookie
+        dashboard = browser.get("/dashboard/mine")
+        assert dashboard.status_code == 200 and 'data-dashboard="' + mine["id"] + '"' in dashboard.text
+
+        # Once only: the same link again signs no one in (a second browser tries it).
+        again = stranger.get(link.removeprefix(system.web.url), follow_redirects=False)
+        assert again.status_code == 401 and "no longer works" in again.text
+        assert stranger.get("/dashboard/mine").status_code == 401
+        tampered = link[:-1] + ("0" if link[-1] != "0" else "1")
+        assert stranger.get(tampered.removeprefix(system.web.url), follow_redirects=False).status_code == 401
+
+        # Another organizer's petition: 403 to look, and to act.
+        assert browser.get("/dashboard/theirs").status_code == 403
+        assert browser.post("/dashboard/theirs/closure", data={"outcome": "won"}).status_code == 403
+        assert browser.post("/dashboard/theirs/story", data={"story": "Mine now."}).status_code == 403
+        public = httpx.get(f"{system.signing.url}/petitions/theirs", timeout=10).json()
+        assert public["status"] == "open" and public["story"] == theirs["story"]
+
+        # Expired: a fresh link past its time signs no one in.
+        fresh_link = ask_for_link_after_resend_interval(system, stranger)
+        system.execute("signing", "UPDATE organizer_links SET expires_at = created_at WHERE used_at IS NULL")
+        expired = stranger.get(fresh_link.removeprefix(system.web.url), follow_redirects=False)
+        assert expired.status_code == 401 and "set-cookie" not in expired.headers
+
+        # The organizer acts: the story changes, the petition is won and refuses signatures.
+        saved = browser.post("/dashboard/mine/story", data={"story": "We are nearly there.\n\nThank you."},
+                             follow_redirects=False)
+        assert saved.status_code == 303
+        assert "We are nearly there." in browser.get("/p/mine").text
+        won = browser.post("/dashboard/mine/closure", data={"outcome": "won"}, follow_redirects=False)
+        assert won.status_code == 303
+        assert system.sign(mine["id"], {"name": "Late One", "email": "late@example.org"}).status_code == 409
+
+        # Signing out ends the session; a session also runs out by itself.
+        out = browser.post("/dashboard/sign-out", follow_redirects=False)
+        assert out.status_code == 303 and browser.get("/dashboard/mine").status_code == 401
+        link = ask_for_link_after_resend_interval(system, stranger)
+        assert browser.get(link.removeprefix(system.web.url), follow_redirects=True).status_code == 200
+        assert browser.get("/dashboard/mine").status_code == 200
+        system.execute("signing", "UPDATE organizer_sessions SET expires_at = created_at")
+        assert browser.get("/dashboard/mine").status_code == 401
+
+
+def ask_for_link_after_resend_interval(system, client: httpx.Client) -> str:
+    """Another link to the same organizer: the last was asked for less than the resend interval
+    ago, so date the earlier ones back first (as if time had passed)."""
+    old = "2000-01-01 00:00:00+00" if system.backend == "postgres" else "2000-01-01 00:00:00.000000"
+    system.execute("signing", f"UPDATE organizer_links SET created_at = '{old}'")
+    return ask_for_link(system, client, "mine", "organizer-mine@example.org")
