@@ -93,3 +93,46 @@ def ask_for_link_after_resend_interval(system, client: httpx.Client) -> str:
     old = "2000-01-01 00:00:00+00" if system.backend == "postgres" else "2000-01-01 00:00:00.000000"
     system.execute("signing", f"UPDATE organizer_links SET created_at = '{old}'")
     return ask_for_link(system, client, "mine", "organizer-mine@example.org")
+
+
+def signed_in(system, client: httpx.Client, slug: str, address: str) -> None:
+    link = ask_for_link(system, client, slug, address)
+    assert client.get(link.removeprefix(system.web.url), follow_redirects=True).status_code == 200
+
+
+def test_the_export_has_every_confirmed_signature_inert_and_no_one_erased(system):
+    import csv
+    import io
+
+    mine = system.create_petition("export")
+    system.create_petition("other-export")
+    signers = [{"name": f"Signer {i}", "email": f"export{i}@example.org", "country": "GB", "postcode": f"N{i} 1AA",
+                "comment": f"Comment {i}"} for i in range(25)]
+    signers[3]["comment"] = '=HYPERLINK("http://evil.example","click")'
+    signers[4]["name"] = "+Plus Minus"  # refused: a name may not start like a formula
+    for body in signers:
+        expected = 422 if body["name"].startswith("+") else 202
+        assert system.sign(mine["id"], body).status_code == expected
+    system.wait_for_count(mine["id"], 24)
+    erased = httpx.post(f"{system.signing.url}/admin/erasure", json={"email": "export7@example.org"}, timeout=10,
+                        headers={"Authorization": f"Bearer {system.token}"})
+    assert erased.status_code == 200 and erased.json()["signatures"] == 1
+
+    with httpx.Client(base_url=system.web.url, timeout=30) as browser, \
+            httpx.Client(base_url=system.web.url, timeout=30) as other:
+        assert browser.get("/dashboard/export/signatures.csv").status_code == 401
+        signed_in(system, other, "other-export", "organizer-other-export@example.org")
+        assert other.get("/dashboard/export/signatures.csv").status_code == 403
+        signed_in(system, browser, "export", "organizer-export@example.org")
+        response = browser.get("/dashboard/export/signatures.csv")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    kept = [s for i, s in enumerate(signers) if i not in (4, 7)]
+    assert sorted(r["name"] for r in rows) == sorted(s["name"] for s in kept)  # 23: erased and refused left out
+    assert {r["country"] for r in rows} == {"GB"} and all(r["signed_at"].endswith("Z") for r in rows)
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["Signer 3"]["comment"] == "'" + signers[3]["comment"]  # inert: a spreadsheet shows it as text
+    assert by_name["Signer 5"] == {"name": "Signer 5", "postcode": "N5 1AA", "country": "GB",
+                                   "signed_at": by_name["Signer 5"]["signed_at"], "comment": "Comment 5"}
+    assert "export7@example.org" not in response.text and "@" not in response.text.replace("=HYPERLINK", "")
