@@ -13,7 +13,7 @@ from faststream.specification import AsyncAPI
 
 from shared.events import (
     ConfirmationRequested, MilestoneReached, OrganizerErased, PetitionClosed, PetitionCreated, PetitionUpdated,
-    SignatureAdded, SignatureInvalidated, SignInRequested,
+    SignatureAdded, SignatureInvalidated, SignInRequested, UpdatePosted,
 )
 from shared.subjects import COUNTER_DURABLE, NOTIFIER_DURABLE, STREAM, STREAM_SUBJECTS, type_filter
 
@@ -45,6 +45,8 @@ def build_spec(version: str = "1") -> AsyncAPI:
         (PetitionClosed, "signing", "The petition was closed or won: it takes no more signatures."),
         (SignInRequested, "signing", "Someone asked for a sign-in link to a petition's dashboard; no address or "
                                      "token: the notifier reads both from signing."),
+        (UpdatePosted, "signing", "The organizer posted an update to the supporters who opted in; the text stays in "
+                                  "signing, which the notifier asks when it writes each email."),
         (MilestoneReached, "counter", "A petition's count reached a milestone on the ladder for the first time."),
     ]
     for model, service, about in published:
@@ -57,9 +59,9 @@ def build_spec(version: str = "1") -> AsyncAPI:
         (COUNTER_DURABLE, [PetitionCreated, SignatureAdded, SignatureInvalidated, PetitionClosed],
          "Builds the supporter counts (confirmed minus invalidated), by country and by hour, each petition's "
          "status, and detects milestones."),
-        (NOTIFIER_DURABLE, [PetitionCreated, MilestoneReached, ConfirmationRequested, SignInRequested],
+        (NOTIFIER_DURABLE, [PetitionCreated, MilestoneReached, ConfirmationRequested, SignInRequested, UpdatePosted],
          "Emails confirmation links, organizers' sign-in links, the organizer once per milestone, and "
-         "supporters at goals."),
+         "supporters at goals and with the organizer's updates."),
     ]
     for durable, models, about in consumers:
         for model in models:

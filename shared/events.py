@@ -100,6 +100,14 @@ class SignInRequested(Event):
     link_id: UUID
 
 
+class UpdatePosted(Event):
+    """The organizer posted update number `number` to the supporters who opted in. The text stays
+    in signing; the notifier reads it when it writes the emails."""
+
+    type: Literal["UpdatePosted"] = "UpdatePosted"
+    number: int = Field(ge=1)
+
+
 class OrganizerErased(Event):
     """The organizer of this petition was erased in signing; the event holds only the petition id.
     Signing replicas render the petition's pages again."""
@@ -109,7 +117,7 @@ class OrganizerErased(Event):
 
 AnyEvent = Annotated[
     Union[PetitionCreated, SignatureAdded, ConfirmationRequested, SignatureInvalidated, MilestoneReached,
-          OrganizerErased, PetitionUpdated, PetitionClosed, SignInRequested],
+          OrganizerErased, PetitionUpdated, PetitionClosed, SignInRequested, UpdatePosted],
     Field(discriminator="type"),
 ]
 _any_event = TypeAdapter(AnyEvent)
@@ -141,7 +149,7 @@ def upcast(data: dict[str, Any]) -> dict[str, Any]:
 
 
 AnyEventType = (PetitionCreated | SignatureAdded | ConfirmationRequested | SignatureInvalidated | MilestoneReached
-                | OrganizerErased | PetitionUpdated | PetitionClosed | SignInRequested)
+                | OrganizerErased | PetitionUpdated | PetitionClosed | SignInRequested | UpdatePosted)
 
 
 def decode_event(payload: bytes | str | dict[str, Any]) -> AnyEventType:

@@ -18,12 +18,13 @@ from nats.aio.msg import Msg
 
 from services.notifier.service import Notifier
 from shared.deadletters import DeadLetters, describe
-from shared.events import ConfirmationRequested, MilestoneReached, PetitionCreated, SignInRequested, decode_event
+from shared.events import (ConfirmationRequested, MilestoneReached, PetitionCreated, SignInRequested, UpdatePosted,
+                           decode_event)
 from shared.lifecycle import transient
 
 log = structlog.get_logger("notifier")
 
-NOTIFIED_TYPES = ("PetitionCreated", "MilestoneReached", "ConfirmationRequested", "SignInRequested")
+NOTIFIED_TYPES = ("PetitionCreated", "MilestoneReached", "ConfirmationRequested", "SignInRequested", "UpdatePosted")
 
 
 def notify(notifier: Notifier, dead_letters: DeadLetters):
@@ -110,6 +111,8 @@ async def _react(notifier: Notifier, event, deliveries: int = 1) -> float | None
         await notifier.remember_petition(event)
     elif isinstance(event, MilestoneReached):
         return await notifier.send_milestone_email(event, deliveries)
+    elif isinstance(event, UpdatePosted):
+        await notifier.open_update(event)
     elif isinstance(event, ConfirmationRequested):
         if await notifier.send_confirmations([event], deliveries):
             return notifier.retry_delay(deliveries)

@@ -63,6 +63,13 @@ class SignInLinks(BaseModel):
 _SIGN_IN_LINKS = TypeAdapter(SignInLinks)
 
 
+class UpdateText(BaseModel):
+    number: int
+    subject: str
+    body: str
+    posted_at: datetime
+
+
 class PetitionUnknown(Exception):
     """Signing does not know the petition (yet): try again later."""
 
@@ -107,6 +114,13 @@ class Contacts:
                                         headers=self.headers)
         response.raise_for_status()
         return {link.link_id: link for link in _SIGN_IN_LINKS.validate_json(response.content).links}
+
+    async def update(self, petition_id: str, number: int) -> UpdateText:
+        """An organizer's update to supporters: its subject and text."""
+        response = await self.http.get(f"{self.base}/internal/petitions/{petition_id}/updates/{number}",
+                                       headers=self.headers)
+        response.raise_for_status()
+        return UpdateText.model_validate_json(response.content)
 
     async def close(self) -> None:
         await self.http.aclose()

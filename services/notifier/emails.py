@@ -143,3 +143,32 @@ def sign_in_email(link, petition, *, mail_from: str, message_id_value: str, corr
     return alternative(headers, _templates.get_template("sign_in.txt.j2").render(context),
                        _templates.get_template("sign_in.html.j2").render(context),
                        sender=mail_from_address(mail_from), recipients=(ascii_address(link.email),))
+
+
+def supporter_update_email(update, petition, organizer, recipient, *, mail_from: str, public_url: str,
+                           message_id_value: str, correlation_id: str | None = None) -> Email:
+    """An organizer's update to a supporter who opted in, with a one-click unsubscribe."""
+    organizer_first_name = organizer.first_name if organizer is not None else "The organizer"
+    context = {
+        "subject": update.subject,
+        "body": update.body,
+        "paragraphs": [p.strip() for p in update.body.replace("\r\n", "\n").split("\n\n") if p.strip()],
+        "supporter_first_name": recipient.name.split()[0] if recipient.name.strip() else "there",
+        "organizer_first_name": organizer_first_name,
+        "title": petition.title,
+        "petition_url": f"{public_url.rstrip('/')}/p/{petition.slug}",
+        "unsubscribe_url": recipient.unsubscribe_url,
+    }
+    headers = [
+        ("Subject", update.subject),
+        ("From", mail_from),
+        ("To", address(recipient.name, recipient.email)),
+        ("Message-ID", message_id_value),
+        ("List-Unsubscribe", f"<{recipient.unsubscribe_url}>"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+    ]
+    if correlation_id:
+        headers.append((CORRELATION_HEADER, correlation_id))
+    return alternative(headers, _templates.get_template("update.txt.j2").render(context),
+                       _templates.get_template("update.html.j2").render(context),
+                       sender=mail_from_address(mail_from), recipients=(ascii_address(recipient.email),))

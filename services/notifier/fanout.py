@@ -1,6 +1,8 @@
-"""Supporter fan-out: one email per (supporter, goal milestone), resumable after any crash.
+"""Supporter fan-out: one email per (supporter, goal milestone) and per (supporter, organizer's
+update), resumable after any crash.
 
-A goal milestone (100, 200, 500, ...) opens a fan-out row. A worker holding its lease reads
+A goal milestone (100, 200, 500, ...) opens a fan-out row; so does an organizer's update number n
+(UpdatePosted), under topic -n, so the two never share a ledger key. A worker holding its lease reads
 recipients from signing page by page (signature-id order) and sends each page through the
 delivery pipeline (services/notifier/delivery.py: ledger, throttle, staged SMTP). The row's cursor moves past a page only when every recipient
 on it is sent or permanently rejected, so a killed worker resumes at that page and the ledger
@@ -17,12 +19,12 @@ from sqlalchemy import and_, or_, select, update
 
 from services.notifier.contacts import Contacts, Organizer, Page, Recipient
 from services.notifier.db import fanouts, petitions
-from services.notifier.emails import message_id, supporter_milestone_email
+from services.notifier.emails import message_id, supporter_milestone_email, supporter_update_email
 from services.notifier.delivery import Outgoing, Pipeline
 from services.notifier.settings import NotifierSettings
 from shared.aio import wait_event
 from shared.db import insert
-from shared.events import MilestoneReached
+from shared.events import MilestoneReached, UpdatePosted
 from shared.milestones import FIRST_GOAL
 
 log = structlog.get_logger("fanout")
@@ -50,6 +52,18 @@ class FanOut:
                 .values(petition_id=str(event.petition_id), milestone=event.milestone, count=event.count,
                         next_goal=event.next_goal, signed_before=event.occurred_at,
                         correlation_id=event.correlation_id, cursor="")
+                .on_conflict_do_nothing()
+            )
+        self.wake.set()
+
+    async def open_update(self, event: UpdatePosted) -> None:
+        """Record that an organizer's update is to be emailed to the supporters who opted in by
+        the time it was posted (idempotent): topic -number."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                insert(session.bind.dialect.name, fanouts)
+                .values(petition_id=str(event.petition_id), milestone=update_topic(event.number), count=0,
+                        next_goal=0, signed_before=event.occurred_at, correlation_id=event.correlation_id, cursor="")
                 .on_conflict_do_nothing()
             )
         self.wake.set()
@@ -119,6 +133,7 @@ class FanOut:
         if petition is None:
             raise RuntimeError("petition not known yet")  # PetitionCreated is on its way
         organizer = await self.contacts.organizer(row.petition_id)  # None once erased
+        update = await self.contacts.update(row.petition_id, -row.milestone) if row.milestone < 0 else None
         cursor = row.cursor
         log.info("fanout_started", petition_id=row.petition_id, milestone=row.milestone, resume_after=cursor or None)
         sent_total = 0
@@ -127,7 +142,7 @@ class FanOut:
             pending = page.recipients
             delay = self.settings.retry_base_s
             while pending:
-                pending, sent = await self._send_page(token, row, petition, organizer, pending)
+                pending, sent = await self._send_page(token, row, petition, organizer, pending, update)
                 sent_total += sent
                 if pending:
                     log.warning("fanout_deferred", petition_id=row.petition_id, milestone=row.milestone,
@@ -147,18 +162,29 @@ class FanOut:
         return await self.contacts.recipients(row.petition_id, _aware(row.signed_before), cursor,
                                               self.settings.supporter_page)
 
-    async def _send_page(self, token: str, row, petition, organizer: Organizer | None, recipients: list[Recipient]):
+    async def _send_page(self, token: str, row, petition, organizer: Organizer | None, recipients: list[Recipient],
+                         update=None):
         """Send what is due on this page; returns (recipients to try again, emails sent)."""
         domain, s = self.settings.message_id_domain, self.settings
 
         def outgoing(r: Recipient) -> Outgoing:
             mid = message_id(row.petition_id, row.milestone, r.signature_id, domain)
+            if update is not None:
+                return Outgoing(r.signature_id, mid, lambda: supporter_update_email(
+                    update, petition, organizer, r, mail_from=s.mail_from, public_url=s.public_url,
+                    message_id_value=mid, correlation_id=row.correlation_id))
             return Outgoing(r.signature_id, mid, lambda: supporter_milestone_email(
                 row, petition, organizer, r, mail_from=s.mail_from, public_url=s.public_url, message_id_value=mid))
 
         outcome = await self.pipeline.send(row.petition_id, row.milestone, [outgoing(r) for r in recipients],
-                                           kind="supporter", bulk=True, after_chunk=lambda: self._renew(token, row))
+                                           kind="update" if update is not None else "supporter", bulk=True, after_chunk=lambda: self._renew(token, row))
         return [r for r in recipients if r.signature_id in outcome.retry], len(outcome.sent)
+
+
+def update_topic(number: int) -> int:
+    """The ledger and fan-out topic of an organizer's update: below every other (milestones >= 10,
+    confirmation links 0, sign-in links 1)."""
+    return -number
 
 
 def _aware(moment: datetime) -> datetime:

@@ -51,6 +51,12 @@ class Notifier:
             rows = (await session.execute(select(petitions).where(petitions.c.petition_id.in_(petition_ids)))).all()
         return {row.petition_id: row for row in rows}
 
+    async def open_update(self, event) -> None:
+        """An organizer's update: its supporters' fan-out is opened (and worked through by FanOut)."""
+        if self.fanout is None:
+            raise RuntimeError("no fan-out worker to send the update")
+        await self.fanout.open_update(event)
+
     async def send_milestone_email(self, event: MilestoneReached, deliveries: int = 1) -> float | None:
         """Email the organizer once (and open the supporters' fan-out for a goal); returns a retry
         delay in seconds when it must come back."""

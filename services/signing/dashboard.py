@@ -6,8 +6,9 @@ Routes (services/signing/organizers.py says how signing in works):
 - GET /o/{token}: spend the link, set the session cookie, go to the dashboard
 - GET /dashboard/{slug}: count, chart (hour or day buckets), countries, milestones, and the
   pending, held and invalidated figures; forms to edit the story and to close or declare victory
-- POST /dashboard/{slug}/story, /dashboard/{slug}/closure, /dashboard/sign-out
+- POST /dashboard/{slug}/story, /dashboard/{slug}/updates, /dashboard/{slug}/closure, /dashboard/sign-out
 - GET /dashboard/{slug}/signatures.csv: the confirmed signatures, streamed (see `export`)
+- GET /dashboard/{slug}/summary: a printable delivery summary (count, countries, chart by day)
 
 The figures come from their projections: count, countries, buckets and milestones from the
 counter (GET /petitions/{id}/stats), the signature states from signing's own table.
@@ -16,11 +17,11 @@ counter (GET /petitions/{id}/stats), the signature states from signing's own tab
 import csv
 import io
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Literal
 
 import httpx
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
@@ -29,7 +30,7 @@ from services.signing import db
 from services.signing.supporters import require_internal
 from services.signing.organizers import COOKIE, Organizers, SignInLinks
 from services.signing.pages import ERASED_ORGANIZER, find, not_found, render
-from services.signing.schemas import Closure, PetitionChange
+from services.signing.schemas import Closure, PetitionChange, UpdateIn
 from services.signing.service import StatusConflict
 from shared.db import as_utc
 from shared.http import field_errors, request_id
@@ -114,6 +115,10 @@ async def _dashboard(request: Request, petition, bucket: str, *, status_code: in
         "bucket": bucket,
         "chart": chart(stats["buckets"] if stats else [], bucket),
         "states": states,
+        "updates": await _updates(request, petition.id),
+        "saved": request.query_params.get("saved"),
+        "embed": f'<script src="{request.app.state.settings.public_url.rstrip("/")}/static/widget.js" '
+                 f'data-petition="{petition.slug}" async></script>',
         "errors": {},
         **extra,
     }
@@ -129,6 +134,14 @@ async def _stats(request: Request, petition_id: str, bucket: str) -> dict | None
     return response.json() if response.status_code == 200 else None
 
 
+async def _updates(request: Request, petition_id: str) -> list:
+    u = db.petition_updates
+    async with request.app.state.runtime.sessions() as session:
+        return (await session.execute(
+            select(u.c.number, u.c.subject, u.c.posted_at).where(u.c.petition_id == petition_id).order_by(u.c.number.desc())
+        )).all()
+
+
 async def _states(request: Request, petition_id: str) -> dict[str, int]:
     s = db.signatures
     async with request.app.state.runtime.sessions() as session:
@@ -137,6 +150,26 @@ async def _states(request: Request, petition_id: str) -> dict[str, int]:
         )).all()
     found = dict(rows)
     return {state: found.get(state, 0) for state in (db.CONFIRMED, db.PENDING, db.HELD, db.INVALIDATED)}
+
+
+@router.get("/dashboard/{slug}/summary")
+async def summary(slug: str, request: Request, allowed=Depends(organizer_of)) -> Response:
+    """A page to print and hand over with the petition: how many signed, where from, and when."""
+    if not isinstance(allowed, Allowed):
+        return allowed
+    petition = allowed.petition
+    stats = await _stats(request, petition.id, "day")
+    buckets = stats["buckets"] if stats else []
+    context = {
+        "petition": petition,
+        "organizer": petition.organizer_name or ERASED_ORGANIZER,
+        "stats": stats,
+        "chart": chart(buckets, "day"),
+        "first_day": buckets[0]["start"][:10] if buckets else None,
+        "last_day": buckets[-1]["start"][:10] if buckets else None,
+        "printed_at": datetime.now(timezone.utc).strftime("%d %B %Y, %H:%M UTC"),
+    }
+    return render("summary.html.j2", context)
 
 
 @router.post("/dashboard/{slug}/story")
@@ -152,6 +185,22 @@ async def edit_story(slug: str, request: Request, allowed=Depends(organizer_of))
                                 errors={"story": f"Story {message.rstrip('.')}."}, story=form.get("story", ""))
     await request.app.state.signing.update_petition(allowed.petition.id, change.story, request_id(request))
     return RedirectResponse(f"/dashboard/{slug}?saved=story", status_code=303)
+
+
+@router.post("/dashboard/{slug}/updates")
+async def post_update(slug: str, request: Request, allowed=Depends(organizer_of)) -> Response:
+    """Email an update to every supporter who opted in (once each; the unsubscribed are left out)."""
+    if not isinstance(allowed, Allowed):
+        return allowed
+    form = await request.form()
+    values = {"subject": str(form.get("subject", "")), "body": str(form.get("body", ""))}
+    try:
+        update = UpdateIn(**values)
+    except ValidationError as exc:
+        errors = {field: f"{field.capitalize()} {message.rstrip('.')}." for field, message in field_errors(exc.errors()).items()}
+        return await _dashboard(request, allowed.petition, "day", status_code=422, errors=errors, update=values)
+    await request.app.state.signing.post_update(allowed.petition.id, update.subject, update.body, request_id(request))
+    return RedirectResponse(f"/dashboard/{slug}?saved=update", status_code=303)
 
 
 @router.post("/dashboard/{slug}/closure")
@@ -229,6 +278,27 @@ async def export(slug: str, request: Request, allowed=Depends(organizer_of)) -> 
 
 class LinksIn(BaseModel):
     link_ids: list[str]
+
+
+class UpdateOut(BaseModel):
+    number: int
+    subject: str
+    body: str
+    posted_at: datetime
+
+
+@internal.get("/internal/petitions/{petition_id}/updates/{number}", dependencies=[Depends(require_internal)],
+              responses={404: {"description": "No such update"}})
+async def update_text(petition_id: str, number: int, request: Request) -> UpdateOut:
+    """For the notifier: an update's text, when it writes the emails."""
+    u = db.petition_updates
+    async with request.app.state.runtime.sessions() as session:
+        row = (await session.execute(
+            select(u.c.number, u.c.subject, u.c.body, u.c.posted_at)
+            .where(u.c.petition_id == petition_id, u.c.number == number))).first()
+    if row is None:
+        raise HTTPException(404, f"Petition '{petition_id}' has no update {number}.")
+    return UpdateOut(number=row.number, subject=row.subject, body=row.body, posted_at=as_utc(row.posted_at))
 
 
 @internal.post("/internal/sign-in-links", dependencies=[Depends(require_internal)])

@@ -112,3 +112,14 @@ organizer_sessions = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+
+# What organizers posted to their supporters (the notifier reads the text when it writes the emails).
+petition_updates = Table(
+    "petition_updates",
+    metadata,
+    Column("petition_id", String(36), ForeignKey("petitions.id"), primary_key=True),
+    Column("number", Integer, primary_key=True),  # 1, 2, ... per petition
+    Column("subject", String(150), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("posted_at", DateTime(timezone=True), nullable=False),
+)

@@ -208,3 +208,27 @@ async def confirm(token: str, request: Request) -> Response:
         return render("confirm_unknown.html.j2", {"days": days}, status_code=404)
     petition = await request.app.state.signing.get_petition(confirmed.petition_id)
     return RedirectResponse(f"/p/{petition.slug}/thanks", status_code=303)
+
+
+def widget_headers(embed_origins: str) -> dict[str, str]:
+    """The widget's page may be framed by the listed origins (and this site), and by no one else."""
+    listed = [o.strip().rstrip("/") for o in embed_origins.split(",") if o.strip()]
+    ancestors = "*" if "*" in listed else " ".join(["'self'", *listed])
+    headers = {k: v for k, v in PAGE_HEADERS.items() if k != "X-Frame-Options"}
+    headers["Content-Security-Policy"] = PAGE_HEADERS["Content-Security-Policy"].replace(
+        "frame-ancestors 'none'", f"frame-ancestors {ancestors}")
+    return headers
+
+
+@router.get("/w/{slug}")
+async def widget(slug: str, request: Request) -> Response:
+    """The embeddable widget: the live count and a sign button that opens the petition's page.
+    Other sites embed it with `<script src="<site>/static/widget.js" data-petition="<slug>" async>`
+    (an iframe of this page), if GROUNDSWELL_EMBED_ORIGINS lists them."""
+    petition = await find(request, slug)
+    if petition is None:
+        return not_found(slug)
+    settings = request.app.state.settings
+    context = page_context(settings.public_url, petition, read_count(request, petition.id), settings.confirm_signatures)
+    html = templates.get_template("widget.html.j2").render(**context)
+    return HTMLResponse(html, headers={**widget_headers(settings.embed_origins), "Cache-Control": "public, max-age=5"})

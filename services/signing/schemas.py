@@ -156,6 +156,15 @@ class PetitionChange(BaseModel):
     story: Story
 
 
+class UpdateIn(BaseModel):
+    """An update to the supporters who opted in: a subject line and plain text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: Annotated[Line, StringConstraints(max_length=150)]
+    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10000), AfterValidator(_text)]
+
+
 class Closure(BaseModel):
     """Close the petition, or declare victory: either way it takes no more signatures."""
 

@@ -4,6 +4,7 @@ import secrets
 from datetime import datetime, timezone
 from uuid import uuid4
 
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -15,7 +16,7 @@ from services.signing.schemas import PetitionIn, SignatureIn
 from services.signing.settings import SigningSettings
 from services.signing.signatures import ConfirmationWriter, Confirmed, NewSignature, SignatureWriter
 from shared.refs import is_token
-from shared.events import PetitionClosed, PetitionCreated, PetitionUpdated
+from shared.events import PetitionClosed, PetitionCreated, PetitionUpdated, UpdatePosted
 from shared.groupcommit import GroupCommitter
 from shared.metrics import CONFIRMED, SIGNATURES
 from shared.outbox import OutboxRelay, outbox_row
@@ -122,6 +123,27 @@ class Signing:
         if changed is None:  # another request won it meanwhile
             raise StatusConflict("This petition has won; it stays won.")
         return changed
+
+    async def post_update(self, petition_id: str, subject: str, body: str, correlation_id: str | None = None) -> int:
+        """Store an update for the supporters who opted in and queue its UpdatePosted (the
+        notifier emails each of them once); returns its number."""
+        updates = db.petition_updates
+        for _ in range(3):  # two posts at once take the same number: the loser takes the next
+            async with self.sessions.begin() as session:
+                number = 1 + ((await session.execute(
+                    select(func.max(updates.c.number)).where(updates.c.petition_id == petition_id))).scalar() or 0)
+                row = outbox_row(UpdatePosted(petition_id=petition_id, number=number, correlation_id=correlation_id))
+                try:
+                    async with session.begin_nested():
+                        await session.execute(updates.insert().values(
+                            petition_id=petition_id, number=number, subject=subject, body=body,
+                            posted_at=datetime.now(timezone.utc)))
+                except IntegrityError:
+                    continue
+                await session.execute(db.outbox.insert().values(**row))
+            self.relay.publish_soon([row])
+            return number
+        raise RuntimeError("could not number the update")
 
     async def _change(self, petition_id: str, values: dict, event, only_if=None):
         """Update the petition and queue its event in one transaction; None if `only_if` failed."""

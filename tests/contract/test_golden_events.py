@@ -7,7 +7,7 @@ import pytest
 
 from shared.events import (
     CURRENT_VERSIONS, ConfirmationRequested, MilestoneReached, OrganizerErased, PetitionClosed, PetitionCreated,
-    PetitionUpdated, SignatureAdded, SignatureInvalidated, SignInRequested, decode_event, encode_event,
+    PetitionUpdated, SignatureAdded, SignatureInvalidated, SignInRequested, UpdatePosted, decode_event, encode_event,
 )
 from shared.subjects import event_subject
 
@@ -15,7 +15,8 @@ GOLDEN = Path(__file__).parent / "golden"
 CURRENT = {"PetitionCreated": PetitionCreated, "SignatureAdded": SignatureAdded, "MilestoneReached": MilestoneReached,
            "OrganizerErased": OrganizerErased, "ConfirmationRequested": ConfirmationRequested,
            "SignatureInvalidated": SignatureInvalidated, "PetitionUpdated": PetitionUpdated,
-           "PetitionClosed": PetitionClosed, "SignInRequested": SignInRequested}
+           "PetitionClosed": PetitionClosed, "SignInRequested": SignInRequested,
+           "UpdatePosted": UpdatePosted}
 PERSONAL = {"organizer", "name", "email", "postcode", "comment"}
 
 

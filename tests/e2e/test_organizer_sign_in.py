@@ -136,3 +136,58 @@ def test_the_export_has_every_confirmed_signature_inert_and_no_one_erased(system
     assert by_name["Signer 5"] == {"name": "Signer 5", "postcode": "N5 1AA", "country": "GB",
                                    "signed_at": by_name["Signer 5"]["signed_at"], "comment": "Comment 5"}
     assert "export7@example.org" not in response.text and "@" not in response.text.replace("=HYPERLINK", "")
+
+
+def test_an_update_reaches_each_opted_in_supporter_once_and_no_one_else(system):
+    petition = system.create_petition("updates")
+    signers = [(f"fan{i}@example.org", i < 4) for i in range(6)]  # four asked for updates, two did not
+    for address, updates in signers:
+        assert system.sign(petition["id"], {"name": f"Fan {address[3]}", "email": address,
+                                            "updates": updates}).status_code == 202
+    system.wait_for_count(petition["id"], 6)
+    token = system.query("signing", "SELECT unsubscribe_token FROM signatures WHERE email = 'fan3@example.org'")[0][0]
+    assert httpx.post(f"{system.web.url}/u/{token}", timeout=10).status_code == 200  # one unsubscribes
+    expected = {"fan0@example.org", "fan1@example.org", "fan2@example.org"}
+
+    def received(subject: str) -> list[str]:
+        return sorted(m["To"].addresses[0].addr_spec for m in list(system.smtp.messages) if str(m["Subject"]) == subject)
+
+    with httpx.Client(base_url=system.web.url, timeout=10) as browser:
+        signed_in(system, browser, "updates", "organizer-updates@example.org")
+        empty = browser.post("/dashboard/updates/updates", data={"subject": "", "body": "Hello"})
+        assert empty.status_code == 422 and "Subject" in empty.text
+        posted = browser.post("/dashboard/updates/updates", data={
+            "subject": "We met the council", "body": "They listened.\n\nNext week they vote."}, follow_redirects=False)
+        assert posted.status_code == 303
+        eventually(lambda: len(received("We met the council")) >= 3, message="the update's three emails")
+        second = browser.post("/dashboard/updates/updates", data={"subject": "They voted yes", "body": "We won."},
+                              follow_redirects=False)
+        assert second.status_code == 303
+        eventually(lambda: len(received("They voted yes")) >= 3, message="the second update's emails")
+        dashboard = browser.get("/dashboard/updates").text
+        assert "We met the council" in dashboard and "They voted yes" in dashboard
+    system.wait_settled()
+    eventually(lambda: system.query("notifier", "SELECT count(*) FROM fanouts WHERE done_at IS NULL")[0][0] == 0,
+               message="both fan-outs done")
+    assert received("We met the council") == sorted(expected)  # each once; not the unsubscribed, nor the others
+    assert received("They voted yes") == sorted(expected)
+    message = next(m for m in system.smtp.messages if str(m["Subject"]) == "We met the council")
+    text = message.get_body(("plain",)).get_content()
+    assert "They listened." in text and "Next week they vote." in text and "/u/" in text
+    assert message["List-Unsubscribe"].startswith("<") and message["List-Unsubscribe-Post"]
+
+
+def test_the_widget_may_be_framed_and_shows_the_live_count_and_a_sign_button(system):
+    petition = system.create_petition("widget")
+    assert system.sign(petition["id"], {"name": "Wid Get", "email": "widget@example.org"}).status_code == 202
+    system.wait_for_count(petition["id"], 1)
+    web = system.web.url
+    widget = eventually(lambda: (r := httpx.get(f"{web}/w/widget", timeout=10)) and 'data-count>1<' in r.text and r,
+                        message="the widget with the count")
+    assert widget.status_code == 200 and "X-Frame-Options" not in widget.headers
+    assert "frame-ancestors 'self'" in widget.headers["Content-Security-Policy"]
+    assert 'href="' + web + '/p/widget"' in widget.text and "Sign this petition" in widget.text
+    script = httpx.get(f"{web}/static/widget.js", timeout=10)
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"] and "/w/" in script.text
+    page = httpx.get(f"{web}/p/widget", timeout=10)
+    assert page.headers["X-Frame-Options"] == "DENY"  # everything else still refuses to be framed

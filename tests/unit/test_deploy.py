@@ -161,9 +161,12 @@ def test_the_front_door_sends_the_pages_security_headers_and_hides_what_is_priva
 
     text = (DEPLOY / "Caddyfile").read_text()
     block = re.search(r"\n\theader \{\n(.*?)\n\t\}", text, re.S).group(1)
-    sent = dict(re.findall(r'^\t\t([A-Za-z-]+) "([^"]*)"$', block, re.M))
+    unframed = re.search(r"\n\theader @unframed \{\n(.*?)\n\t\}", text, re.S).group(1)
+    sent = dict(re.findall(r'^\t\t([A-Za-z-]+) "([^"]*)"$', block + "\n" + unframed, re.M))
     assert sent == PAGE_HEADERS  # the same policy whether a page comes from the file or from signing
-    assert "\t\tdefer" in block  # set on proxied answers too, replacing (not doubling) the service's
+    assert "\t\tdefer" in block and "\t\tdefer" in unframed  # on proxied answers too, replacing the service's
+    # Only the widget may be framed, and then by whom signing's own CSP says (GROUNDSWELL_EMBED_ORIGINS).
+    assert "@unframed not path /w/*" in text and "Frame" not in block and "Content-Security" not in block
     assert "unsafe-inline" not in PAGE_HEADERS["Content-Security-Policy"]
     assert 'header @https Strict-Transport-Security "max-age=31536000; includeSubDomains"' in text
     assert "@https protocol https" in text

@@ -1,0 +1,37 @@
+"""The organizer's pages' small parts: inert CSV cells, who may frame the widget, the chart's bars."""
+
+from services.signing.dashboard import chart, inert
+from services.signing.organizers import link_of, link_token
+from services.signing.pages import widget_headers
+
+
+def test_cells_that_look_like_formulas_are_made_inert():
+    for cell in ("=1+1", "+33 6 12", "-2", "@SUM(A1)", "\t=x", "\r=x"):
+        assert inert(cell) == "'" + cell
+    assert inert("Hello = world") == "Hello = world" and inert(None) == "" and inert("") == ""
+
+
+def test_only_the_listed_origins_may_frame_the_widget():
+    assert "frame-ancestors 'self';" not in widget_headers("")["Content-Security-Policy"]
+    assert widget_headers("")["Content-Security-Policy"].endswith("frame-ancestors 'self'")
+    listed = widget_headers(" https://news.example, https://blog.example/ ")
+    assert listed["Content-Security-Policy"].endswith("frame-ancestors 'self' https://news.example https://blog.example")
+    assert "X-Frame-Options" not in listed and listed["X-Content-Type-Options"] == "nosniff"
+    assert widget_headers("*")["Content-Security-Policy"].endswith("frame-ancestors *")
+
+
+def test_the_chart_scales_bars_to_the_tallest():
+    drawn = chart([{"start": "2026-11-20T00:00:00Z", "count": 10}, {"start": "2026-11-21T00:00:00Z", "count": 5},
+                   {"start": "2026-11-22T00:00:00Z", "count": 0}], "day")
+    heights = [bar["h"] for bar in drawn["bars"]]
+    assert heights[0] == 2 * heights[1] and heights[2] == 0 and drawn["max"] == 10
+    assert [label["text"] for label in drawn["labels"]] == ["20 Nov 2026", "21 Nov 2026", "22 Nov 2026"]
+    assert chart([], "hour")["bars"] == []
+
+
+def test_a_sign_in_token_is_its_link_and_a_mac_that_only_the_key_makes():
+    token = link_token(b"key", "0b1c2d3e-4f50-4617-8829-3a4b5c6d7e8f")
+    assert link_of(b"key", token) == "0b1c2d3e-4f50-4617-8829-3a4b5c6d7e8f"
+    assert link_of(b"other key", token) is None
+    assert link_of(b"key", token[:-1] + ("0" if token[-1] != "0" else "1")) is None
+    assert link_of(b"key", "not-a-uuid.abc") is None and link_of(b"key", "") is None
