@@ -31,9 +31,12 @@ def message_id(petition_id: str, milestone: int, recipient: str, domain: str) ->
     return f"<{uuid5(NAMESPACE_URL, f'groundswell:{petition_id}:{milestone}:{recipient}')}@{domain}>"
 
 
+def _shown(title: str) -> str:
+    return title if len(title) <= SUBJECT_TITLE_MAX else title[: SUBJECT_TITLE_MAX - 1].rstrip() + "…"
+
+
 def milestone_subject(title: str, milestone: int) -> str:
-    shown = title if len(title) <= SUBJECT_TITLE_MAX else title[: SUBJECT_TITLE_MAX - 1].rstrip() + "…"
-    return f'"{shown}" reached {milestone:,} supporters'
+    return f'"{_shown(title)}" reached {milestone:,} supporters'
 
 
 def organizer_milestone_email(
@@ -96,53 +99,36 @@ def supporter_milestone_email(
                        sender=mail_from_address(mail_from), recipients=(ascii_address(recipient.email),))
 
 
-def confirmation_email(confirmation, petition, *, mail_from: str, message_id_value: str,
-                       correlation_id: str | None = None) -> Email:
-    """To a signer: follow the link and your signature counts (services/notifier/contacts.py Confirmation)."""
-    shown = petition.title if len(petition.title) <= SUBJECT_TITLE_MAX else (
-        petition.title[: SUBJECT_TITLE_MAX - 1].rstrip() + "…")
-    subject = f'Confirm your signature on "{shown}"'
-    context = {
-        "subject": subject,
-        "first_name": confirmation.name.split()[0] if confirmation.name.strip() else "there",
-        "title": petition.title,
-        "confirm_url": confirmation.confirm_url,
-    }
+def _to_one(template: str, subject: str, name: str, email: str, context: dict, *, mail_from: str,
+            message_id_value: str, correlation_id: str | None) -> Email:
+    """A transactional email to one person: `<template>.txt.j2` and `.html.j2` with `context`."""
     headers = [
         ("Subject", subject),
         ("From", mail_from),
-        ("To", address(confirmation.name, confirmation.email)),
+        ("To", address(name, email)),
         ("Message-ID", message_id_value),
     ]
     if correlation_id:
         headers.append((CORRELATION_HEADER, correlation_id))
-    return alternative(headers, _templates.get_template("confirm.txt.j2").render(context),
-                       _templates.get_template("confirm.html.j2").render(context),
-                       sender=mail_from_address(mail_from), recipients=(ascii_address(confirmation.email),))
+    context = {"subject": subject, "first_name": name.split()[0] if name.strip() else "there", **context}
+    return alternative(headers, _templates.get_template(f"{template}.txt.j2").render(context),
+                       _templates.get_template(f"{template}.html.j2").render(context),
+                       sender=mail_from_address(mail_from), recipients=(ascii_address(email),))
+
+
+def confirmation_email(confirmation, petition, *, mail_from: str, message_id_value: str,
+                       correlation_id: str | None = None) -> Email:
+    """To a signer: follow the link and your signature counts (services/notifier/contacts.py Confirmation)."""
+    return _to_one("confirm", f'Confirm your signature on "{_shown(petition.title)}"', confirmation.name,
+                   confirmation.email, {"title": petition.title, "confirm_url": confirmation.confirm_url},
+                   mail_from=mail_from, message_id_value=message_id_value, correlation_id=correlation_id)
 
 
 def sign_in_email(link, petition, *, mail_from: str, message_id_value: str, correlation_id: str | None = None) -> Email:
     """To the organizer: a link that signs them in to their petition's dashboard (once, for a while)."""
-    shown = petition.title if len(petition.title) <= SUBJECT_TITLE_MAX else (
-        petition.title[: SUBJECT_TITLE_MAX - 1].rstrip() + "…")
-    subject = f'Sign in to "{shown}"'
-    context = {
-        "subject": subject,
-        "first_name": link.name.split()[0] if link.name.strip() else "there",
-        "title": petition.title,
-        "sign_in_url": link.sign_in_url,
-    }
-    headers = [
-        ("Subject", subject),
-        ("From", mail_from),
-        ("To", address(link.name, link.email)),
-        ("Message-ID", message_id_value),
-    ]
-    if correlation_id:
-        headers.append((CORRELATION_HEADER, correlation_id))
-    return alternative(headers, _templates.get_template("sign_in.txt.j2").render(context),
-                       _templates.get_template("sign_in.html.j2").render(context),
-                       sender=mail_from_address(mail_from), recipients=(ascii_address(link.email),))
+    return _to_one("sign_in", f'Sign in to "{_shown(petition.title)}"', link.name, link.email,
+                   {"title": petition.title, "sign_in_url": link.sign_in_url},
+                   mail_from=mail_from, message_id_value=message_id_value, correlation_id=correlation_id)
 
 
 def supporter_update_email(update, petition, organizer, recipient, *, mail_from: str, public_url: str,

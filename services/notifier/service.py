@@ -87,47 +87,47 @@ class Notifier:
     async def send_confirmations(self, events: list[ConfirmationRequested], deliveries: int = 1) -> set:
         """Email each signer their confirmation link, once per request. Returns the events that
         must come back later (a temporary failure, or their petition not known here yet)."""
+        # Only signatures still pending come back: confirmed, expired, held, invalidated or erased
+        # ones meanwhile need nothing.
         wanted = await self.contacts.confirmations(sorted({str(e.signature_id) for e in events}))
-        known = await self._petitions({str(e.petition_id) for e in events})
-        later, by_petition = set(), {}
-        for event in events:
-            confirmation = wanted.get(str(event.signature_id))
-            if confirmation is None:
-                continue  # confirmed, expired, held, invalidated or erased meanwhile: nothing to send
-            petition = known.get(str(event.petition_id))
-            if petition is None:
-                later.add(event.event_id)
-                continue
-            recipient = f"{event.signature_id}.{event.request}"
-            mid = message_id(petition.petition_id, CONFIRMATION, recipient, self.settings.message_id_domain)
-            outgoing = Outgoing(recipient, mid, lambda c=confirmation, p=petition, m=mid, e=event: confirmation_email(
-                c, p, mail_from=self.settings.mail_from, message_id_value=m, correlation_id=e.correlation_id))
-            by_petition.setdefault(petition.petition_id, []).append((event, outgoing))
-        for petition_id, pairs in by_petition.items():
-            outcome = await self.pipeline.send(petition_id, CONFIRMATION, [o for _, o in pairs], kind="confirmation")
-            later |= {event.event_id for event, outgoing in pairs if outgoing.recipient in outcome.retry}
-        return later
+        s = self.settings
+        return await self._send_each(
+            events, {e.event_id: wanted.get(str(e.signature_id)) for e in events}, CONFIRMATION, "confirmation",
+            recipient=lambda e: f"{e.signature_id}.{e.request}",
+            build=lambda c, p, m, e: confirmation_email(c, p, mail_from=s.mail_from, message_id_value=m,
+                                                        correlation_id=e.correlation_id))
 
     async def send_sign_in_links(self, events: list[SignInRequested], deliveries: int = 1) -> set:
         """Email each requested sign-in link to its petition's organizer, once. Returns the events
         that must come back later."""
+        # Only links still worth sending come back: not used, not expired, organizer not erased.
         wanted = await self.contacts.sign_in_links(sorted({str(e.link_id) for e in events}))
+        s = self.settings
+        return await self._send_each(
+            events, {e.event_id: wanted.get(str(e.link_id)) for e in events}, SIGN_IN, "sign_in",
+            recipient=lambda e: f"signin.{e.link_id.hex}",
+            build=lambda c, p, m, e: sign_in_email(c, p, mail_from=s.mail_from, message_id_value=m,
+                                                   correlation_id=e.correlation_id))
+
+    async def _send_each(self, events, contacts: dict, topic: int, kind: str, *, recipient, build) -> set:
+        """One transactional email per event whose contact signing gave (None: nothing to send),
+        through the pipeline a petition at a time; returns the events that must come back later
+        (a temporary failure, or their petition not known here yet)."""
         known = await self._petitions({str(e.petition_id) for e in events})
         later, by_petition = set(), {}
         for event in events:
-            link = wanted.get(str(event.link_id))
-            if link is None:
-                continue  # used, expired, or the organizer was erased: nothing to send
+            contact = contacts.get(event.event_id)
+            if contact is None:
+                continue
             petition = known.get(str(event.petition_id))
             if petition is None:
                 later.add(event.event_id)
                 continue
-            recipient = f"signin.{event.link_id.hex}"
-            mid = message_id(petition.petition_id, SIGN_IN, recipient, self.settings.message_id_domain)
-            outgoing = Outgoing(recipient, mid, lambda link=link, p=petition, m=mid, e=event: sign_in_email(
-                link, p, mail_from=self.settings.mail_from, message_id_value=m, correlation_id=e.correlation_id))
+            to = recipient(event)
+            mid = message_id(petition.petition_id, topic, to, self.settings.message_id_domain)
+            outgoing = Outgoing(to, mid, lambda c=contact, p=petition, m=mid, e=event: build(c, p, m, e))
             by_petition.setdefault(petition.petition_id, []).append((event, outgoing))
         for petition_id, pairs in by_petition.items():
-            outcome = await self.pipeline.send(petition_id, SIGN_IN, [o for _, o in pairs], kind="sign_in")
+            outcome = await self.pipeline.send(petition_id, topic, [o for _, o in pairs], kind=kind)
             later |= {event.event_id for event, outgoing in pairs if outgoing.recipient in outcome.retry}
         return later
