@@ -13,7 +13,8 @@ from faststream.specification import AsyncAPI
 
 from shared.events import (
     ConfirmationRequested, MilestoneReached, OrganizerErased, PetitionClosed, PetitionCreated, PetitionUpdated,
-    SignatureAdded, SignatureInvalidated, SignInRequested, UpdatePosted,
+    SignatureAdded, SignatureInvalidated, SignInRequested, UpdatePosted, OrganizerConfirmed, PetitionApproved,
+    PetitionRejected,
 )
 from shared.subjects import COUNTER_DURABLE, NOTIFIER_DURABLE, STREAM, STREAM_SUBJECTS, type_filter
 
@@ -43,6 +44,10 @@ def build_spec(version: str = "1") -> AsyncAPI:
         (PetitionUpdated, "signing", "The organizer changed the story (the event names the field, not the text); "
                                      "signing replicas show the new one."),
         (PetitionClosed, "signing", "The petition was closed or won: it takes no more signatures."),
+        (OrganizerConfirmed, "signing", "The organizer of a petition started at /start confirmed their email: it is "
+                                        "live, or waits for a moderator."),
+        (PetitionApproved, "signing", "A moderator approved the petition: it is live."),
+        (PetitionRejected, "signing", "A moderator rejected the petition (the note stays in signing)."),
         (SignInRequested, "signing", "Someone asked for a sign-in link to a petition's dashboard; no address or "
                                      "token: the notifier reads both from signing."),
         (UpdatePosted, "signing", "The organizer posted an update to the supporters who opted in; the text stays in "
@@ -56,12 +61,14 @@ def build_spec(version: str = "1") -> AsyncAPI:
             title=f"{service}:{event_type}", description=f"Published by {service}. {about}",
         )
     consumers = [
-        (COUNTER_DURABLE, [PetitionCreated, SignatureAdded, SignatureInvalidated, PetitionClosed],
+        (COUNTER_DURABLE, [PetitionCreated, SignatureAdded, SignatureInvalidated, PetitionClosed, OrganizerConfirmed,
+                           PetitionApproved, PetitionRejected],
          "Builds the supporter counts (confirmed minus invalidated), by country and by hour, each petition's "
          "status, and detects milestones."),
-        (NOTIFIER_DURABLE, [PetitionCreated, MilestoneReached, ConfirmationRequested, SignInRequested, UpdatePosted],
-         "Emails confirmation links, organizers' sign-in links, the organizer once per milestone, and "
-         "supporters at goals and with the organizer's updates."),
+        (NOTIFIER_DURABLE, [PetitionCreated, MilestoneReached, ConfirmationRequested, SignInRequested, UpdatePosted,
+                            PetitionApproved, PetitionRejected],
+         "Emails confirmation links, organizers' sign-in links and the moderators' decisions, the organizer "
+         "once per milestone, and supporters at goals and with the organizer's updates."),
     ]
     for durable, models, about in consumers:
         for model in models:

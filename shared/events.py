@@ -27,13 +27,16 @@ class Event(BaseModel):
 
 class PetitionCreated(Event):
     """An organizer created a petition. Version 2 carries no personal data: the notifier asks
-    signing for the organizer's contact when it writes to them (docs/personal-data.md)."""
+    signing for the organizer's contact when it writes to them (docs/personal-data.md). Version 3
+    says whether it is public at once (`open`: created with the admin token) or waits for its
+    organizer to confirm their email (`unconfirmed`: started at /start); earlier ones were open."""
 
     type: Literal["PetitionCreated"] = "PetitionCreated"
-    schema_version: int = 2
+    schema_version: int = 3
     title: str
     slug: str
     target: str
+    status: Literal["open", "unconfirmed"] = "open"
 
 
 class SignatureAdded(Event):
@@ -85,6 +88,27 @@ class PetitionUpdated(Event):
     fields: list[Literal["story"]]
 
 
+class OrganizerConfirmed(Event):
+    """The organizer of a petition started at /start followed their emailed link: the petition is
+    live (`live`), or waits for a moderator (GROUNDSWELL_MODERATE_PETITIONS)."""
+
+    type: Literal["OrganizerConfirmed"] = "OrganizerConfirmed"
+    live: bool
+
+
+class PetitionApproved(Event):
+    """A moderator approved the petition: it is live. The notifier tells the organizer."""
+
+    type: Literal["PetitionApproved"] = "PetitionApproved"
+
+
+class PetitionRejected(Event):
+    """A moderator rejected the petition: it never goes live. The notifier tells the organizer
+    (the moderator's note stays in signing)."""
+
+    type: Literal["PetitionRejected"] = "PetitionRejected"
+
+
 class PetitionClosed(Event):
     """The petition takes no more signatures: closed, or won (the organizer declared victory)."""
 
@@ -98,6 +122,7 @@ class SignInRequested(Event):
 
     type: Literal["SignInRequested"] = "SignInRequested"
     link_id: UUID
+    purpose: Literal["sign_in", "confirm"] = "sign_in"  # confirm: a petition just started at /start
 
 
 class UpdatePosted(Event):
@@ -117,18 +142,24 @@ class OrganizerErased(Event):
 
 AnyEvent = Annotated[
     Union[PetitionCreated, SignatureAdded, ConfirmationRequested, SignatureInvalidated, MilestoneReached,
-          OrganizerErased, PetitionUpdated, PetitionClosed, SignInRequested, UpdatePosted],
+          OrganizerErased, PetitionUpdated, PetitionClosed, SignInRequested, UpdatePosted, OrganizerConfirmed,
+          PetitionApproved, PetitionRejected],
     Field(discriminator="type"),
 ]
 _any_event = TypeAdapter(AnyEvent)
 
-CURRENT_VERSIONS = {"PetitionCreated": 2, "SignatureInvalidated": 2}  # types not named here are at version 1
+CURRENT_VERSIONS = {"PetitionCreated": 3, "SignatureInvalidated": 2}  # types not named here are at version 1
 
 
 def _petition_created_v1(data: dict[str, Any]) -> dict[str, Any]:
     """Version 1 carried the organizer's contact; reading it drops that field."""
     data = {key: value for key, value in data.items() if key != "organizer"}
     return {**data, "schema_version": 2}
+
+
+def _petition_created_v2(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 petitions were all public at once."""
+    return {**data, "schema_version": 3, "status": "open"}
 
 
 def _signature_invalidated_v1(data: dict[str, Any]) -> dict[str, Any]:
@@ -138,6 +169,7 @@ def _signature_invalidated_v1(data: dict[str, Any]) -> dict[str, Any]:
 
 # (type, schema_version) -> function turning that version's dict into the next version's.
 UPCASTERS: dict[tuple[str, int], Any] = {("PetitionCreated", 1): _petition_created_v1,
+                                         ("PetitionCreated", 2): _petition_created_v2,
                                          ("SignatureInvalidated", 1): _signature_invalidated_v1}
 
 
@@ -149,7 +181,8 @@ def upcast(data: dict[str, Any]) -> dict[str, Any]:
 
 
 AnyEventType = (PetitionCreated | SignatureAdded | ConfirmationRequested | SignatureInvalidated | MilestoneReached
-                | OrganizerErased | PetitionUpdated | PetitionClosed | SignInRequested | UpdatePosted)
+                | OrganizerErased | PetitionUpdated | PetitionClosed | SignInRequested | UpdatePosted
+                | OrganizerConfirmed | PetitionApproved | PetitionRejected)
 
 
 def decode_event(payload: bytes | str | dict[str, Any]) -> AnyEventType:

@@ -7,7 +7,8 @@ SUBJECT_PREFIX = "petitions"
 STREAM_SUBJECTS = [f"{SUBJECT_PREFIX}.*.events.*"]
 
 # Events that change what a petition shows (signing caches petitions and forgets them on these).
-PETITION_EVENT_TYPES = ("PetitionCreated", "OrganizerErased", "PetitionUpdated", "PetitionClosed")
+PETITION_EVENT_TYPES = ("PetitionCreated", "OrganizerErased", "PetitionUpdated", "PetitionClosed", "OrganizerConfirmed",
+                        "PetitionApproved", "PetitionRejected")
 
 COUNTER_DURABLE = "counter"
 NOTIFIER_DURABLE = "notifier"

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from services.counter.db import milestones, petition_counts, petition_countries, petition_hours
 from services.counter.live import Full
+from services.counter.projection import PUBLIC_STATUSES
 from shared.counts import Count, count_document
 from shared.db import as_utc
 from shared.refs import petition_ref
@@ -132,7 +133,10 @@ async def _countries(request: Request, petition_id: str) -> list[CountryCount]:
 async def get_public_petition(row: Annotated[object, Depends(find_count)], request: Request,
                               response: Response) -> PublicPetition:
     """A petition's public data, by id or slug: count, goal, status and signatures by country.
-    Cacheable like the count; for newsrooms, dashboards and anyone who republishes it."""
+    Cacheable like the count; for newsrooms, dashboards and anyone who republishes it. A petition
+    not public yet (waiting for its organizer's email or a moderator, or rejected) is a 404."""
+    if row.status not in PUBLIC_STATUSES:
+        raise HTTPException(404, f"No petition '{row.slug}' is public.")
     _cache(request, response)
     return PublicPetition(**as_count(row).model_dump(), slug=row.slug, status=row.status,
                           signatures_by_country=await _countries(request, row.petition_id))

@@ -15,7 +15,8 @@ petition_counts = Table(
     Column("slug", String(80), unique=True),
     Column("count", Integer, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    Column("status", String(8), nullable=False, server_default="open"),  # open, closed or won (PetitionClosed)
+    # open, closed, won; unconfirmed, in_review, rejected (a petition started at /start, not public yet)
+    Column("status", String(16), nullable=False, server_default="open"),
 )
 
 # One row per event applied: the tracking record that makes each event count once.

@@ -16,8 +16,8 @@ from services.counter.db import milestones, outbox, petition_counts, petition_co
 from shared.bulk import insert_json, present
 from shared.counts import Count, count_document
 from shared.db import insert
-from shared.events import (MilestoneReached, PetitionClosed, PetitionCreated, SignatureAdded, SignatureInvalidated,
-                           decode_event)
+from shared.events import (MilestoneReached, OrganizerConfirmed, PetitionApproved, PetitionClosed, PetitionCreated,
+                           PetitionRejected, SignatureAdded, SignatureInvalidated, decode_event)
 from shared.milestones import milestones_crossed, next_goal
 from shared.outbox import outbox_row
 
@@ -42,7 +42,9 @@ UUID_TEXT = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
 Id = Annotated[str, StringConstraints(pattern=UUID_TEXT)]
 
 
-COUNTED_TYPES = ("PetitionCreated", "SignatureAdded", "SignatureInvalidated", "PetitionClosed")
+COUNTED_TYPES = ("PetitionCreated", "SignatureAdded", "SignatureInvalidated", "PetitionClosed", "OrganizerConfirmed",
+                 "PetitionApproved", "PetitionRejected")
+PUBLIC_STATUSES = ("open", "closed", "won")  # the others wait for the organizer's email or a moderator
 
 
 class Counted(BaseModel):
@@ -53,7 +55,8 @@ class Counted(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_id: Id
-    type: Literal["PetitionCreated", "SignatureAdded", "SignatureInvalidated", "PetitionClosed"]
+    type: Literal["PetitionCreated", "SignatureAdded", "SignatureInvalidated", "PetitionClosed", "OrganizerConfirmed",
+                  "PetitionApproved", "PetitionRejected"]
     schema_version: Literal[1] = 1
     petition_id: Id
     slug: str | None = None
@@ -62,6 +65,16 @@ class Counted(BaseModel):
     country: str | None = None
     counted_at: datetime | None = None  # a SignatureInvalidated's: when the signature had counted
     outcome: str | None = None  # a PetitionClosed's: closed or won
+    status: str | None = None  # a PetitionCreated's: open or unconfirmed
+    live: bool | None = None  # an OrganizerConfirmed's
+
+    def next_status(self, current: str | None) -> str | None:
+        """The petition's status after this event (None: it does not change it). Won stays won."""
+        if current == "won":
+            return "won"
+        return {"PetitionCreated": self.status or "open", "PetitionClosed": self.outcome,
+                "OrganizerConfirmed": "open" if self.live else "in_review", "PetitionApproved": "open",
+                "PetitionRejected": "rejected"}.get(self.type)
 
     @property
     def where_and_when(self) -> tuple[str | None, int | None]:
@@ -81,12 +94,14 @@ def counted(payload: bytes) -> Counted:
     except ValidationError:
         # Another version (upcast it) or another type: the whole contract decides.
         event = decode_event(payload)
-        if not isinstance(event, (PetitionCreated, SignatureAdded, SignatureInvalidated, PetitionClosed)):
+        if not isinstance(event, (PetitionCreated, SignatureAdded, SignatureInvalidated, PetitionClosed,
+                                  OrganizerConfirmed, PetitionApproved, PetitionRejected)):
             raise ValueError(f"{event.type} is not counted") from None
         return Counted(event_id=str(event.event_id), type=event.type, petition_id=str(event.petition_id),
                        slug=getattr(event, "slug", None), correlation_id=event.correlation_id,
                        occurred_at=event.occurred_at, country=getattr(event, "country", None),
-                       counted_at=getattr(event, "counted_at", None), outcome=getattr(event, "outcome", None))
+                       counted_at=getattr(event, "counted_at", None), outcome=getattr(event, "outcome", None),
+                       status=getattr(event, "status", None), live=getattr(event, "live", None))
 
 
 @dataclass(frozen=True)
@@ -118,7 +133,7 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
     invalidated: dict[str, int] = defaultdict(int)
     by_country: dict[tuple[str, str], int] = defaultdict(int)
     by_hour: dict[tuple[str, int], int] = defaultdict(int)
-    closed: dict[str, str] = {}
+    statuses: dict[str, str] = {}  # petition id -> its status after this batch's events
     for item in batch:
         event = item.event
         if item.event_id not in fresh:
@@ -128,10 +143,10 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
             signed[item.petition_id].append(event)
         elif event.type == "SignatureInvalidated":
             invalidated[item.petition_id] += 1
-        elif event.type == "PetitionClosed":
-            closed[item.petition_id] = _final(closed.get(item.petition_id), event.outcome)
-        else:
+        elif event.type == "PetitionCreated":
             created[item.petition_id] = event.slug
+        if (status := event.next_status(statuses.get(item.petition_id))) is not None:
+            statuses[item.petition_id] = status
         country, hour = event.where_and_when
         if hour is not None:
             step = 1 if event.type == "SignatureAdded" else -1
@@ -140,11 +155,11 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
     await _add_to(session, petition_countries, "country", by_country)
     await _add_to(session, petition_hours, "hour", by_hour)
     reached, counts = [], []
-    for petition_id in sorted(created | signed.keys() | invalidated.keys() | closed.keys()):  # one lock order
+    for petition_id in sorted(created | signed.keys() | invalidated.keys() | statuses.keys()):  # one lock order
         signatures = signed.get(petition_id, [])
         delta = len(signatures) - invalidated.get(petition_id, 0)
         new_count, updated_at = await _add_to_count(session, petition_id, delta, created.get(petition_id),
-                                                    closed.get(petition_id))
+                                                    statuses.get(petition_id))
         counts.append(count_document(petition_id, new_count, updated_at))
         old_count = new_count - delta
         # Only a rise crosses milestones (then delta > 0 and every index below is a signature of
@@ -196,23 +211,18 @@ async def _add_to(session: AsyncSession, table, key: str, deltas: dict[tuple, in
     await session.execute(statement, rows)
 
 
-def _final(status: str | None, outcome: str) -> str:
-    """A petition's status after a PetitionClosed: won stays won."""
-    return "won" if "won" in (status, outcome) else outcome
-
-
 async def _add_to_count(session: AsyncSession, petition_id: str, delta: int, slug: str | None,
-                        closed: str | None = None) -> tuple[int, datetime]:
+                        status: str | None = None) -> tuple[int, datetime]:
     statement = insert(_dialect(session), petition_counts).values(
-        petition_id=petition_id, slug=slug, count=delta, updated_at=datetime.now(timezone.utc), status=closed or "open"
+        petition_id=petition_id, slug=slug, count=delta, updated_at=datetime.now(timezone.utc), status=status or "open"
     )
     set_ = {
         "count": petition_counts.c.count + statement.excluded.count,
         "slug": func.coalesce(statement.excluded.slug, petition_counts.c.slug),
         "updated_at": statement.excluded.updated_at,
     }
-    if closed is not None:
-        set_["status"] = case((petition_counts.c.status == "won", "won"), else_=closed)
+    if status is not None:
+        set_["status"] = case((petition_counts.c.status == "won", "won"), else_=status)
     statement = statement.on_conflict_do_update(index_elements=["petition_id"], set_=set_).returning(petition_counts.c.count, petition_counts.c.updated_at)
     count, updated_at = (await session.execute(statement)).one()
     return count, updated_at
@@ -257,7 +267,7 @@ class Rebuild:
         self.session = session
         self.up_to_seq = up_to_seq
         self.slugs: dict[str, str | None] = {}
-        self.statuses: dict[str, str] = {}  # petition id -> closed or won, from the replayed PetitionClosed
+        self.statuses: dict[str, str] = {}  # petition id -> its status, from the replayed events
 
     async def start(self) -> None:
         session = self.session
@@ -270,8 +280,8 @@ class Rebuild:
     async def track(self, chunk: Sequence[Delivered]) -> None:
         self.slugs.update({item.petition_id: item.event.slug for item in chunk if item.event.type == "PetitionCreated"})
         for item in chunk:
-            if item.event.type == "PetitionClosed":
-                self.statuses[item.petition_id] = _final(self.statuses.get(item.petition_id), item.event.outcome)
+            if (status := item.event.next_status(self.statuses.get(item.petition_id))) is not None:
+                self.statuses[item.petition_id] = status
         if _dialect(self.session) == "postgresql":
             await _track_copied(self.session, chunk)
         else:

@@ -18,13 +18,14 @@ from nats.aio.msg import Msg
 
 from services.notifier.service import Notifier
 from shared.deadletters import DeadLetters, describe
-from shared.events import (ConfirmationRequested, MilestoneReached, PetitionCreated, SignInRequested, UpdatePosted,
-                           decode_event)
+from shared.events import (ConfirmationRequested, MilestoneReached, PetitionApproved, PetitionCreated,
+                           PetitionRejected, SignInRequested, UpdatePosted, decode_event)
 from shared.lifecycle import transient
 
 log = structlog.get_logger("notifier")
 
-NOTIFIED_TYPES = ("PetitionCreated", "MilestoneReached", "ConfirmationRequested", "SignInRequested", "UpdatePosted")
+NOTIFIED_TYPES = ("PetitionCreated", "MilestoneReached", "ConfirmationRequested", "SignInRequested", "UpdatePosted",
+                  "PetitionApproved", "PetitionRejected")
 
 
 def notify(notifier: Notifier, dead_letters: DeadLetters):
@@ -113,6 +114,8 @@ async def _react(notifier: Notifier, event, deliveries: int = 1) -> float | None
         return await notifier.send_milestone_email(event, deliveries)
     elif isinstance(event, UpdatePosted):
         await notifier.open_update(event)
+    elif isinstance(event, (PetitionApproved, PetitionRejected)):
+        return await notifier.send_review_email(event, deliveries)
     elif isinstance(event, ConfirmationRequested):
         if await notifier.send_confirmations([event], deliveries):
             return notifier.retry_delay(deliveries)

@@ -15,6 +15,7 @@ from services.notifier.settings import NotifierSettings
 class Organizer(BaseModel):
     name: str
     email: str
+    review_note: str | None = None
 
     @property
     def first_name(self) -> str:

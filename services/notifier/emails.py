@@ -124,10 +124,14 @@ def confirmation_email(confirmation, petition, *, mail_from: str, message_id_val
                    mail_from=mail_from, message_id_value=message_id_value, correlation_id=correlation_id)
 
 
-def sign_in_email(link, petition, *, mail_from: str, message_id_value: str, correlation_id: str | None = None) -> Email:
-    """To the organizer: a link that signs them in to their petition's dashboard (once, for a while)."""
-    return _to_one("sign_in", f'Sign in to "{_shown(petition.title)}"', link.name, link.email,
-                   {"title": petition.title, "sign_in_url": link.sign_in_url},
+def sign_in_email(link, petition, *, mail_from: str, message_id_value: str, correlation_id: str | None = None,
+                  purpose: str = "sign_in") -> Email:
+    """To the organizer: a link that signs them in to their petition's dashboard (once, for a
+    while); for a petition just started at /start (`purpose` confirm), it also confirms their email."""
+    subject = (f'Confirm your petition "{_shown(petition.title)}"' if purpose == "confirm"
+               else f'Sign in to "{_shown(petition.title)}"')
+    return _to_one("sign_in", subject, link.name, link.email,
+                   {"title": petition.title, "sign_in_url": link.sign_in_url, "purpose": purpose},
                    mail_from=mail_from, message_id_value=message_id_value, correlation_id=correlation_id)
 
 
@@ -158,3 +162,14 @@ def supporter_update_email(update, petition, organizer, recipient, *, mail_from:
     return alternative(headers, _templates.get_template("update.txt.j2").render(context),
                        _templates.get_template("update.html.j2").render(context),
                        sender=mail_from_address(mail_from), recipients=(ascii_address(recipient.email),))
+
+
+def review_email(approved: bool, petition, organizer, *, mail_from: str, public_url: str, message_id_value: str,
+                 correlation_id: str | None = None) -> Email:
+    """To the organizer: the moderators approved the petition (it is live) or did not (and why)."""
+    subject = (f'"{_shown(petition.title)}" is live' if approved
+               else f'"{_shown(petition.title)}" was not approved')
+    context = {"title": petition.title, "approved": approved, "note": organizer.review_note,
+               "petition_url": f"{public_url.rstrip('/')}/p/{petition.slug}"}
+    return _to_one("review", subject, organizer.name, organizer.email, context, mail_from=mail_from,
+                   message_id_value=message_id_value, correlation_id=correlation_id)

@@ -16,6 +16,8 @@ from shared.db import insert
 CONFIRMATION = 0
 # The topic of organizers' sign-in links: recipient "signin.<link id>".
 SIGN_IN = 1
+# The topics of the moderators' decision on a petition, told to its organizer (recipient "organizer").
+APPROVED, REJECTED = 2, 3
 
 
 class BatchLedger:

@@ -8,12 +8,13 @@ from sqlalchemy import select
 from services.notifier.contacts import Contacts, PetitionUnknown
 from services.notifier.db import petitions
 from services.notifier.delivery import Outgoing, Pipeline
-from services.notifier.emails import confirmation_email, message_id, organizer_milestone_email, sign_in_email
+from services.notifier.emails import (confirmation_email, message_id, organizer_milestone_email, review_email,
+                                      sign_in_email)
 from services.notifier.fanout import FanOut, is_goal
-from services.notifier.ledger import CONFIRMATION, SIGN_IN
+from services.notifier.ledger import APPROVED, CONFIRMATION, REJECTED, SIGN_IN
 from services.notifier.settings import NotifierSettings
 from shared.db import insert
-from shared.events import ConfirmationRequested, MilestoneReached, PetitionCreated, SignInRequested
+from shared.events import ConfirmationRequested, MilestoneReached, PetitionApproved, PetitionCreated, SignInRequested
 
 log = structlog.get_logger("notifier")
 
@@ -84,6 +85,28 @@ class Notifier:
                      message_id=mid)
         return None if outcome.finished else self.retry_delay(deliveries)
 
+    async def send_review_email(self, event, deliveries: int = 1) -> float | None:
+        """Tell the organizer the moderators' decision (PetitionApproved or PetitionRejected), once;
+        returns a retry delay in seconds when it must come back."""
+        petition_id = str(event.petition_id)
+        approved = isinstance(event, PetitionApproved)
+        petition = (await self._petitions({petition_id})).get(petition_id)
+        if petition is None:
+            return self.settings.retry_base_s  # PetitionCreated is on its way
+        try:
+            organizer = await self.contacts.organizer(petition_id)
+        except PetitionUnknown:
+            return self.settings.retry_base_s
+        if organizer is None:
+            return None  # erased: write to no one
+        topic = APPROVED if approved else REJECTED
+        mid = message_id(petition_id, topic, ORGANIZER, self.settings.message_id_domain)
+        email = Outgoing(ORGANIZER, mid, lambda: review_email(
+            approved, petition, organizer, mail_from=self.settings.mail_from, public_url=self.settings.public_url,
+            message_id_value=mid, correlation_id=event.correlation_id))
+        outcome = await self.pipeline.send(petition_id, topic, [email], kind=ORGANIZER)
+        return None if outcome.finished else self.retry_delay(deliveries)
+
     async def send_confirmations(self, events: list[ConfirmationRequested], deliveries: int = 1) -> set:
         """Email each signer their confirmation link, once per request. Returns the events that
         must come back later (a temporary failure, or their petition not known here yet)."""
@@ -107,7 +130,7 @@ class Notifier:
             events, {e.event_id: wanted.get(str(e.link_id)) for e in events}, SIGN_IN, "sign_in",
             recipient=lambda e: f"signin.{e.link_id.hex}",
             build=lambda c, p, m, e: sign_in_email(c, p, mail_from=s.mail_from, message_id_value=m,
-                                                   correlation_id=e.correlation_id))
+                                                   correlation_id=e.correlation_id, purpose=e.purpose))
 
     async def _send_each(self, events, contacts: dict, topic: int, kind: str, *, recipient, build) -> set:
         """One transactional email per event whose contact signing gave (None: nothing to send),

@@ -17,6 +17,8 @@ from services.signing.pages import WEB, page_files
 from services.signing.pages import router as pages
 from services.signing.petitions import PetitionCache
 from services.signing.moderation import router as moderation
+from services.signing.review import api as review_api
+from services.signing.review import page as review_page
 from services.signing.organizers import Organizers
 from services.signing.supporters import router as supporters
 from services.signing.service import Signing
@@ -98,6 +100,8 @@ def create_app(settings: SigningSettings) -> FastAPI:
     app.include_router(pages)
     app.include_router(supporters)
     app.include_router(moderation)
+    app.include_router(review_api)
+    app.include_router(review_page)
     app.mount("/static", StaticFiles(directory=WEB / "static"), name="static")
     add_error_handlers(app)
     describe_answers(app)

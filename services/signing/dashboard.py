@@ -29,9 +29,9 @@ from sqlalchemy import func, select
 from services.signing import db
 from services.signing.supporters import require_internal
 from services.signing.organizers import COOKIE, Organizers, SignInLinks
-from services.signing.pages import ERASED_ORGANIZER, find, not_found, render
-from services.signing.schemas import Closure, PetitionChange, UpdateIn
-from services.signing.service import StatusConflict
+from services.signing.pages import ERASED_ORGANIZER, not_found, render
+from services.signing.schemas import Closure, PetitionChange, PetitionIn, UpdateIn
+from services.signing.service import PetitionNotFound, StatusConflict
 from shared.db import as_utc
 from shared.http import field_errors, request_id
 
@@ -45,9 +45,45 @@ def organizers(request: Request) -> Organizers:
     return request.app.state.organizers
 
 
+START_FIELDS = ("title", "target", "story", "name", "email")
+
+
+@router.get("/start")
+async def start_page(request: Request) -> Response:
+    return render("start.html.j2", {"values": dict.fromkeys(START_FIELDS, ""), "errors": {},
+                                    "moderate": request.app.state.settings.moderate_petitions})
+
+
+@router.post("/start")
+async def start(request: Request) -> Response:
+    """Start a petition (a form, no JavaScript needed): it waits for its organizer to follow the
+    emailed link, then goes live or to the moderators."""
+    form = await request.form()
+    values = {field: str(form.get(field, "")).strip() for field in START_FIELDS}
+    settings = request.app.state.settings
+    try:
+        data = PetitionIn(title=values["title"], target=values["target"], story=values["story"],
+                          organizer={"name": values["name"], "email": values["email"]})
+    except ValidationError as exc:
+        errors = {}
+        for field, message in field_errors(exc.errors()).items():
+            key = field.removeprefix("organizer.")
+            errors.setdefault(key, f"{START_LABELS.get(key, key)} {message.rstrip('.')}.")
+        return render("start.html.j2", {"values": values, "errors": errors, "moderate": settings.moderate_petitions},
+                      status_code=422)
+    petition = await request.app.state.signing.create_petition(data, request_id(request), started=True)
+    await organizers(request).request_link(petition.id, request_id(request), purpose="confirm")
+    return render("start.html.j2", {"started": True, "started_email": data.organizer.email,
+                                    "moderate": settings.moderate_petitions}, status_code=202)
+
+
+START_LABELS = {"title": "The title", "target": "The decision maker", "story": "The story", "name": "Your name",
+                "email": "Your email"}
+
+
 @router.get("/p/{slug}/organizer")
 async def sign_in_page(slug: str, request: Request) -> Response:
-    petition = await find(request, slug)
+    petition = await find_any(request, slug)
     if petition is None:
         return not_found(slug)
     return render("organizer_sign_in.html.j2", {"petition": petition, "state": "ask"})
@@ -57,7 +93,7 @@ async def sign_in_page(slug: str, request: Request) -> Response:
 async def ask_for_link(slug: str, request: Request) -> Response:
     """Email a sign-in link to the organizer. Answers the same whoever asks: the link only ever
     goes to the address the petition was started with."""
-    petition = await find(request, slug)
+    petition = await find_any(request, slug)
     if petition is None:
         return not_found(slug)
     if petition.organizer_erased_at is None:
@@ -71,9 +107,11 @@ async def follow_link(token: str, request: Request) -> Response:
     if signed_in is None:
         return render("organizer_sign_in.html.j2", {"petition": None, "state": "spent"}, status_code=401)
     petition_id, session_token = signed_in
-    petition = await request.app.state.signing.get_petition(petition_id)
-    response = RedirectResponse(f"/dashboard/{petition.slug}", status_code=303)
     settings = request.app.state.settings
+    # The first link to a petition started at /start also confirms its organizer's email.
+    await request.app.state.signing.confirm_organizer(petition_id, settings.moderate_petitions, request_id(request))
+    petition = await request.app.state.signing.get_petition(petition_id, public=False)
+    response = RedirectResponse(f"/dashboard/{petition.slug}", status_code=303)
     response.set_cookie(COOKIE, session_token, max_age=int(settings.organizer_session_ttl_s), httponly=True,
                         samesite="lax", secure=settings.public_url.startswith("https://"), path="/")
     return response
@@ -84,9 +122,17 @@ class Allowed:
     petition: object
 
 
+async def find_any(request: Request, slug: str):
+    """The petition, public or not yet (its organizer sees it while it waits for review)."""
+    try:
+        return await request.app.state.signing.get_petition(slug, public=False)
+    except PetitionNotFound:
+        return None
+
+
 async def organizer_of(slug: str, request: Request) -> Allowed | Response:
     """The petition, if this request's session is for it; else the answer to give (404, 401, 403)."""
-    petition = await find(request, slug)
+    petition = await find_any(request, slug)
     if petition is None:
         return not_found(slug)
     session = await organizers(request).session_of(request)

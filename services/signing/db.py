@@ -10,8 +10,12 @@ from shared.outbox import outbox_table
 
 metadata = MetaData()
 
-# A petition's status.
+# A petition's status. Public: open (takes signatures), closed, won. Not public: unconfirmed (started
+# at /start, its organizer has not followed the emailed link yet), in_review (waiting for a
+# moderator: GROUNDSWELL_MODERATE_PETITIONS), rejected.
 OPEN, CLOSED, WON = "open", "closed", "won"
+UNCONFIRMED, IN_REVIEW, REJECTED = "unconfirmed", "in_review", "rejected"
+PUBLIC = (OPEN, CLOSED, WON)
 
 petitions = Table(
     "petitions",
@@ -31,6 +35,8 @@ petitions = Table(
     Column("status", String(16), nullable=False, server_default=OPEN),
     Column("closed_at", DateTime(timezone=True)),
     Column("updated_at", DateTime(timezone=True)),  # the story's last change
+    Column("review_note", Text),  # a moderator's reason, told to the organizer
+    Column("reviewed_at", DateTime(timezone=True)),
 )
 
 signatures = Table(

@@ -80,7 +80,7 @@ class Organizers:
         self.settings = settings
         self.secret = settings.mailbox_secret()
 
-    async def request_link(self, petition_id: str, correlation_id: str | None) -> bool:
+    async def request_link(self, petition_id: str, correlation_id: str | None, purpose: str = "sign_in") -> bool:
         """Queue a sign-in link for the petition's organizer; False when one was asked for less than
         GROUNDSWELL_SIGN_IN_RESEND_S ago (the earlier one is on its way)."""
         now = datetime.now(timezone.utc)
@@ -96,7 +96,8 @@ class Organizers:
             await session.execute(links.insert().values(
                 id=link_id, petition_id=petition_id, created_at=now,
                 expires_at=now + timedelta(seconds=self.settings.sign_in_link_ttl_s)))
-            row = outbox_row(SignInRequested(petition_id=petition_id, link_id=link_id, correlation_id=correlation_id))
+            row = outbox_row(SignInRequested(petition_id=petition_id, link_id=link_id, correlation_id=correlation_id,
+                                             purpose=purpose))
             await session.execute(db.outbox.insert().values(**row))
         self.relay.publish_soon([row])
         return True

@@ -143,8 +143,10 @@ class PetitionOut(BaseModel):
     story: str
     organizer: OrganizerOut
     created_at: UtcDatetime
-    status: Literal["open", "closed", "won"] = Field(
-        description="open: takes signatures; closed, or won (victory declared): takes none.")
+    status: Literal["open", "closed", "won", "unconfirmed", "in_review", "rejected"] = Field(
+        description="open: takes signatures; closed, or won (victory declared): takes none. Only an admin sees "
+                    "the others: unconfirmed (its organizer has not confirmed their email), in_review (waiting "
+                    "for a moderator), rejected.")
     links: dict[str, str]
 
 

@@ -16,7 +16,8 @@ from services.signing.schemas import PetitionIn, SignatureIn
 from services.signing.settings import SigningSettings
 from services.signing.signatures import ConfirmationWriter, Confirmed, NewSignature, SignatureWriter
 from shared.refs import is_token
-from shared.events import PetitionClosed, PetitionCreated, PetitionUpdated, UpdatePosted
+from shared.events import (OrganizerConfirmed, PetitionApproved, PetitionClosed, PetitionCreated, PetitionRejected,
+                           PetitionUpdated, UpdatePosted)
 from shared.groupcommit import GroupCommitter
 from shared.metrics import CONFIRMED, SIGNATURES
 from shared.outbox import OutboxRelay, outbox_row
@@ -67,7 +68,9 @@ class Signing:
         )
         self.confirmation_writer = ConfirmationWriter(dialect)
 
-    async def create_petition(self, data: PetitionIn, correlation_id: str | None = None):
+    async def create_petition(self, data: PetitionIn, correlation_id: str | None = None, *, started: bool = False):
+        """A new petition: public at once (the admin API), or, `started` at /start by its organizer,
+        unconfirmed until they follow the emailed link (then live, or reviewed by a moderator)."""
         async with self.sessions() as session:
             slug = data.slug or await _free_slug(session, derive_slug(data.title))
             if await db.slug_taken(session, slug):
@@ -82,6 +85,7 @@ class Signing:
                 "organizer_email": data.organizer.email,
                 "organizer_mailbox_key": mailbox_key(self.mailbox_secret, data.organizer.email),
                 "created_at": datetime.now(timezone.utc),
+                "status": db.UNCONFIRMED if started else db.OPEN,
             }
             event = PetitionCreated(
                 petition_id=row["id"],
@@ -89,6 +93,7 @@ class Signing:
                 title=data.title,
                 slug=slug,
                 target=data.target,
+                status=row["status"],
             )
             outbox = outbox_row(event)
             await session.execute(db.petitions.insert().values(**row))
@@ -98,12 +103,12 @@ class Signing:
             except IntegrityError:
                 raise SlugTaken(slug) from None
         self.relay.publish_soon([outbox])
-        return await self.get_petition(row["id"])
+        return await self.get_petition(row["id"], public=False)
 
     async def update_petition(self, ref: str, story: str, correlation_id: str | None = None):
         """Change the story (a PetitionUpdated names the field, not the text); unchanged text
         changes nothing and publishes nothing."""
-        petition = await self.get_petition(ref)
+        petition = await self.get_petition(ref, public=False)
         if story == petition.story:
             return petition
         event = PetitionUpdated(petition_id=petition.id, correlation_id=correlation_id, fields=["story"])
@@ -112,7 +117,7 @@ class Signing:
     async def close_petition(self, ref: str, outcome: str, correlation_id: str | None = None):
         """Close the petition, or declare it won: it takes no more signatures (a PetitionClosed).
         Idempotent; a closed petition can still be declared won, a won one stays won."""
-        petition = await self.get_petition(ref)
+        petition = await self.get_petition(ref, public=False)
         if petition.status == outcome:
             return petition
         if petition.status == db.WON:
@@ -157,13 +162,40 @@ class Signing:
             await session.execute(db.outbox.insert().values(**outbox))
         self.petitions.forget(petition_id)  # this replica at once; the others on the event
         self.relay.publish_soon([outbox])
-        return await self.get_petition(petition_id)
+        return await self.get_petition(petition_id, public=False)
 
-    async def get_petition(self, ref: str):
+    async def get_petition(self, ref: str, *, public: bool = True):
+        """The petition with this id or slug; one not public yet (unconfirmed, in review, rejected)
+        only when `public` is False (its organizer's dashboard, moderators)."""
         petition = await self.petitions.get(ref)
-        if petition is None:
+        if petition is None or (public and petition.status not in db.PUBLIC):
             raise PetitionNotFound(ref)
         return petition
+
+    async def confirm_organizer(self, petition_id: str, moderate: bool, correlation_id: str | None = None) -> None:
+        """The organizer of a petition started at /start followed their link: it goes live, or to
+        the moderators (nothing changes for a petition already past this)."""
+        status = db.IN_REVIEW if moderate else db.OPEN
+        event = OrganizerConfirmed(petition_id=petition_id, correlation_id=correlation_id, live=status == db.OPEN)
+        await self._change(petition_id, {"status": status}, event, only_if=db.petitions.c.status == db.UNCONFIRMED)
+
+    async def review(self, ref: str, approve: bool, note: str | None, correlation_id: str | None = None):
+        """A moderator's decision on a petition in review: live, or rejected (with a note for the
+        organizer). StatusConflict unless it is in review."""
+        petition = await self.get_petition(ref, public=False)
+        event = (PetitionApproved if approve else PetitionRejected)(petition_id=petition.id, correlation_id=correlation_id)
+        values = {"status": db.OPEN if approve else db.REJECTED, "review_note": note,
+                  "reviewed_at": datetime.now(timezone.utc)}
+        changed = await self._change(petition.id, values, event, only_if=db.petitions.c.status == db.IN_REVIEW)
+        if changed is None:
+            raise StatusConflict(f"This petition is {petition.status.replace('_', ' ')}, not waiting for review.")
+        return changed
+
+    async def in_review(self) -> list:
+        async with self.sessions() as session:
+            return (await session.execute(
+                select(db.petitions).where(db.petitions.c.status == db.IN_REVIEW).order_by(db.petitions.c.created_at)
+            )).all()
 
     async def sign(self, ref: str, data: SignatureIn, correlation_id: str | None = None,
                    client: str | None = None) -> str:

@@ -71,6 +71,9 @@ class SigningSettings(ServiceSettings):
         43200.0, gt=0, description="How long an organizer stays signed in to their petition's dashboard.")
     sign_in_resend_s: float = Field(
         60.0, ge=0, description="Least time between two sign-in links for the same petition.")
+    moderate_petitions: bool = Field(
+        True, description="A petition started at /start waits for a moderator's approval (after its organizer "
+                          "confirms their email) before it goes live.")
     embed_origins: str = Field(
         "", description="Comma-separated origins (https://news.example) whose pages may embed the petition "
                         "widget (`/w/<slug>`, `/static/widget.js`); `*` for any; empty: this site only.")

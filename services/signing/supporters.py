@@ -121,6 +121,7 @@ async def confirmations(body: ConfirmationsIn, request: Request) -> Confirmation
 class OrganizerContact(BaseModel):
     name: str
     email: str
+    review_note: str | None = None  # a moderator's note on the petition, for the rejection email
 
 
 @router.get("/internal/petitions/{petition_id}/organizer", dependencies=[Depends(require_internal)],
@@ -131,13 +132,14 @@ async def organizer(petition_id: UUID, request: Request) -> OrganizerContact:
     p = db.petitions
     async with request.app.state.runtime.sessions() as session:
         row = (await session.execute(
-            select(p.c.organizer_name, p.c.organizer_email, p.c.organizer_erased_at).where(p.c.id == str(petition_id))
+            select(p.c.organizer_name, p.c.organizer_email, p.c.organizer_erased_at, p.c.review_note)
+            .where(p.c.id == str(petition_id))
         )).first()
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No petition has the id '{petition_id}'.")
     if row.organizer_erased_at is not None:
         raise HTTPException(status.HTTP_410_GONE, "This petition's organizer asked to be erased.")
-    return OrganizerContact(name=row.organizer_name, email=row.organizer_email)
+    return OrganizerContact(name=row.organizer_name, email=row.organizer_email, review_note=row.review_note)
 
 
 async def _subscription(request: Request, token: str):

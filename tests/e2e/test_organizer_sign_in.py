@@ -191,3 +191,83 @@ def test_the_widget_may_be_framed_and_shows_the_live_count_and_a_sign_button(sys
     assert script.status_code == 200 and "javascript" in script.headers["content-type"] and "/w/" in script.text
     page = httpx.get(f"{web}/p/widget", timeout=10)
     assert page.headers["X-Frame-Options"] == "DENY"  # everything else still refuses to be framed
+
+
+def emails_to(system, address: str, subject_start: str) -> list:
+    return [m for m in list(system.smtp.messages)
+            if m["To"].addresses[0].addr_spec == address and str(m["Subject"]).startswith(subject_start)]
+
+
+def start(system, client: httpx.Client, title: str, name: str, address: str) -> str:
+    """Start a petition at /start and follow the emailed link; returns its slug."""
+    started = client.post("/start", data={"title": title, "target": "Springfield City Council",
+                                          "story": "The library is closing.\n\nKeep it open.", "name": name,
+                                          "email": address})
+    assert started.status_code == 202 and "Check your inbox" in started.text and address in started.text
+    mail = eventually(lambda: emails_to(system, address, "Confirm your petition"), message="the confirm email")
+    link = re.search(r"(http\S+/o/\S+)", mail[0].get_body(("plain",)).get_content()).group(1)
+    followed = client.get(link.removeprefix(system.web.url), follow_redirects=False)
+    assert followed.status_code == 303
+    return followed.headers["location"].removeprefix("/dashboard/")
+
+
+def test_a_started_petition_waits_for_its_organizer_and_a_moderator_who_tells_them_either_way(system):
+    web = system.web.url
+    admin = ("moderator", system.token)
+    with httpx.Client(base_url=web, timeout=10) as rosa, httpx.Client(base_url=web, timeout=10) as ben:
+        form = rosa.get("/start")
+        assert form.status_code == 200 and 'action="/start"' in form.text
+        empty = rosa.post("/start", data={"title": "", "target": "", "story": "", "name": "", "email": "nope"})
+        assert empty.status_code == 422
+        assert all(f'id="{field}-error"' in empty.text for field in ("title", "target", "story", "name", "email"))
+
+        slug = start(system, rosa, "Save the Elm Street library", "Rosa Diaz", "rosa@example.org")
+        assert slug == "save-the-elm-street-library"
+        dashboard = rosa.get(f"/dashboard/{slug}")
+        assert dashboard.status_code == 200 and "Waiting for a moderator" in dashboard.text
+        # Not public while it waits: no page, no signatures, no public JSON.
+        assert httpx.get(f"{web}/p/{slug}", timeout=10).status_code == 404
+        assert system.sign(slug, {"name": "Too Early", "email": "early@example.org"}).status_code == 404
+        assert httpx.get(f"{web}/petitions/{slug}.json", timeout=10).status_code == 404
+
+        # The moderators' page wants the admin token as a password; the API lists it too.
+        refused = httpx.get(f"{web}/admin/review", timeout=10)
+        assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Basic")
+        assert httpx.get(f"{web}/admin/review", auth=("moderator", "wrong"), timeout=10).status_code == 401
+        queue = httpx.get(f"{web}/admin/review", auth=admin, timeout=10)
+        assert queue.status_code == 200 and "Save the Elm Street library" in queue.text
+        listed = httpx.get(f"{system.signing.url}/admin/petitions", params={"status": "in_review"}, timeout=10,
+                           headers={"Authorization": f"Bearer {system.token}"})
+        assert [p["slug"] for p in listed.json()] == [slug]
+        petition_id = listed.json()[0]["id"]
+
+        approved = httpx.post(f"{web}/admin/review/{petition_id}", data={"decision": "approve"}, auth=admin,
+                              timeout=10, follow_redirects=False)
+        assert approved.status_code == 303
+        live = eventually(lambda: emails_to(system, "rosa@example.org", '"Save the Elm Street library" is live'),
+                          message="the approval email")
+        assert f"{web}/p/{slug}" in live[0].get_body(("plain",)).get_content()
+        assert httpx.get(f"{web}/p/{slug}", timeout=10).status_code == 200
+        assert system.sign(slug, {"name": "First Fan", "email": "fan@example.org"}).status_code == 202
+        eventually(lambda: (r := httpx.get(f"{web}/petitions/{slug}.json", timeout=10)).status_code == 200
+                   and r.json()["status"] == "open" and r.json()["count"] == 1, message="public once approved")
+
+        # Another is rejected, with a note the organizer reads; it never goes public.
+        other = start(system, ben, "Ban all the things", "Ben Lee", "ben@example.org")
+        other_id = httpx.get(f"{system.signing.url}/admin/petitions", timeout=10,
+                             headers={"Authorization": f"Bearer {system.token}"}).json()[0]["id"]
+        rejected = httpx.post(f"{system.signing.url}/admin/petitions/{other_id}/review", timeout=10,
+                              headers={"Authorization": f"Bearer {system.token}"},
+                              json={"decision": "reject", "note": "It asks for nothing a council can do."})
+        assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
+        told = eventually(lambda: emails_to(system, "ben@example.org", '"Ban all the things" was not approved'),
+                          message="the rejection email")
+        assert "It asks for nothing a council can do." in told[0].get_body(("plain",)).get_content()
+        assert httpx.get(f"{web}/p/{other}", timeout=10).status_code == 404
+        assert "Not approved by the moderators: It asks for nothing a council can do." in ben.get(f"/dashboard/{other}").text
+        again = httpx.post(f"{system.signing.url}/admin/petitions/{other_id}/review", timeout=10,
+                           headers={"Authorization": f"Bearer {system.token}"}, json={"decision": "approve"})
+        assert again.status_code == 409
+    system.wait_settled()
+    assert len(emails_to(system, "rosa@example.org", '"Save the Elm Street library" is live')) == 1
+    assert len(emails_to(system, "ben@example.org", '"Ban all the things" was not approved')) == 1

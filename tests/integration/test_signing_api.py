@@ -190,3 +190,28 @@ def outbox_payloads(api) -> list[dict]:
     """The events signing queued (its outbox), oldest first."""
     rows = api.database.query("SELECT payload FROM outbox ORDER BY id")
     return [json.loads(bytes(payload)) for (payload,) in rows]
+
+
+def test_without_moderation_a_started_petition_goes_live_when_its_organizer_confirms(tmp_path, nats_url, backend):
+    from services.signing.organizers import link_token
+
+    database = Database(backend, "signing", tmp_path)
+    settings = SigningSettings(_env_file=None, admin_token=TOKEN, DATABASE_URL=database.url, NATS_URL=nats_url,
+                               moderate_petitions=False)
+    try:
+        with TestClient(create_app(settings), raise_server_exceptions=False) as api:
+            started = api.post("/start", data={"title": "Plant more trees", "target": "The council",
+                                               "story": "Shade.", "name": "Ana Lima", "email": "ana@example.org"})
+            assert started.status_code == 202 and "A moderator" not in started.text
+            assert api.get("/p/plant-more-trees").status_code == 404
+            (link_id,), = database.query("SELECT id FROM organizer_links")
+            followed = api.get(f"/o/{link_token(settings.mailbox_secret(), link_id)}", follow_redirects=False)
+            assert followed.status_code == 303 and followed.headers["location"] == "/dashboard/plant-more-trees"
+            assert api.get("/p/plant-more-trees").status_code == 200
+            assert api.get("/petitions/plant-more-trees").json()["status"] == "open"
+            payloads = [json.loads(bytes(p)) for (p,) in database.query("SELECT payload FROM outbox ORDER BY id")]
+            assert [(e["type"], e.get("status"), e.get("live"), e.get("purpose")) for e in payloads] == [
+                ("PetitionCreated", "unconfirmed", None, None), ("SignInRequested", None, None, "confirm"),
+                ("OrganizerConfirmed", None, True, None)]
+    finally:
+        database.drop()

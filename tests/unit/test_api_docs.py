@@ -21,7 +21,8 @@ def test_asyncapi_describes_every_event_on_its_subject():
     event_types = {cls.model_fields["type"].default for cls in Event.__subclasses__()}
     assert event_types == {"PetitionCreated", "SignatureAdded", "MilestoneReached", "OrganizerErased",
                            "ConfirmationRequested", "SignatureInvalidated", "PetitionUpdated", "PetitionClosed",
-                           "SignInRequested", "UpdatePosted"}
+                           "SignInRequested", "UpdatePosted", "OrganizerConfirmed", "PetitionApproved",
+                           "PetitionRejected"}
     assert event_types <= set(document["components"]["schemas"])
     addresses = {channel["address"] for channel in document["channels"].values()}
     assert addresses == {type_filter(t) for t in event_types}

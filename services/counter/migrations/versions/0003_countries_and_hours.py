@@ -22,7 +22,7 @@ depends_on: Union[str, Sequence[str], None] = None
 def upgrade() -> None:
     op.add_column('processed_events', sa.Column('country', sa.String(length=2), nullable=True))
     op.add_column('processed_events', sa.Column('hour', sa.Integer(), nullable=True))
-    op.add_column('petition_counts', sa.Column('status', sa.String(length=8), server_default='open', nullable=False))
+    op.add_column('petition_counts', sa.Column('status', sa.String(length=16), server_default='open', nullable=False))
     op.create_table(
         'petition_countries',
         sa.Column('petition_id', sa.String(length=36), nullable=False),
