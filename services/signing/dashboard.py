@@ -18,12 +18,14 @@ import csv
 import io
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Annotated, Literal
+from uuid import UUID
 
 import httpx
 from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import Path as FastPath
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, select
 
 from services.signing import db
@@ -323,7 +325,7 @@ async def export(slug: str, request: Request, allowed=Depends(organizer_of)) -> 
 
 
 class LinksIn(BaseModel):
-    link_ids: list[str]
+    link_ids: Annotated[list[UUID], Field(max_length=500)]
 
 
 class UpdateOut(BaseModel):
@@ -335,13 +337,14 @@ class UpdateOut(BaseModel):
 
 @internal.get("/internal/petitions/{petition_id}/updates/{number}", dependencies=[Depends(require_internal)],
               responses={404: {"description": "No such update"}})
-async def update_text(petition_id: str, number: int, request: Request) -> UpdateOut:
+async def update_text(petition_id: UUID, number: Annotated[int, FastPath(ge=1, le=2**31 - 1)],
+                      request: Request) -> UpdateOut:
     """For the notifier: an update's text, when it writes the emails."""
     u = db.petition_updates
     async with request.app.state.runtime.sessions() as session:
         row = (await session.execute(
             select(u.c.number, u.c.subject, u.c.body, u.c.posted_at)
-            .where(u.c.petition_id == petition_id, u.c.number == number))).first()
+            .where(u.c.petition_id == str(petition_id), u.c.number == number))).first()
     if row is None:
         raise HTTPException(404, f"Petition '{petition_id}' has no update {number}.")
     return UpdateOut(number=row.number, subject=row.subject, body=row.body, posted_at=as_utc(row.posted_at))
@@ -350,7 +353,7 @@ async def update_text(petition_id: str, number: int, request: Request) -> Update
 @internal.post("/internal/sign-in-links", dependencies=[Depends(require_internal)])
 async def sign_in_links(body: LinksIn, request: Request) -> SignInLinks:
     """For the notifier: the organizer's contact and the link, for each link still worth sending."""
-    return SignInLinks(links=await organizers(request).links_to_send(body.link_ids[:500]))
+    return SignInLinks(links=await organizers(request).links_to_send([str(i) for i in body.link_ids]))
 
 
 def chart(buckets: list[dict], bucket: str) -> dict:

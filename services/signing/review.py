@@ -15,10 +15,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import RedirectResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
 from services.signing.api import require_admin
 from services.signing.pages import render
+from services.signing.schemas import printable_text
 from services.signing.service import PetitionNotFound, StatusConflict
 from shared.db import as_utc
 from shared.http import request_id
@@ -32,7 +33,7 @@ class ReviewIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Literal["approve", "reject"]
-    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000), AfterValidator(printable_text)] | None = None
 
 
 class InReview(BaseModel):
@@ -98,7 +99,11 @@ async def review_from_page(petition_id: str, request: Request, allowed: Annotate
     decision = str(form.get("decision", ""))
     if decision not in ("approve", "reject"):
         return Response("Choose approve or reject.", status_code=422, media_type="text/plain")
-    note = str(form.get("note", "")).strip()[:1000] or None
+    try:
+        note = ReviewIn(decision=decision, note=str(form.get("note", "")).strip() or None).note
+    except ValueError:
+        return Response("The note must be printable text of at most 1,000 characters.", status_code=422,
+                        media_type="text/plain")
     try:
         await request.app.state.signing.review(petition_id, decision == "approve", note, request_id(request))
     except PetitionNotFound:

@@ -33,6 +33,9 @@ def _text(value: str) -> str:
     return _printable(value, multiline=True)
 
 
+printable_text = _text  # for models outside this module
+
+
 def _email(value: str, *, smtputf8: bool = False) -> str:
     # An internationalized domain is fine (the notifier writes it in IDNA form); characters
     # before the @ would need SMTPUTF8 all the way to the mailbox, which most mail servers (and

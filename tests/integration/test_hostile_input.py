@@ -67,6 +67,12 @@ def test_a_path_that_can_name_nothing_is_a_404_on_signing(signing, petition, ref
         ("POST", f"/p/{ref}", {"data": SIGNATURE}),
         ("GET", f"/u/{ref}", {}),
         ("POST", f"/u/{ref}", {}),
+        ("GET", f"/w/{ref}", {}),
+        ("GET", f"/p/{ref}/organizer", {}),
+        ("POST", f"/p/{ref}/organizer", {}),
+        ("GET", f"/dashboard/{ref}", {}),
+        ("GET", f"/dashboard/{ref}/signatures.csv", {}),
+        ("POST", f"/dashboard/{ref}/closure", {"data": {"outcome": "won"}}),
     ]:
         response = signing.request(method, path, **kwargs)
         assert response.status_code == 404, (method, path, response.status_code, response.text[:200])
@@ -159,3 +165,10 @@ def test_an_address_with_characters_before_the_at_that_need_smtputf8_is_a_clear_
     # Erasure still takes any address signing ever accepted.
     erased = signing.post("/admin/erasure", headers=AUTH, json={"email": "josé@example.org"})
     assert erased.status_code == 200 and erased.json()["erased"] == 0, erased.text
+
+
+@pytest.mark.parametrize("token", UNNAMEABLE + ["00000000-0000-4000-8000-000000000000.abc"])
+def test_a_sign_in_link_that_names_nothing_is_a_401(signing, token):
+    response = signing.get(f"/o/{token}", follow_redirects=False)
+    expected = 404 if "%2f" in token else 401  # "../.." leaves the route altogether
+    assert response.status_code == expected and "set-cookie" not in response.headers
