@@ -117,7 +117,8 @@ def test_the_organizers_contact_is_for_the_notifier_and_never_in_an_event(api):
     petition = api.post("/petitions", json=petition_body(slug="organized"), headers=AUTH).json()
     url = f"/internal/petitions/{petition['id']}/organizer"
     assert api.get(url).status_code == 401
-    assert api.get(url, headers=INTERNAL).json() == {"name": "Patrick Leonard", "email": "patrick@example.org"}
+    assert api.get(url, headers=INTERNAL).json() == {"name": "Patrick Leonard", "email": "patrick@example.org",
+                                                     "review_note": None}
     assert api.get("/internal/petitions/6d44301b-d7d2-4417-aba7-2cc1407387e3/organizer",
                    headers=INTERNAL).status_code == 404
     payloads = [bytes(p).decode() for (p,) in api.database.query("SELECT payload FROM outbox")]
