@@ -81,7 +81,8 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GROUNDSWELL_", "DATABASE_", "NATS_"))}
         env.update({"GROUNDSWELL_MODE": "embedded", "GROUNDSWELL_LOG_LEVEL": "WARNING", "GROUNDSWELL_PORT": str(port),
                     "DATABASE_URL": database.url, "NATS_URL": f"nats://127.0.0.1:{free_port()}",  # none: not needed
-                    "GROUNDSWELL_COUNTER_URL": f"http://127.0.0.1:{free_port()}"})
+                    "GROUNDSWELL_COUNTER_URL": f"http://127.0.0.1:{free_port()}",
+                    "GROUNDSWELL_NOTIFIER_URL": f"http://127.0.0.1:{free_port()}"})
         subprocess.run([python, "-m", "services", "signing", "migrate"], env=env, cwd=args.target, check=True,
                        capture_output=True, timeout=120)
         started = time.perf_counter()

@@ -145,6 +145,7 @@ class Stack:
             "GROUNDSWELL_PUBLIC_DIR": str(self.public_dir),
             "GROUNDSWELL_SIGNING_URL": self.signing,
             "GROUNDSWELL_COUNTER_URL": self.counter,
+            "GROUNDSWELL_NOTIFIER_URL": f"http://127.0.0.1:{self.ports['notifier']}",
             "GROUNDSWELL_SUPPORTER_EMAILS_PER_S": "1000000",  # the throttle off: measure the pipeline
             "GROUNDSWELL_EMAILS_PER_S": "1000000",
             # The product's default (older checkouts ignore both): every signature waits for its

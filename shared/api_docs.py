@@ -11,11 +11,11 @@ def api_documents() -> dict[str, dict[str, Any]]:
     """Relative path -> document."""
     from services.cli import settings_classes
     from services.counter.app import create_app as counter_app
+    from services.notifier.app import create_app as notifier_app
     from services.signing.app import create_app as signing_app
     from shared.asyncapi import asyncapi_document
 
-    # The notifier answers only /livez, /readyz and /metrics: no API to document.
-    apps = {"signing": signing_app, "counter": counter_app}
+    apps = {"signing": signing_app, "counter": counter_app, "notifier": notifier_app}
     classes = settings_classes()
     documents = {"asyncapi.json": asyncapi_document()}
     for service, create_app in apps.items():

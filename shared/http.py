@@ -3,14 +3,17 @@
 import itertools
 import json
 import re
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 from urllib.parse import urlsplit
 
 import structlog
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -264,3 +267,21 @@ def add_cors(app: FastAPI, origins: str) -> None:
             CORSMiddleware, allow_origins=allowed, allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "X-Request-ID"], expose_headers=["X-Request-ID"], max_age=600,
         )
+
+
+def bearer_token_guard(setting: str, scheme: HTTPBearer, needed_for: str):
+    """A dependency that answers 401 unless the request carries the token in settings.<setting>."""
+    variable = f"GROUNDSWELL_{setting.upper()}"
+
+    async def guard(request: Request,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)]) -> None:
+        expected = getattr(request.app.state.settings, setting)
+        given = credentials.credentials if credentials else ""
+        if not expected or not secrets.compare_digest(given.encode(), expected.encode()):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                f"{needed_for} needs 'Authorization: Bearer <{variable}>'.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return guard

@@ -47,6 +47,7 @@ class System:
         self.signing.env["GROUNDSWELL_PUBLIC_DIR"] = str(workdir / "public")
         self.notifier.env["GROUNDSWELL_SIGNING_URL"] = self.signing.url
         self.signing.env["GROUNDSWELL_COUNTER_URL"] = self.counter.url
+        self.signing.env["GROUNDSWELL_NOTIFIER_URL"] = self.notifier.url
 
     def start(self) -> "System":
         self.nats.start()

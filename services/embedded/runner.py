@@ -178,6 +178,7 @@ async def run_embedded(data_dir_name: str) -> int:
             "GROUNDSWELL_MAILBOX_KEY": kept_secret(data_dir, "GROUNDSWELL_MAILBOX_KEY"),
             "GROUNDSWELL_SIGNING_URL": f"http://127.0.0.1:{SERVICE_PORTS['signing']}",
             "GROUNDSWELL_COUNTER_URL": f"http://127.0.0.1:{SERVICE_PORTS['counter']}",
+            "GROUNDSWELL_NOTIFIER_URL": f"http://127.0.0.1:{SERVICE_PORTS['notifier']}",
             "GROUNDSWELL_PUBLIC_URL": public_url,
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(smtp_port),

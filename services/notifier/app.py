@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.notifier import db
+from services.notifier.api import router
 from services.notifier.contacts import Contacts
 from services.notifier.consumer import NOTIFIED_TYPES, notify
 from services.notifier.delivery import Pipeline
@@ -14,8 +15,9 @@ from services.notifier.settings import NotifierSettings
 from shared import nats as gs_nats
 from shared.consumer import consume
 from shared.deadletters import DeadLetters
-from shared.http import RequestIdMiddleware, add_health_routes
+from shared.http import RequestIdMiddleware, add_error_handlers, add_health_routes
 from shared.lifecycle import Runtime
+from shared.openapi import describe_answers
 from shared.subjects import NOTIFIER_DURABLE, type_filter
 
 
@@ -56,6 +58,9 @@ def create_app(settings: NotifierSettings) -> FastAPI:
                   docs_url=None, redoc_url=None)  # no UI that loads assets from a CDN; docs/openapi/
     app.state.settings = settings
     app.state.runtime = runtime
+    app.include_router(router)
+    add_error_handlers(app)
+    describe_answers(app)
     add_health_routes(app, runtime.readiness)
     app.add_middleware(RequestIdMiddleware)
     return app

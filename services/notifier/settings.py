@@ -34,7 +34,8 @@ class NotifierSettings(ServiceSettings):
     stream_replicas: int = Field(1, description="Replicas of the event stream (3 on a NATS cluster).")
     signing_url: str = Field("http://127.0.0.1:8001", description="Where the notifier reads supporters to email (signing's base URL).")
     internal_token: str | None = Field(
-        None, description="Bearer token for signing's recipient list; required in production mode."
+        None, description="Bearer token between signing and the notifier (signing's recipient list, the "
+                         "notifier's email figures); required in production mode."
     )
     supporter_emails_per_s: float = Field(20.0, description="Most supporter emails sent per second (throttle).")
     emails_per_s: float = Field(

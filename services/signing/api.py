@@ -1,16 +1,15 @@
 """HTTP routes of the signing service: parse, call one use case, answer."""
 
-import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
 from services.signing.pages import ERASED_ORGANIZER, client_of
 from services.signing.schemas import (Accepted, Closure, OrganizerOut, PetitionChange, PetitionIn, PetitionOut,
                                      SignatureIn)
 from services.signing.service import PetitionNotFound, PetitionNotOpen, Signing, SlugTaken, StatusConflict
-from shared.http import request_id
+from shared.http import bearer_token_guard, request_id
 
 router = APIRouter()
 bearer = HTTPBearer(auto_error=False, description="GROUNDSWELL_ADMIN_TOKEN")
@@ -19,24 +18,6 @@ bearer = HTTPBearer(auto_error=False, description="GROUNDSWELL_ADMIN_TOKEN")
 async def signing(request: Request) -> Signing:
     """Async on purpose: a plain `def` dependency runs in the thread pool on every request."""
     return request.app.state.signing
-
-
-def bearer_token_guard(setting: str, scheme: HTTPBearer, needed_for: str):
-    """A dependency that answers 401 unless the request carries the token in settings.<setting>."""
-    variable = f"GROUNDSWELL_{setting.upper()}"
-
-    async def guard(request: Request,
-                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)]) -> None:
-        expected = getattr(request.app.state.settings, setting)
-        given = credentials.credentials if credentials else ""
-        if not expected or not secrets.compare_digest(given.encode(), expected.encode()):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                f"{needed_for} needs 'Authorization: Bearer <{variable}>'.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-
-    return guard
 
 
 require_admin = bearer_token_guard("admin_token", bearer, "This (creating and changing petitions, erasure)")

@@ -77,6 +77,7 @@ def create_app(settings: SigningSettings) -> FastAPI:
         yield
         await runtime.close()
         await app.state.counter.aclose()
+        await app.state.notifier.aclose()
         committer.close()
 
     app = SigningApp(
@@ -94,6 +95,8 @@ def create_app(settings: SigningSettings) -> FastAPI:
     app.state.signing = Signing(runtime.sessions, committer, petitions, relay, settings)
     app.state.organizers = Organizers(runtime.sessions, relay, settings)
     app.state.counter = httpx.AsyncClient(base_url=settings.counter_url.rstrip("/"), timeout=5)
+    app.state.notifier = httpx.AsyncClient(base_url=settings.notifier_url.rstrip("/"), timeout=5,
+                                           headers={"Authorization": f"Bearer {settings.internal_token or ''}"})
     app.include_router(router)
     app.include_router(dashboard)
     app.include_router(sign_in_links)

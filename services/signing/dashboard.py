@@ -4,16 +4,18 @@ without JavaScript (server-rendered, the chart drawn here as SVG).
 Routes (services/signing/organizers.py says how signing in works):
 - GET/POST /p/{slug}/organizer: ask for a sign-in link (it goes to the organizer's address only)
 - GET /o/{token}: spend the link, set the session cookie, go to the dashboard
-- GET /dashboard/{slug}: count, chart (hour or day buckets), countries, milestones, and the
-  pending, held and invalidated figures; forms to edit the story and to close or declare victory
+- GET /dashboard/{slug}: count, chart (hour or day buckets), countries, milestones, emails sent,
+  and the pending, held and invalidated figures; forms to edit the story and to close or declare victory
 - POST /dashboard/{slug}/story, /dashboard/{slug}/updates, /dashboard/{slug}/closure, /dashboard/sign-out
 - GET /dashboard/{slug}/signatures.csv: the confirmed signatures, streamed (see `export`)
 - GET /dashboard/{slug}/summary: a printable delivery summary (count, countries, chart by day)
 
 The figures come from their projections: count, countries, buckets and milestones from the
-counter (GET /petitions/{id}/stats), the signature states from signing's own table.
+counter (GET /petitions/{id}/stats), the emails sent from the notifier's delivery ledger (GET
+/internal/petitions/{id}/emails), the signature states from signing's own table.
 """
 
+import asyncio
 import csv
 import io
 from dataclasses import dataclass
@@ -154,8 +156,10 @@ async def dashboard(slug: str, request: Request, bucket: Literal["hour", "day"] 
 
 
 async def _dashboard(request: Request, petition, bucket: str, *, status_code: int = 200, **extra) -> Response:
-    stats = await _stats(request, petition.id, bucket)
-    states = await _states(request, petition.id)
+    stats, states, emails, updates = await asyncio.gather(
+        _stats(request, petition.id, bucket), _states(request, petition.id), _emails(request, petition.id),
+        _updates(request, petition.id))
+    subjects = {u.number: u.subject for u in updates}
     context = {
         "petition": petition,
         "organizer": petition.organizer_name or ERASED_ORGANIZER,
@@ -163,7 +167,9 @@ async def _dashboard(request: Request, petition, bucket: str, *, status_code: in
         "bucket": bucket,
         "chart": chart(stats["buckets"] if stats else [], bucket),
         "states": states,
-        "updates": await _updates(request, petition.id),
+        "emails": emails,
+        "update_subjects": subjects,
+        "updates": updates,
         "saved": request.query_params.get("saved"),
         "embed": f'<script src="{request.app.state.settings.public_url.rstrip("/")}/static/widget.js" '
                  f'data-petition="{petition.slug}" async></script>',
@@ -177,6 +183,15 @@ async def _stats(request: Request, petition_id: str, bucket: str) -> dict | None
     """The counter's figures; None while it cannot be reached (the page says so)."""
     try:
         response = await request.app.state.counter.get(f"/petitions/{petition_id}/stats", params={"bucket": bucket})
+    except httpx.HTTPError:
+        return None
+    return response.json() if response.status_code == 200 else None
+
+
+async def _emails(request: Request, petition_id: str) -> dict | None:
+    """The notifier's figures of emails sent (services/notifier/api.py); None while it cannot be reached."""
+    try:
+        response = await request.app.state.notifier.get(f"/internal/petitions/{petition_id}/emails")
     except httpx.HTTPError:
         return None
     return response.json() if response.status_code == 200 else None

@@ -65,6 +65,8 @@ class SigningSettings(ServiceSettings):
 
     counter_url: str = Field("http://127.0.0.1:8002", description="Where the organizer's dashboard reads the "
                                                                   "petition's figures (the counter's base URL).")
+    notifier_url: str = Field("http://127.0.0.1:8003", description="Where the organizer's dashboard reads how "
+                                                                    "many emails were sent (the notifier's base URL).")
     sign_in_link_ttl_s: float = Field(
         1800.0, gt=0, description="How long an organizer's emailed sign-in link works (once).")
     organizer_session_ttl_s: float = Field(

@@ -15,11 +15,12 @@ from pydantic import BaseModel, Field
 from sqlalchemy import and_, func, select, update
 
 from services.signing import db
-from services.signing.api import bearer_token_guard, require_admin
+from services.signing.api import require_admin
 from services.signing.domain import mailbox_key
 from services.signing.pages import render
 from services.signing.schemas import AnyEmail
 from shared.events import OrganizerErased
+from shared.http import bearer_token_guard
 from shared.outbox import outbox_row
 from shared.refs import is_token
 

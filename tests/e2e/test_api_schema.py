@@ -1,5 +1,5 @@
 """Issue 9, item 11: the API documents describe the API. Schemathesis generates requests from the
-committed documents (docs/openapi/*.json) for every operation of signing and the counter, valid
+committed documents (docs/openapi/*.json) for every operation of signing, the counter and the notifier, valid
 and invalid, on both databases, against the real processes; no answer may be a 5xx, and every
 answer must be one the document lists, with the documented content type, headers and body.
 
@@ -65,7 +65,8 @@ def aim(case, stack: System) -> None:
 
 signing = loaded("signing")
 counter = loaded("counter").exclude(path_regex=r"/count/events$")  # a stream: tests/e2e/test_live_streams.py
-OPERATIONS = sum(1 for _ in signing.get_all_operations()) + sum(1 for _ in counter.get_all_operations())
+notifier = loaded("notifier")
+OPERATIONS = sum(sum(1 for _ in api.get_all_operations()) for api in (signing, counter, notifier))
 
 
 @signing.parametrize()
@@ -81,4 +82,12 @@ def test_signing_answers_as_documented(case, stack):
 def test_counter_answers_as_documented(case, stack):
     aim(case, stack)
     response = case.call_and_validate(base_url=stack.counter.url, checks=CHECKS, timeout=10)
+    stack.answers[f"{case.method} {case.path}"][response.status_code] += 1
+
+
+@notifier.parametrize()
+@settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+def test_notifier_answers_as_documented(case, stack):
+    aim(case, stack)
+    response = case.call_and_validate(base_url=stack.notifier.url, checks=CHECKS, timeout=10)
     stack.answers[f"{case.method} {case.path}"][response.status_code] += 1

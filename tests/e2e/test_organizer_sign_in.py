@@ -90,14 +90,24 @@ def test_a_sign_in_link_works_once_expires_and_opens_only_its_own_petition(syste
 def ask_for_link_after_resend_interval(system, client: httpx.Client) -> str:
     """Another link to the same organizer: the last was asked for less than the resend interval
     ago, so date the earlier ones back first (as if time had passed)."""
+    date_links_back(system)
+    return ask_for_link(system, client, "mine", "organizer-mine@example.org")
+
+
+def date_links_back(system) -> None:
     old = "2000-01-01 00:00:00+00" if system.backend == "postgres" else "2000-01-01 00:00:00.000000"
     system.execute("signing", f"UPDATE organizer_links SET created_at = '{old}'")
-    return ask_for_link(system, client, "mine", "organizer-mine@example.org")
 
 
 def signed_in(system, client: httpx.Client, slug: str, address: str) -> None:
     link = ask_for_link(system, client, slug, address)
     assert client.get(link.removeprefix(system.web.url), follow_redirects=True).status_code == 200
+
+
+def signed_in_again(system, client: httpx.Client, slug: str, address: str) -> None:
+    """Another sign-in to the same petition, as if the resend interval had passed."""
+    date_links_back(system)
+    signed_in(system, client, slug, address)
 
 
 def test_the_export_has_every_confirmed_signature_inert_and_no_one_erased(system):
@@ -171,6 +181,14 @@ def test_an_update_reaches_each_opted_in_supporter_once_and_no_one_else(system):
                message="both fan-outs done")
     assert received("We met the council") == sorted(expected)  # each once; not the unsubscribed, nor the others
     assert received("They voted yes") == sorted(expected)
+    # The dashboard's "Emails sent" reads the notifier's ledger: three for each update, none waiting.
+    with httpx.Client(base_url=system.web.url, timeout=10) as browser:
+        signed_in_again(system, browser, "updates", "organizer-updates@example.org")
+        dashboard = browser.get("/dashboard/updates").text
+    for number, subject in ((1, "We met the council"), (2, "They voted yes")):
+        row = re.search(rf'data-emails="update-{number}">(.*?)</tr>', dashboard, re.S).group(1)
+        assert f"Update: {subject}" in row
+        assert re.findall(r"<td[^>]*>(\d+)</td>", row) == ["3", "0", "0"]
     message = next(m for m in system.smtp.messages if str(m["Subject"]) == "We met the council")
     text = message.get_body(("plain",)).get_content()
     assert "They listened." in text and "Next week they vote." in text and "/u/" in text

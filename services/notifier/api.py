@@ -1,0 +1,68 @@
+"""The notifier's one read API, for signing's organizer dashboard: how many of a petition's emails
+were sent, refused for good, or are still on their way, by kind. Read from the delivery ledger,
+which holds no address (a recipient is "organizer", a signature id or a link id)."""
+
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel
+from sqlalchemy import case, func, select
+
+from services.notifier.db import deliveries
+from services.notifier.ledger import APPROVED, CONFIRMATION, REJECTED, SIGN_IN
+from services.notifier.service import ORGANIZER
+from shared.http import bearer_token_guard
+
+router = APIRouter(tags=["internal"])
+bearer = HTTPBearer(auto_error=False, description="GROUNDSWELL_INTERNAL_TOKEN")
+require_internal = bearer_token_guard("internal_token", bearer, "The email figures")
+
+
+class Tally(BaseModel):
+    sent: int = 0
+    failed: int = 0  # refused by the mail server for good: never retried
+    waiting: int = 0  # not sent yet: being sent, or waiting to be retried
+
+    def add(self, sent: int, failed: int, waiting: int) -> None:
+        self.sent += sent
+        self.failed += failed
+        self.waiting += waiting
+
+
+class UpdateTally(Tally):
+    number: int
+
+
+class EmailFigures(BaseModel):
+    confirmations: Tally  # "confirm your signature" links
+    organizer: Tally  # milestones and moderators' decisions, to the organizer
+    supporters: Tally  # "counting on you" at milestones, to supporters who opted in
+    updates: list[UpdateTally]  # the organizer's updates, newest first
+
+
+@router.get("/internal/petitions/{petition_id}/emails", dependencies=[Depends(require_internal)])
+async def email_figures(petition_id: UUID, request: Request) -> EmailFigures:
+    """Emails of this petition by kind (sign-in links are left out: they are the organizer's own)."""
+    d = deliveries
+    sent = func.count(d.c.sent_at)
+    failed = func.count(d.c.failed_at)
+    to_organizer = case((d.c.recipient == ORGANIZER, 1), else_=0)
+    query = (select(d.c.milestone, to_organizer, sent, failed, func.count() - sent - failed)
+             .where(d.c.petition_id == str(petition_id))
+             .group_by(d.c.milestone, to_organizer))
+    async with request.app.state.runtime.sessions() as session:
+        rows = (await session.execute(query)).all()
+    figures = EmailFigures(confirmations=Tally(), organizer=Tally(), supporters=Tally(), updates=[])
+    updates: dict[int, UpdateTally] = {}
+    for topic, to_organizer, *tally in rows:
+        if topic == CONFIRMATION:
+            figures.confirmations.add(*tally)
+        elif topic in (APPROVED, REJECTED) or (topic > 0 and to_organizer):
+            figures.organizer.add(*tally)
+        elif topic > 0 and topic != SIGN_IN:
+            figures.supporters.add(*tally)
+        elif topic < 0:
+            updates.setdefault(-topic, UpdateTally(number=-topic)).add(*tally)
+    figures.updates = [updates[n] for n in sorted(updates, reverse=True)]
+    return figures
