@@ -201,12 +201,15 @@ async def check_email(slug: str, request: Request) -> Response:
 @router.get("/c/{token}")
 async def confirm(token: str, request: Request) -> Response:
     """The confirmation link. A GET that confirms, idempotently (mail scanners prefetch links):
-    the first follow makes the signature count, every follow lands on the thank-you page."""
+    the first follow makes the signature count, every follow lands on the thank-you page. A link
+    followed after its petition closed counts no more (409, and the page says why)."""
     confirmed = await request.app.state.signing.confirm(token)
     if confirmed is None:
         days = f"{request.app.state.settings.pending_expiry_days:g}"
         return render("confirm_unknown.html.j2", {"days": days}, status_code=404)
     petition = await request.app.state.signing.get_petition(confirmed.petition_id)
+    if confirmed.too_late:
+        return render("confirm_unknown.html.j2", {"closed": petition}, status_code=409)
     return RedirectResponse(f"/p/{petition.slug}/thanks", status_code=303)
 
 

@@ -22,7 +22,7 @@ from uuid import UUID, uuid4
 from sqlalchemy import Connection, and_, select, tuple_, update
 
 from services.signing.abuse import Hit, RateLimits
-from services.signing.db import CONFIRMED, HELD, PENDING, signatures
+from services.signing.db import CONFIRMED, HELD, OPEN, PENDING, petitions, signatures
 from shared.bulk import insert_json, present
 from shared.db import insert
 from shared.events import ConfirmationRequested, Event, SignatureAdded
@@ -156,6 +156,7 @@ class Confirmed:
 
     petition_id: str
     confirmed_now: bool
+    too_late: bool = False  # still pending, and its petition closed meanwhile: it will never count
 
 
 class ConfirmationWriter:
@@ -164,7 +165,8 @@ class ConfirmationWriter:
 
     Idempotent, as links are prefetched by mail scanners and followed twice by people: only a
     pending signature becomes confirmed (and publishes SignatureAdded); a confirmed, held or
-    invalidated one is left as it is and answered the same."""
+    invalidated one is left as it is and answered the same. A pending signature whose petition
+    has closed since (closed or won) is not confirmed: the count a petition closed with stays."""
 
     def __init__(self, dialect_name: str) -> None:
         self.sqlite = dialect_name == "sqlite"
@@ -173,18 +175,21 @@ class ConfirmationWriter:
         s = signatures
         now = datetime.now(timezone.utc)
         found = {row.confirm_token: row for row in conn.execute(
-            select(s.c.id, s.c.petition_id, s.c.state, s.c.country, s.c.updates, s.c.confirm_token)
+            select(s.c.id, s.c.petition_id, s.c.state, s.c.country, s.c.updates, s.c.confirm_token,
+                   (petitions.c.status == OPEN).label("open"))
+            .join(petitions, petitions.c.id == s.c.petition_id)
             .where(s.c.confirm_token.in_(set(tokens)))
         )}
-        pending = [row.id for row in found.values() if row.state == PENDING]
+        pending = [row.id for row in found.values() if row.state == PENDING and row.open]
         confirmed: set[str] = set()
         if pending:
-            statement = update(s).where(s.c.id.in_(pending), s.c.state == PENDING).values(
-                state=CONFIRMED, confirmed_at=now)
+            open_petitions = select(petitions.c.id).where(petitions.c.status == OPEN)
+            statement = update(s).where(s.c.id.in_(pending), s.c.state == PENDING,
+                                        s.c.petition_id.in_(open_petitions)).values(state=CONFIRMED, confirmed_at=now)
             if self.sqlite:  # one writer: every pending row read above is still pending
                 conn.execute(statement)
                 confirmed = set(pending)
-            else:  # another replica may have confirmed some meanwhile
+            else:  # another replica may have confirmed some, or the petition closed, meanwhile
                 confirmed = set(conn.execute(statement.returning(s.c.id)).scalars().all())
         written, done = [], set()
         for token in tokens:
@@ -196,5 +201,6 @@ class ConfirmationWriter:
             done.add(row.id)  # the same link twice in one batch confirms once
             events = ((signature_added(row.id, row.petition_id, row.country, row.updates, counted_at=now),)
                       if now_confirmed else ())
-            written.append(Written(Confirmed(row.petition_id, now_confirmed), events))
+            too_late = row.state == PENDING and not row.open
+            written.append(Written(Confirmed(row.petition_id, now_confirmed, too_late), events))
         return written

@@ -160,10 +160,19 @@ def test_a_closed_petition_refuses_signatures_and_says_so(api, petition):
     ref = petition["id"]
     signer = {"name": "Ana Lima", "email": "ana@example.org"}
     assert api.post(f"/petitions/{ref}/signatures", json=signer).status_code == 202
+    assert api.post(f"/petitions/{ref}/signatures", json={"name": "Di Oz", "email": "di@example.org"}).status_code == 202
+    tokens = dict(api.database.query("SELECT email, confirm_token FROM signatures"))
+    assert api.get(f"/c/{tokens['di@example.org']}", follow_redirects=False).status_code == 303  # counts
     assert api.post(f"/petitions/{ref}/closure", json={"outcome": "closed"}).status_code == 401
     assert api.post(f"/petitions/{ref}/closure", json={"outcome": "paused"}, headers=AUTH).status_code == 422
     closed = api.post(f"/petitions/{ref}/closure", json={"outcome": "closed"}, headers=AUTH)
     assert closed.status_code == 200 and closed.json()["status"] == "closed"
+    # A link followed after the close counts no more, and says why; one confirmed before still stands.
+    late = api.get(f"/c/{tokens['ana@example.org']}", follow_redirects=False)
+    assert late.status_code == 409 and "This petition closed before you confirmed" in late.text
+    assert api.get(f"/c/{tokens['di@example.org']}", follow_redirects=False).status_code == 303
+    assert sorted(api.database.query("SELECT email, state FROM signatures")) == [
+        ("ana@example.org", "pending"), ("di@example.org", "confirmed")]
     refused = api.post(f"/petitions/{ref}/signatures", json={"name": "Bo Li", "email": "bo@example.org"})
     assert refused.status_code == 409 and refused.json() == {"detail": "This petition is closed: it takes no more signatures."}
     repeat = api.post(f"/petitions/{ref}/signatures", json=signer)  # even a repeat: nothing is taken now
@@ -182,8 +191,10 @@ def test_a_closed_petition_refuses_signatures_and_says_so(api, petition):
     assert api.post(f"/petitions/{ref}/signatures", json=signer).json()["detail"].startswith("This petition has won")
     payloads = outbox_payloads(api)
     assert [e["outcome"] for e in payloads if e["type"] == "PetitionClosed"] == ["closed", "won"]
-    # The one signature before the close (pending its link: confirmation is on by default); none after.
-    assert [e["type"] for e in payloads if "signature_id" in e] == ["ConfirmationRequested"]
+    # The two signatures before the close (confirmation is on by default), the one confirmed before
+    # it; nothing after.
+    assert [e["type"] for e in payloads if "signature_id" in e] == [
+        "ConfirmationRequested", "ConfirmationRequested", "SignatureAdded"]
 
 
 def outbox_payloads(api) -> list[dict]:
