@@ -33,9 +33,9 @@ from sqlalchemy import func, select
 from services.signing import db
 from services.signing.supporters import require_internal
 from services.signing.organizers import COOKIE, Organizers, SignInLinks
-from services.signing.pages import ERASED_ORGANIZER, not_found, render
+from services.signing.pages import ERASED_ORGANIZER, client_of, not_found, render
 from services.signing.schemas import Closure, PetitionChange, PetitionIn, UpdateIn
-from services.signing.service import PetitionNotFound, StatusConflict
+from services.signing.service import PetitionNotFound, StatusConflict, TooManyStarts
 from shared.db import as_utc
 from shared.http import field_errors, request_id
 
@@ -75,7 +75,14 @@ async def start(request: Request) -> Response:
             errors.setdefault(key, f"{START_LABELS.get(key, key)} {message.rstrip('.')}.")
         return render("start.html.j2", {"values": values, "errors": errors, "moderate": settings.moderate_petitions},
                       status_code=422)
-    petition = await request.app.state.signing.create_petition(data, request_id(request), started=True)
+    try:
+        petition = await request.app.state.signing.create_petition(data, request_id(request), started=True,
+                                                                   client=client_of(request))
+    except TooManyStarts:
+        errors = {"form": "Too many petitions were started from here, or for this email address, lately. "
+                          "Please try again in an hour."}
+        return render("start.html.j2", {"values": values, "errors": errors, "moderate": settings.moderate_petitions},
+                      status_code=429, headers={"Retry-After": "3600"})
     await organizers(request).request_link(petition.id, request_id(request), purpose="confirm")
     return render("start.html.j2", {"started": True, "started_email": data.organizer.email,
                                     "moderate": settings.moderate_petitions}, status_code=202)

@@ -87,8 +87,9 @@ def page_context(public_url: str, petition, count: Count, confirm: bool = False,
     }
 
 
-def render(name: str, context: dict, status_code: int = 200) -> HTMLResponse:
-    return HTMLResponse(templates.get_template(name).render(**context), status_code=status_code, headers=PAGE_HEADERS)
+def render(name: str, context: dict, status_code: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
+    return HTMLResponse(templates.get_template(name).render(**context), status_code=status_code,
+                        headers={**PAGE_HEADERS, **headers} if headers else PAGE_HEADERS)
 
 
 def page_files(public_url: str, home_slug: str | None, confirm: bool):

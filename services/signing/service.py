@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.signing import db
-from services.signing.abuse import ClientAddresses, RateLimits, client_key, is_disposable
+from services.signing.abuse import UNIX, ClientAddresses, Hit, RateLimits, client_key, is_disposable
 from services.signing.domain import derive_slug, mailbox_key
 from services.signing.petitions import PetitionCache
 from services.signing.schemas import PetitionIn, SignatureIn
@@ -49,6 +49,11 @@ class StatusConflict(Exception):
     """The petition cannot move to that status from the one it has (a won petition stays won)."""
 
 
+class TooManyStarts(Exception):
+    """GROUNDSWELL_START_RATE_LIMIT: this client, or this organizer address, started too many
+    petitions lately (each sends a confirmation email to the address given)."""
+
+
 class Signing:
     """The signing use cases, bound to this service's database, group committer and outbox relay."""
 
@@ -67,11 +72,16 @@ class Signing:
             limits=RateLimits(settings.sign_rate_limit, db.rate_windows, dialect),
         )
         self.confirmation_writer = ConfirmationWriter(dialect)
+        self.start_limits = RateLimits(settings.start_rate_limit, db.rate_windows, dialect)
 
-    async def create_petition(self, data: PetitionIn, correlation_id: str | None = None, *, started: bool = False):
-        """A new petition: public at once (the admin API), or, `started` at /start by its organizer,
-        unconfirmed until they follow the emailed link (then live, or reviewed by a moderator)."""
+    async def create_petition(self, data: PetitionIn, correlation_id: str | None = None, *, started: bool = False,
+                              client: str | None = None):
+        """A new petition: public at once (the admin API), or, `started` at /start by its organizer
+        (from `client`), unconfirmed until they follow the emailed link (then live, or reviewed by a
+        moderator). TooManyStarts over GROUNDSWELL_START_RATE_LIMIT."""
         async with self.sessions() as session:
+            if started:
+                await self._count_start(session, client, mailbox_key(self.mailbox_secret, data.organizer.email))
             slug = data.slug or await _free_slug(session, derive_slug(data.title))
             if await db.slug_taken(session, slug):
                 raise SlugTaken(slug)
@@ -104,6 +114,15 @@ class Signing:
                 raise SlugTaken(slug) from None
         self.relay.publish_soon([outbox])
         return await self.get_petition(row["id"], public=False)
+
+    async def _count_start(self, session, client: str | None, organizer_key: str) -> None:
+        """Count a start against the limits, per client address and per organizer address (so no
+        one can have Groundswell email an address over and over), in the database every replica shares."""
+        hits = [Hit(client_key(self.mailbox_secret, client or UNIX), "start"), Hit(f"to-{organizer_key}", "start")]
+        over = await session.run_sync(lambda sync: self.start_limits.over(sync.connection(), hits))
+        await session.commit()  # counted even when refused: a refused burst stays refused
+        if any(over):
+            raise TooManyStarts()
 
     async def update_petition(self, ref: str, story: str, correlation_id: str | None = None):
         """Change the story (a PetitionUpdated names the field, not the text); unchanged text

@@ -52,6 +52,10 @@ class SigningSettings(ServiceSettings):
         "5/minute;30/hour",
         description="Signatures per client address per petition, in the `limits` notation (`;` between "
                     "limits; empty: none). Over it, the answer is the same 202 and the signature is held.")
+    start_rate_limit: str = Field(
+        "5/hour;20/day",
+        description="Petitions started at /start per client address, and per organizer address, in the `limits` "
+                    "notation (empty: none). Each start emails the address given; over it, /start answers 429.")
     trusted_proxies: str = Field(
         "127.0.0.1,::1,unix",
         description="Peers whose X-Forwarded-For is believed (addresses, networks, `unix` for a Unix socket "
@@ -80,7 +84,7 @@ class SigningSettings(ServiceSettings):
         "", description="Comma-separated origins (https://news.example) whose pages may embed the petition "
                         "widget (`/w/<slug>`, `/static/widget.js`); `*` for any; empty: this site only.")
 
-    @field_validator("sign_rate_limit")
+    @field_validator("sign_rate_limit", "start_rate_limit")
     @classmethod
     def _limits_notation(cls, value: str) -> str:
         if value.strip():

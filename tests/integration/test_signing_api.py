@@ -226,3 +226,33 @@ def test_without_moderation_a_started_petition_goes_live_when_its_organizer_conf
                 ("OrganizerConfirmed", None, True, None)]
     finally:
         database.drop()
+
+
+def test_starting_petitions_is_limited_per_client_and_per_organizer_address(tmp_path, nats_url, backend):
+    """Each start emails the address given: too many from one client, or to one address, get a 429
+    with the form and a message, and no petition and no email."""
+    database = Database(backend, "signing", tmp_path)
+    settings = SigningSettings(_env_file=None, admin_token=TOKEN, DATABASE_URL=database.url, NATS_URL=nats_url,
+                               start_rate_limit="2/hour", trusted_proxies="127.0.0.1")
+
+    def start(api, title: str, email: str, client: str):
+        return api.post("/start", headers={"X-Forwarded-For": client},
+                        data={"title": title, "target": "The council", "story": "Why.", "name": "Ana Lima",
+                              "email": email})
+
+    try:
+        with TestClient(create_app(settings), raise_server_exceptions=False, client=("127.0.0.1", 50000)) as api:
+            assert start(api, "First", "ana@example.org", "203.0.113.1").status_code == 202
+            assert start(api, "Second", "ben@example.org", "203.0.113.1").status_code == 202
+            third = start(api, "Third", "cy@example.org", "203.0.113.1")  # the same client: over
+            assert third.status_code == 429 and third.headers["retry-after"] == "3600"
+            assert "Too many petitions were started from here" in third.text and 'value="Third"' in third.text
+            assert start(api, "Fourth", "cy@example.org", "203.0.113.2").status_code == 202  # another client
+            # One address from many clients: the third start for ana is refused too.
+            assert start(api, "Fifth", "ana@example.org", "203.0.113.3").status_code == 202
+            assert start(api, "Sixth", "ANA@example.org", "203.0.113.4").status_code == 429
+            titles = sorted(title for (title,) in database.query("SELECT title FROM petitions"))
+            assert titles == ["Fifth", "First", "Fourth", "Second"]
+            assert len(database.query("SELECT id FROM organizer_links")) == 4
+    finally:
+        database.drop()
