@@ -2,7 +2,9 @@
 
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
+from sqlalchemy import exists, func, select
 
 from services.counter import db
 from services.counter.api import as_count, router
@@ -20,6 +22,24 @@ from shared.lifecycle import Runtime
 from shared.openapi import describe_answers
 from shared.outbox import OutboxRelay
 from shared.subjects import COUNTER_DURABLE, type_filter
+
+
+log = structlog.get_logger("counter")
+
+
+async def warn_if_figures_missing(sessions) -> None:
+    """Counts but no hour buckets: the database was upgraded from before the country and hour
+    projections (counter migration 0003), and past signatures are missing from the organizers'
+    charts and country tables until `groundswell counter rebuild` runs once."""
+    try:
+        async with sessions() as session:
+            counted = (await session.execute(select(func.coalesce(func.sum(db.petition_counts.c.count), 0)))).scalar_one()
+            bucketed = (await session.execute(select(exists().select_from(db.petition_hours)))).scalar_one()
+    except Exception:  # a database away at start: the consumer rides it out; this check is only advice
+        return
+    if counted and not bucketed:
+        log.warning("counter_figures_missing", counted=counted,
+                    action="run `groundswell counter rebuild` once to fill signatures by country and hour")
 
 
 def create_app(settings: CounterSettings) -> FastAPI:
@@ -66,6 +86,7 @@ def create_app(settings: CounterSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await runtime.open_database()
+        runtime.spawn(warn_if_figures_missing(runtime.sessions), "figures-check")
         runtime.spawn(consume_and_relay(), "counter")
         yield
         await hub.close()
