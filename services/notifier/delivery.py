@@ -8,12 +8,14 @@ For a group of emails about one petition and topic (a milestone, or CONFIRMATION
    fan-outs each have their own rate);
 3. SMTP stages each (everything but the final '.': services/notifier/smtp.py);
 4. one transaction marks the staged ones sent: the commit point;
-5. the final '.' finishes each.
+5. the final '.' finishes each, written the moment the commit returns (no await in between).
 
 A 5xx is permanent: the ledger records the recipient as rejected and nothing retries it. A 4xx,
 a timeout or a lost connection is temporary: the claim is released and the caller retries later.
-A process killed anywhere sends each email at most once (the staged path's window is a few
-microseconds between the commit and the '.', and it loses an email rather than repeating it).
+A process killed anywhere sends each email at most once. The one window: killed after the
+database committed and before the '.'s are written (the commit's answer reaching this process:
+well under a millisecond), the chunk in flight (up to GROUNDSWELL_SUPPORTER_BATCH emails) is lost
+rather than repeated; its ledger rows say sent.
 """
 
 import asyncio
@@ -124,9 +126,13 @@ class Pipeline:
                 staged[item.recipient] = result
         if not staged:
             return
+        def end_data(marked: set[str]) -> None:
+            for recipient in marked:
+                self.smtp.end_data(staged[recipient])
+
         try:
-            # The commit point: from here these count as sent; the '.' follows at once.
-            marked = await self.ledger.mark_sent(petition_id, topic, token, staged)
+            # The commit point: from here these count as sent; the '.'s are written as it returns.
+            marked = await self.ledger.mark_sent(petition_id, topic, token, staged, on_commit=end_data)
         except Exception:
             for item in staged.values():
                 self.smtp.abort(item)  # the server discards them; the claims run out and they are retried

@@ -3,6 +3,7 @@ once the SMTP server accepted (services/notifier/delivery.py is the only caller)
 
 import secrets
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from sqlalchemy import and_, or_, select, update
@@ -65,18 +66,26 @@ class BatchLedger:
         held = others - done
         return token, claimed, done, held
 
-    async def mark_sent(self, petition_id: str, milestone: int, token: str, recipients) -> set[str]:
+    async def mark_sent(self, petition_id: str, milestone: int, token: str, recipients,
+                        on_commit: Callable[[set[str]], None] | None = None) -> set[str]:
         """Mark the recipients this claim still holds as sent; returns them. A claim whose lease ran
-        out may have been taken by another worker: those rows are not ours to send any more."""
-        async with self.sessions.begin() as session:
-            marked = await session.execute(
+        out may have been taken by another worker: those rows are not ours to send any more.
+
+        `on_commit(marked)` runs the moment the commit returns, before the connection goes back to
+        the pool (its reset is one more round trip): the delivery pipeline writes the final '.'s
+        there, so a process killed between the commit and them has the least time to be."""
+        async with self.sessions() as session:
+            marked = set((await session.execute(
                 update(deliveries)
                 .where(self._of(petition_id, milestone, recipients), deliveries.c.claim_token == token,
                        deliveries.c.sent_at.is_(None))
                 .values(sent_at=datetime.now(timezone.utc), claimed_until_s=None, last_error=None)
                 .returning(deliveries.c.recipient)
-            )
-            return set(marked.scalars().all())
+            )).scalars().all())
+            await session.commit()
+            if on_commit is not None:
+                on_commit(marked)
+            return marked
 
     async def release(self, petition_id: str, milestone: int, token: str, recipient: str, error: str,
                       *, permanent: bool) -> None:

@@ -63,6 +63,7 @@ def wire_bytes(message: Email) -> bytes:
 class Staged:
     client: aiosmtplib.SMTP
     message: Email
+    ended: bool = False  # the final '.' is written (end_data); finish() then only reads the answer
 
 
 class SmtpPool:
@@ -126,12 +127,26 @@ class SmtpPool:
             raise classify(exc) from exc
         return Staged(client, message)
 
+    @staticmethod
+    def end_data(staged: Staged) -> None:
+        """Write the final '.' now, without awaiting anything (straight after the ledger's commit):
+        a connection already gone shows in finish()."""
+        staged.ended = True
+        try:
+            # A reply is expected from now: aiosmtplib drops data that arrives while none is (its
+            # own commands set this before writing), and finish() reads it after an await.
+            staged.client.protocol._response_pending = True
+            staged.client.protocol.write(b".\r\n")
+        except Exception:  # noqa: BLE001 - finish() reads the failure and classifies it
+            pass
+
     async def finish(self, staged: Staged) -> None:
-        """Write the final '.' and read the server's answer: raises Rejected or Deferred."""
+        """Write the final '.' (unless end_data did) and read the server's answer: raises Rejected or Deferred."""
         client = staged.client
         try:
             async with asyncio.timeout(self.settings.smtp_timeout_s):
-                client.protocol.write(b".\r\n")
+                if not staged.ended:
+                    client.protocol.write(b".\r\n")
                 response = await client.protocol.read_response(timeout=None)
             if response.code != 250:
                 raise aiosmtplib.SMTPDataError(response.code, response.message)

@@ -63,6 +63,12 @@ def aim(case, stack: System) -> None:
     case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
 
 
+def call(case, stack: System, base_url: str) -> None:
+    aim(case, stack)
+    response = case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=10)
+    stack.answers[f"{case.method} {case.path}"][response.status_code] += 1
+
+
 signing = loaded("signing")
 counter = loaded("counter").exclude(path_regex=r"/count/events$")  # a stream: tests/e2e/test_live_streams.py
 notifier = loaded("notifier")
@@ -72,22 +78,16 @@ OPERATIONS = sum(sum(1 for _ in api.get_all_operations()) for api in (signing, c
 @signing.parametrize()
 @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_signing_answers_as_documented(case, stack):
-    aim(case, stack)
-    response = case.call_and_validate(base_url=stack.signing.url, checks=CHECKS, timeout=10)
-    stack.answers[f"{case.method} {case.path}"][response.status_code] += 1
+    call(case, stack, stack.signing.url)
 
 
 @counter.parametrize()
 @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_counter_answers_as_documented(case, stack):
-    aim(case, stack)
-    response = case.call_and_validate(base_url=stack.counter.url, checks=CHECKS, timeout=10)
-    stack.answers[f"{case.method} {case.path}"][response.status_code] += 1
+    call(case, stack, stack.counter.url)
 
 
 @notifier.parametrize()
 @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_notifier_answers_as_documented(case, stack):
-    aim(case, stack)
-    response = case.call_and_validate(base_url=stack.notifier.url, checks=CHECKS, timeout=10)
-    stack.answers[f"{case.method} {case.path}"][response.status_code] += 1
+    call(case, stack, stack.notifier.url)
