@@ -166,7 +166,8 @@ class ConfirmationWriter:
     Idempotent, as links are prefetched by mail scanners and followed twice by people: only a
     pending signature becomes confirmed (and publishes SignatureAdded); a confirmed, held or
     invalidated one is left as it is and answered the same. A pending signature whose petition
-    has closed since (closed or won) is not confirmed: the count a petition closed with stays."""
+    has closed since (closed or won) is not confirmed: the count a petition closed with stays
+    (read in this transaction; a close committing during it is seen by the next follow)."""
 
     def __init__(self, dialect_name: str) -> None:
         self.sqlite = dialect_name == "sqlite"
@@ -183,13 +184,12 @@ class ConfirmationWriter:
         pending = [row.id for row in found.values() if row.state == PENDING and row.open]
         confirmed: set[str] = set()
         if pending:
-            open_petitions = select(petitions.c.id).where(petitions.c.status == OPEN)
-            statement = update(s).where(s.c.id.in_(pending), s.c.state == PENDING,
-                                        s.c.petition_id.in_(open_petitions)).values(state=CONFIRMED, confirmed_at=now)
+            statement = update(s).where(s.c.id.in_(pending), s.c.state == PENDING).values(
+                state=CONFIRMED, confirmed_at=now)
             if self.sqlite:  # one writer: every pending row read above is still pending
                 conn.execute(statement)
                 confirmed = set(pending)
-            else:  # another replica may have confirmed some, or the petition closed, meanwhile
+            else:  # another replica may have confirmed some meanwhile
                 confirmed = set(conn.execute(statement.returning(s.c.id)).scalars().all())
         written, done = [], set()
         for token in tokens:
