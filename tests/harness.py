@@ -244,10 +244,17 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        self.spawn()
+        self.wait_live()
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it: System starts its services side by side."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services", self.name], env=self.env, stdout=log, stderr=log, cwd=ROOT
         )
+
+    def wait_live(self) -> None:
         eventually(self._live, timeout_s=30, message=f"{self.name} /livez")
 
     def _live(self) -> bool:
@@ -271,8 +278,16 @@ class Service:
             self.process.wait(timeout=15)
 
     def stop(self) -> None:
+        self.terminate()
+        self.wait_stopped()
+
+    def terminate(self) -> None:
+        """Ask the process to shut down (SIGTERM) without waiting for it."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
+
+    def wait_stopped(self) -> None:
+        if self.process and self.process.poll() is None:
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
