@@ -1,21 +1,18 @@
 """The count API the public site reads: JSON (cacheable for a few seconds) and a live SSE stream."""
 
 import asyncio
-from collections import defaultdict
 from collections.abc import AsyncIterable, AsyncIterator
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 
-from services.counter.db import milestones, petition_counts, petition_countries, petition_hours
+from services.counter import queries
 from services.counter.live import Full
 from services.counter.projection import PUBLIC_STATUSES
 from shared.counts import Count, count_document
-from shared.db import as_utc
 from shared.refs import petition_ref
 
 router = APIRouter()
@@ -27,12 +24,8 @@ def as_count(row) -> Count:
 
 
 async def find_count(request: Request, ref: str):
-    row = None
-    if (parsed := petition_ref(ref)) is not None:
-        kind, value = parsed
-        condition = (petition_counts.c.petition_id if kind == "id" else petition_counts.c.slug) == value
-        async with request.app.state.runtime.sessions() as session:
-            row = (await session.execute(select(petition_counts).where(condition))).first()
+    parsed = petition_ref(ref)
+    row = await queries.petition_count(request.app.state.runtime.sessions, *parsed) if parsed else None
     if row is None:
         raise HTTPException(404, f"No petition '{ref}' is known to the counter.")
     return row
@@ -86,28 +79,13 @@ async def get_stats(row: Annotated[object, Depends(find_count)], request: Reques
                     bucket: Annotated[Literal["hour", "day"], Query(description="The chart's bucket.")] = "day") -> Stats:
     """A petition's count with its signatures by country and per hour or day (UTC), by petition id
     or slug. Cacheable like the count."""
-    countries = await _countries(request, row.petition_id)
-    async with request.app.state.runtime.sessions() as session:
-        hours = (await session.execute(
-            select(petition_hours.c.hour, petition_hours.c.count)
-            .where(petition_hours.c.petition_id == row.petition_id, petition_hours.c.count != 0)
-            .order_by(petition_hours.c.hour)
-        )).all()
-        reached = (await session.execute(
-            select(milestones.c.milestone, milestones.c.reached_at)
-            .where(milestones.c.petition_id == row.petition_id).order_by(milestones.c.milestone)
-        )).all()
-    width = 1 if bucket == "hour" else 24
-    sums: dict[int, int] = defaultdict(int)
-    for hour, count in hours:
-        sums[hour // width] += count
+    found = await queries.figures(request.app.state.runtime.sessions, row.petition_id, 1 if bucket == "hour" else 24)
     _cache(request, response)
     return Stats(
         **as_count(row).model_dump(), bucket=bucket,
-        countries=countries,
-        buckets=[Bucket(start=datetime.fromtimestamp(n * width * 3600, timezone.utc), count=count)
-                 for n, count in sorted(sums.items()) if count],
-        milestones=[Milestone(milestone=m, reached_at=as_utc(at)) for m, at in reached],
+        countries=_by_country(found.countries),
+        buckets=[Bucket(start=start, count=count) for start, count in found.buckets],
+        milestones=[Milestone(milestone=m, reached_at=at) for m, at in found.milestones],
     )
 
 
@@ -120,13 +98,8 @@ class PublicPetition(Count):
     signatures_by_country: list[CountryCount] = Field(description="Most signatures first.")
 
 
-async def _countries(request: Request, petition_id: str) -> list[CountryCount]:
-    async with request.app.state.runtime.sessions() as session:
-        rows = (await session.execute(
-            select(petition_countries.c.country, petition_countries.c.count)
-            .where(petition_countries.c.petition_id == petition_id, petition_countries.c.count != 0)
-        )).all()
-    return [CountryCount(country=country or None, count=count) for country, count in sorted(rows, key=lambda c: (-c[1], c[0]))]
+def _by_country(rows: list[tuple[str | None, int]]) -> list[CountryCount]:
+    return [CountryCount(country=country, count=count) for country, count in rows]
 
 
 @router.get("/petitions/{ref}.json", responses={404: {"description": "Unknown petition"}})
@@ -139,7 +112,8 @@ async def get_public_petition(row: Annotated[object, Depends(find_count)], reque
         raise HTTPException(404, f"No petition '{row.slug}' is public.")
     _cache(request, response)
     return PublicPetition(**as_count(row).model_dump(), slug=row.slug, status=row.status,
-                          signatures_by_country=await _countries(request, row.petition_id))
+                          signatures_by_country=_by_country(
+                              await queries.countries(request.app.state.runtime.sessions, row.petition_id)))
 
 
 async def live_slot(request: Request) -> AsyncIterator[None]:

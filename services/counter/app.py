@@ -4,9 +4,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
-from sqlalchemy import exists, func, select
-
-from services.counter import db
+from services.counter import db, queries
 from services.counter.api import as_count, router
 from services.counter.live import CountHub
 from services.counter.consumer import count_signatures
@@ -32,13 +30,11 @@ async def warn_if_figures_missing(sessions) -> None:
     projections (counter migration 0003), and past signatures are missing from the organizers'
     charts and country tables until `groundswell counter rebuild` runs once."""
     try:
-        async with sessions() as session:
-            counted = (await session.execute(select(func.coalesce(func.sum(db.petition_counts.c.count), 0)))).scalar_one()
-            bucketed = (await session.execute(select(exists().select_from(db.petition_hours)))).scalar_one()
+        missing = await queries.figures_missing(sessions)
     except Exception:  # a database away at start: the consumer rides it out; this check is only advice
         return
-    if counted and not bucketed:
-        log.warning("counter_figures_missing", counted=counted,
+    if missing:
+        log.warning("counter_figures_missing", counted=missing,
                     action="run `groundswell counter rebuild` once to fill signatures by country and hour")
 
 
@@ -47,10 +43,7 @@ def create_app(settings: CounterSettings) -> FastAPI:
     relay = OutboxRelay(runtime.sessions, db.outbox, sweep_interval_s=settings.relay_sweep_interval_s)
 
     async def read_count(petition_id: str):
-        async with runtime.sessions() as session:
-            row = (await session.execute(
-                db.petition_counts.select().where(db.petition_counts.c.petition_id == petition_id)
-            )).first()
+        row = await queries.petition_count(runtime.sessions, "id", petition_id)
         return as_count(row) if row else None
 
     hub = CountHub(read_count, poll_s=settings.live_poll_s, max_streams=settings.live_max_streams)

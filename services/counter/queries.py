@@ -1,0 +1,76 @@
+"""Reads of the counter's projections, for its API and its live streams: SQL lives here, not in
+the routes."""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import Row, exists, func, select
+
+from services.counter.db import milestones, petition_counts, petition_countries, petition_hours
+from shared.db import as_utc
+
+HOUR_S = 3600
+
+
+@dataclass(frozen=True)
+class Figures:
+    """A petition's signatures by country and over time, and the milestones it has reached."""
+
+    countries: list[tuple[str | None, int]]  # most first; None for signers who gave no country
+    buckets: list[tuple[datetime, int]]  # oldest first; empty buckets left out
+    milestones: list[tuple[int, datetime]]  # lowest first
+
+
+async def petition_count(sessions, kind: str, value: str) -> Row | None:
+    """The count row of a petition named by ("id", uuid) or ("slug", slug), or None."""
+    column = petition_counts.c.petition_id if kind == "id" else petition_counts.c.slug
+    async with sessions() as session:
+        return (await session.execute(select(petition_counts).where(column == value))).first()
+
+
+async def countries(sessions, petition_id: str) -> list[tuple[str | None, int]]:
+    """Signatures that count, by country: most first, then by code."""
+    async with sessions() as session:
+        return await _countries(session, petition_id)
+
+
+async def figures(sessions, petition_id: str, bucket_hours: int) -> Figures:
+    """Countries, buckets of `bucket_hours` hours (UTC) and milestones, read in one session."""
+    async with sessions() as session:
+        by_country = await _countries(session, petition_id)
+        hours = (await session.execute(
+            select(petition_hours.c.hour, petition_hours.c.count)
+            .where(petition_hours.c.petition_id == petition_id, petition_hours.c.count != 0)
+        )).all()
+        reached = (await session.execute(
+            select(milestones.c.milestone, milestones.c.reached_at)
+            .where(milestones.c.petition_id == petition_id).order_by(milestones.c.milestone)
+        )).all()
+    return Figures(by_country, buckets(hours, bucket_hours), [(m, as_utc(at)) for m, at in reached])
+
+
+def buckets(hours: list[tuple[int, int]], bucket_hours: int) -> list[tuple[datetime, int]]:
+    """(hour since 1970 UTC, count) rows summed into buckets of `bucket_hours`, oldest first."""
+    sums: dict[int, int] = defaultdict(int)
+    for hour, count in hours:
+        sums[hour // bucket_hours] += count
+    return [(datetime.fromtimestamp(n * bucket_hours * HOUR_S, timezone.utc), count)
+            for n, count in sorted(sums.items()) if count]
+
+
+async def figures_missing(sessions) -> int:
+    """Signatures counted while no hour bucket exists (a database from before counter migration
+    0003): how many, or 0 when the figures are there."""
+    async with sessions() as session:
+        counted = (await session.execute(select(func.coalesce(func.sum(petition_counts.c.count), 0)))).scalar_one()
+        bucketed = (await session.execute(select(exists().select_from(petition_hours)))).scalar_one()
+    return 0 if bucketed else counted
+
+
+async def _countries(session, petition_id: str) -> list[tuple[str | None, int]]:
+    rows = (await session.execute(
+        select(petition_countries.c.country, petition_countries.c.count)
+        .where(petition_countries.c.petition_id == petition_id, petition_countries.c.count != 0)
+    )).all()
+    return [(country or None, count) for country, count in sorted(rows, key=lambda row: (-row[1], row[0]))]
