@@ -7,68 +7,24 @@ GROUNDSWELL_INTERNAL_TOKEN."""
 from datetime import datetime
 
 import httpx
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from services.notifier.settings import NotifierSettings
+from shared.internal_api import (Confirmation, Confirmations, OrganizerContact, Recipient, Recipients, SignInLink,
+                                 SignInLinks, UpdateText)
+
+__all__ = ["Confirmation", "Contacts", "Organizer", "PetitionUnknown", "Recipient", "Recipients", "SignInLink",
+           "UpdateText"]
 
 
-class Organizer(BaseModel):
-    name: str
-    email: str
-    review_note: str | None = None
-
+class Organizer(OrganizerContact):
     @property
     def first_name(self) -> str:
         return self.name.split()[0] if self.name.strip() else "The organizer"
 
 
-class Recipient(BaseModel):
-    signature_id: str
-    name: str
-    email: str
-    unsubscribe_url: str
-
-
-class Page(BaseModel):
-    recipients: list[Recipient]
-    next: str | None = None
-
-
-class Confirmation(BaseModel):
-    signature_id: str
-    petition_id: str
-    name: str
-    email: str
-    confirm_url: str
-
-
-class Confirmations(BaseModel):
-    confirmations: list[Confirmation]
-
-
 _CONFIRMATIONS = TypeAdapter(Confirmations)  # the whole answer validated in one call (pydantic-core)
-
-
-class SignInLink(BaseModel):
-    link_id: str
-    petition_id: str
-    name: str
-    email: str
-    sign_in_url: str
-
-
-class SignInLinks(BaseModel):
-    links: list[SignInLink]
-
-
 _SIGN_IN_LINKS = TypeAdapter(SignInLinks)
-
-
-class UpdateText(BaseModel):
-    number: int
-    subject: str
-    body: str
-    posted_at: datetime
 
 
 class PetitionUnknown(Exception):
@@ -92,7 +48,7 @@ class Contacts:
         response.raise_for_status()
         return Organizer.model_validate(response.json())
 
-    async def recipients(self, petition_id: str, signed_before: datetime, after: str, limit: int) -> Page:
+    async def recipients(self, petition_id: str, signed_before: datetime, after: str, limit: int) -> Recipients:
         """One page of the supporters who opted in, in signature-id order."""
         response = await self.http.get(
             f"{self.base}/internal/petitions/{petition_id}/recipients",
@@ -100,7 +56,7 @@ class Contacts:
             headers=self.headers,
         )
         response.raise_for_status()
-        return Page.model_validate(response.json())
+        return Recipients.model_validate(response.json())
 
     async def confirmations(self, signature_ids: list[str]) -> dict[str, Confirmation]:
         """Who to send a confirmation link to, by signature id: only signatures still pending."""

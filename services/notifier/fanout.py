@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 import structlog
 from sqlalchemy import and_, or_, select, update
 
-from services.notifier.contacts import Contacts, Organizer, Page, Recipient
+from services.notifier.contacts import Contacts, Organizer, Recipient, Recipients
 from services.notifier.db import fanouts, petitions
 from services.notifier.emails import message_id, supporter_milestone_email, supporter_update_email
 from services.notifier.delivery import Outgoing, Pipeline
@@ -158,7 +158,7 @@ class FanOut:
             cursor = page.next
             await self._renew(token, row, cursor=cursor)
 
-    async def _page(self, row, cursor: str) -> Page:
+    async def _page(self, row, cursor: str) -> Recipients:
         return await self.contacts.recipients(row.petition_id, _aware(row.signed_before), cursor,
                                               self.settings.supporter_page)
 

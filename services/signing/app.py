@@ -9,8 +9,9 @@ from fastapi.staticfiles import StaticFiles
 
 from services.signing import db, purge
 from services.signing.api import router
-from services.signing.dashboard import internal as sign_in_links
 from services.signing.dashboard import router as dashboard
+from services.signing.export import router as export
+from services.signing.internal import internal
 from services.signing.fastpath import SigningApp
 from services.signing.frontdoor import FrontDoor
 from services.signing.pages import WEB, page_files
@@ -99,7 +100,8 @@ def create_app(settings: SigningSettings) -> FastAPI:
                                            headers={"Authorization": f"Bearer {settings.internal_token or ''}"})
     app.include_router(router)
     app.include_router(dashboard)
-    app.include_router(sign_in_links)
+    app.include_router(export)
+    app.include_router(internal)
     app.include_router(pages)
     app.include_router(supporters)
     app.include_router(moderation)

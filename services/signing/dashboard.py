@@ -7,7 +7,7 @@ Routes (services/signing/organizers.py says how signing in works):
 - GET /dashboard/{slug}: count, chart (hour or day buckets), countries, milestones, emails sent,
   and the pending, held and invalidated figures; forms to edit the story and to close or declare victory
 - POST /dashboard/{slug}/story, /dashboard/{slug}/updates, /dashboard/{slug}/closure, /dashboard/sign-out
-- GET /dashboard/{slug}/signatures.csv: the confirmed signatures, streamed (see `export`)
+- GET /dashboard/{slug}/signatures.csv: the confirmed signatures, streamed (services/signing/export.py)
 - GET /dashboard/{slug}/summary: a printable delivery summary (count, countries, chart by day)
 
 The figures come from their projections: count, countries, buckets and milestones from the
@@ -16,33 +16,24 @@ counter (GET /petitions/{id}/stats), the emails sent from the notifier's deliver
 """
 
 import asyncio
-import csv
-import io
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Annotated, Literal
-from uuid import UUID
+from typing import Literal
 
 import httpx
-from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi import Path as FastPath
-from fastapi.responses import RedirectResponse, Response, StreamingResponse
-from pydantic import BaseModel, Field, ValidationError
-from sqlalchemy import func, select
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
 
-from services.signing import db
-from services.signing.supporters import require_internal
-from services.signing.organizers import COOKIE, Organizers, SignInLinks
+from services.signing import reads
+from services.signing.chart import chart
+from services.signing.organizers import COOKIE, Organizers
 from services.signing.pages import ERASED_ORGANIZER, client_of, not_found, render
 from services.signing.schemas import Closure, PetitionChange, PetitionIn, UpdateIn
 from services.signing.service import PetitionNotFound, StatusConflict, TooManyStarts
-from shared.db import as_utc
 from shared.http import field_errors, request_id
 
 router = APIRouter(include_in_schema=False)
-internal = APIRouter(tags=["internal"])
-
-CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 720, 220, 28
 
 
 def organizers(request: Request) -> Organizers:
@@ -163,9 +154,10 @@ async def dashboard(slug: str, request: Request, bucket: Literal["hour", "day"] 
 
 
 async def _dashboard(request: Request, petition, bucket: str, *, status_code: int = 200, **extra) -> Response:
+    sessions = request.app.state.runtime.sessions
     stats, states, emails, updates = await asyncio.gather(
-        _stats(request, petition.id, bucket), _states(request, petition.id), _emails(request, petition.id),
-        _updates(request, petition.id))
+        _stats(request, petition.id, bucket), reads.states(sessions, petition.id), _emails(request, petition.id),
+        reads.updates(sessions, petition.id))
     subjects = {u.number: u.subject for u in updates}
     context = {
         "petition": petition,
@@ -202,24 +194,6 @@ async def _emails(request: Request, petition_id: str) -> dict | None:
     except httpx.HTTPError:
         return None
     return response.json() if response.status_code == 200 else None
-
-
-async def _updates(request: Request, petition_id: str) -> list:
-    u = db.petition_updates
-    async with request.app.state.runtime.sessions() as session:
-        return (await session.execute(
-            select(u.c.number, u.c.subject, u.c.posted_at).where(u.c.petition_id == petition_id).order_by(u.c.number.desc())
-        )).all()
-
-
-async def _states(request: Request, petition_id: str) -> dict[str, int]:
-    s = db.signatures
-    async with request.app.state.runtime.sessions() as session:
-        rows = (await session.execute(
-            select(s.c.state, func.count()).where(s.c.petition_id == petition_id).group_by(s.c.state)
-        )).all()
-    found = dict(rows)
-    return {state: found.get(state, 0) for state in (db.CONFIRMED, db.PENDING, db.HELD, db.INVALIDATED)}
 
 
 @router.get("/dashboard/{slug}/summary")
@@ -298,101 +272,3 @@ async def sign_out(request: Request) -> Response:
     return response
 
 
-EXPORT_COLUMNS = ("name", "postcode", "country", "signed_at", "comment")
-EXPORT_CHUNK = 2000
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def inert(value: str | None) -> str:
-    """A cell a spreadsheet shows as text, never runs: one starting like a formula gets a leading
-    apostrophe (OWASP's advice for CSV injection)."""
-    if not value:
-        return ""
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
-
-@router.get("/dashboard/{slug}/signatures.csv")
-async def export(slug: str, request: Request, allowed=Depends(organizer_of)) -> Response:
-    """The confirmed signatures for delivery: name, postcode, country, signed at (UTC), comment,
-    oldest first. Streamed from a server-side cursor a chunk at a time, so a million rows take
-    little memory (`python -m bench.export`); erased signers are left out; every cell is inert
-    in a spreadsheet."""
-    if not isinstance(allowed, Allowed):
-        return allowed
-    petition = allowed.petition
-    s = db.signatures
-    signed_at = func.coalesce(s.c.confirmed_at, s.c.created_at)
-    query = (select(s.c.name, s.c.postcode, s.c.country, signed_at.label("signed_at"), s.c.comment)
-             .where(s.c.petition_id == petition.id, s.c.state == db.CONFIRMED, s.c.erased_at.is_(None))
-             .order_by(signed_at, s.c.id))
-    engine = request.app.state.runtime.engine
-
-    async def rows():
-        yield ("\ufeff" + ",".join(EXPORT_COLUMNS) + "\r\n").encode()  # the BOM: spreadsheets then read UTF-8
-        async with engine.connect() as conn:
-            result = await conn.stream(query.execution_options(yield_per=EXPORT_CHUNK))
-            async for chunk in result.partitions(EXPORT_CHUNK):
-                out = io.StringIO()
-                writer = csv.writer(out, lineterminator="\r\n")
-                writer.writerows(
-                    (inert(row.name), inert(row.postcode), row.country or "",
-                     as_utc(row.signed_at).isoformat(timespec="seconds").replace("+00:00", "Z"), inert(row.comment))
-                    for row in chunk)
-                yield out.getvalue().encode()
-
-    filename = f"{petition.slug}-signatures.csv"
-    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                                      "Cache-Control": "no-store"})
-
-
-class LinksIn(BaseModel):
-    link_ids: Annotated[list[UUID], Field(max_length=500)]
-
-
-class UpdateOut(BaseModel):
-    number: int
-    subject: str
-    body: str
-    posted_at: datetime
-
-
-@internal.get("/internal/petitions/{petition_id}/updates/{number}", dependencies=[Depends(require_internal)],
-              responses={404: {"description": "No such update"}})
-async def update_text(petition_id: UUID, number: Annotated[int, FastPath(ge=1, le=2**31 - 1)],
-                      request: Request) -> UpdateOut:
-    """For the notifier: an update's text, when it writes the emails."""
-    u = db.petition_updates
-    async with request.app.state.runtime.sessions() as session:
-        row = (await session.execute(
-            select(u.c.number, u.c.subject, u.c.body, u.c.posted_at)
-            .where(u.c.petition_id == str(petition_id), u.c.number == number))).first()
-    if row is None:
-        raise HTTPException(404, f"Petition '{petition_id}' has no update {number}.")
-    return UpdateOut(number=row.number, subject=row.subject, body=row.body, posted_at=as_utc(row.posted_at))
-
-
-@internal.post("/internal/sign-in-links", dependencies=[Depends(require_internal)])
-async def sign_in_links(body: LinksIn, request: Request) -> SignInLinks:
-    """For the notifier: the organizer's contact and the link, for each link still worth sending."""
-    return SignInLinks(links=await organizers(request).links_to_send([str(i) for i in body.link_ids]))
-
-
-def chart(buckets: list[dict], bucket: str) -> dict:
-    """Bars for an SVG chart of signatures per bucket, scaled to the tallest; axis labels at the
-    first, middle and last bucket."""
-    if not buckets:
-        return {"bars": [], "labels": [], "max": 0, "width": CHART_WIDTH, "height": CHART_HEIGHT}
-    tallest = max(b["count"] for b in buckets) or 1
-    inner_w, inner_h = CHART_WIDTH - 2 * CHART_PAD, CHART_HEIGHT - 2 * CHART_PAD
-    step = inner_w / len(buckets)
-    bars = []
-    for i, b in enumerate(buckets):
-        height = max(1.0, inner_h * b["count"] / tallest) if b["count"] > 0 else 0.0
-        start = datetime.fromisoformat(b["start"].replace("Z", "+00:00"))
-        label = start.strftime("%d %b %H:00") if bucket == "hour" else start.strftime("%d %b %Y")
-        bars.append({"x": round(CHART_PAD + i * step + step * 0.1, 1), "y": round(CHART_PAD + inner_h - height, 1),
-                     "w": round(max(1.0, step * 0.8), 1), "h": round(height, 1), "count": b["count"], "label": label})
-    picks = sorted({0, len(bars) // 2, len(bars) - 1})
-    labels = [{"x": bars[i]["x"], "text": bars[i]["label"]} for i in picks]
-    return {"bars": bars, "labels": labels, "max": tallest, "width": CHART_WIDTH, "height": CHART_HEIGHT}

@@ -22,12 +22,12 @@ from datetime import datetime, timedelta, timezone
 from uuid import UUID, uuid4
 
 from fastapi import Request
-from pydantic import BaseModel
 from sqlalchemy import select, update
 
 from services.signing import db
 from shared.db import as_utc
 from shared.events import SignInRequested
+from shared.internal_api import SignInLink
 from shared.outbox import outbox_row
 
 COOKIE = "groundswell_organizer"
@@ -54,18 +54,6 @@ def link_of(secret: bytes, token: str) -> str | None:
 
 def session_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-class SignInLink(BaseModel):
-    link_id: str
-    petition_id: str
-    name: str
-    email: str
-    sign_in_url: str
-
-
-class SignInLinks(BaseModel):
-    links: list[SignInLink]  # only links still unused, unexpired, to an organizer not erased
 
 
 @dataclass(frozen=True)

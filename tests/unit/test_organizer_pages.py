@@ -1,6 +1,7 @@
 """The organizer's pages' small parts: inert CSV cells, who may frame the widget, the chart's bars."""
 
-from services.signing.dashboard import chart, inert
+from services.signing.chart import chart
+from services.signing.export import inert
 from services.signing.organizers import link_of, link_token
 from services.signing.pages import widget_headers
 

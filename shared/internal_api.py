@@ -1,0 +1,72 @@
+"""The internal HTTP contract: what signing answers the notifier when it writes an email (the
+people's contacts, which never enter the event log), behind GROUNDSWELL_INTERNAL_TOKEN. One
+definition for the side that answers and the side that reads."""
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+
+class Recipient(BaseModel):
+    """A supporter who opted in to updates."""
+
+    signature_id: str
+    name: str
+    email: str
+    unsubscribe_url: str
+
+
+class Recipients(BaseModel):
+    """One page of GET /internal/petitions/{id}/recipients."""
+
+    recipients: list[Recipient]
+    next: str | None = None  # pass as `after` for the next page; null on the last page
+
+
+class ConfirmationsIn(BaseModel):
+    signature_ids: list[UUID] = Field(max_length=1000)
+
+
+class Confirmation(BaseModel):
+    signature_id: str
+    petition_id: str
+    name: str
+    email: str
+    confirm_url: str
+
+
+class Confirmations(BaseModel):
+    confirmations: list[Confirmation]  # only signatures still waiting for their link
+
+
+class OrganizerContact(BaseModel):
+    name: str
+    email: str
+    review_note: str | None = None  # a moderator's note on the petition, for the rejection email
+
+
+class SignInLinksIn(BaseModel):
+    link_ids: Annotated[list[UUID], Field(max_length=500)]
+
+
+class SignInLink(BaseModel):
+    link_id: str
+    petition_id: str
+    name: str
+    email: str
+    sign_in_url: str
+
+
+class SignInLinks(BaseModel):
+    links: list[SignInLink]  # only links still unused, unexpired, to an organizer not erased
+
+
+class UpdateText(BaseModel):
+    """An organizer's update to supporters, as the emails carry it."""
+
+    number: int
+    subject: str
+    body: str
+    posted_at: datetime
