@@ -66,9 +66,7 @@ class Runtime:
     async def close(self, timeout_s: float = 5.0) -> None:
         """Stop tasks, NATS and the database, each step bounded: shutdown never hangs."""
         gs_nats.closing()
-        for task in self.tasks:
-            task.cancel()
-        await _bounded("tasks", [*self.tasks], timeout_s)
+        await _bounded("tasks", [*self.tasks], timeout_s, cancel=True)
         if self.nc is not None and not self.nc.is_closed:
             # close, not drain: draining a pull subscription waits on fetch leftovers, and
             # nothing here needs draining (unacked messages come back; unmarked rows are re-sent).
@@ -76,10 +74,28 @@ class Runtime:
         await _bounded("database", [asyncio.ensure_future(self.engine.dispose())], timeout_s)
 
 
-async def _bounded(step: str, futures: list, timeout_s: float) -> None:
+RECANCEL_S = 0.1
+
+
+async def _bounded(step: str, futures: list, timeout_s: float, cancel: bool = False) -> None:
+    """Wait for `futures` at most `timeout_s`. With `cancel`, cancel them, and cancel again every
+    RECANCEL_S while any is left: on Python 3.11 asyncio.wait_for (which nats-py uses inside its
+    fetch and watch calls) swallows a cancellation that lands as its inner wait completes, and the
+    loop around it runs on; a second cancellation ends it."""
     if not futures:
         return
-    done, pending = await asyncio.wait(futures, timeout=timeout_s)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    done, pending = set(), set(futures)
+    while pending:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        if cancel:
+            for future in pending:
+                future.cancel()
+        finished, pending = await asyncio.wait(pending, timeout=min(RECANCEL_S, remaining) if cancel else remaining)
+        done |= finished
     for future in done:
         if not future.cancelled() and future.exception() is not None and \
                 not isinstance(future.exception(), asyncio.CancelledError):
