@@ -18,6 +18,11 @@ import pytest
 
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
+# For a test about what the database does not decide (the page in a browser, HTTP caching and
+# CORS, live streams, the front door's files): run on SQLite only, instead of the `backend`
+# fixture's two. Counting, signing, moderation and email run on both.
+sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
+
 
 @functools.cache
 def postgres_server() -> tuple[str | None, str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.databases import sqlite_only
 from tests.harness import ROOT, eventually
 
 pytestmark = pytest.mark.e2e
@@ -56,7 +57,8 @@ def counts_shown(page) -> list[str]:
     return page.locator("[data-count]").all_inner_texts()
 
 
-def test_sign_in_place_and_a_second_browser_sees_the_count_live(system, browser, tmp_path, backend):
+@sqlite_only
+def test_sign_in_place_and_a_second_browser_sees_the_count_live(system, browser, tmp_path):
     seed = json.loads((ROOT / "services/embedded/seed/petition.json").read_text())
     petition = system.create_petition("browser", seed["title"], target=seed["target"], story=seed["story"])
     system.wait_for_count(petition["id"], 0)  # the counter knows it, so the live stream opens at once
@@ -71,9 +73,8 @@ def test_sign_in_place_and_a_second_browser_sees_the_count_live(system, browser,
     assert first.get_by_text("Today: Patrick is counting on you").is_visible()
     assert "Join Patrick and 0 supporters today." in re.sub(r"\s+", " ", body.inner_text())
     assert first.get_by_label("Email me updates about this petition").is_checked() is False
-    if backend == "sqlite":
-        save(first, tmp_path, "petition-desktop.png")
-        save(second, tmp_path, "petition-phone.png")
+    save(first, tmp_path, "petition-desktop.png")
+    save(second, tmp_path, "petition-phone.png")
 
     # An API error appears next to its field, and nothing is signed.
     fill_and_sign(first, "Ada Lovelace", "ada@example", "GB")
@@ -96,10 +97,10 @@ def test_sign_in_place_and_a_second_browser_sees_the_count_live(system, browser,
         assert page.evaluate("window.notReloaded") is True
     assert system.count(petition["id"]) == 1
     assert counts_shown(second) == ["1", "1"]
-    if backend == "sqlite":
-        save(first, tmp_path, "petition-signed-desktop.png")
+    save(first, tmp_path, "petition-signed-desktop.png")
 
 
+@sqlite_only
 def test_keyboard_only_at_a_narrow_phone_width_with_nothing_from_other_origins(system, browser):
     petition = system.create_petition("keyboard")
     page = browser.new_page(viewport={"width": 320, "height": 640})
@@ -135,6 +136,7 @@ def test_keyboard_only_at_a_narrow_phone_width_with_nothing_from_other_origins(s
         [url for url in requested if not url.startswith(system.web.url)]
 
 
+@sqlite_only
 def test_the_form_works_without_javascript(system, browser):
     petition = system.create_petition("no-js")
     context = browser.new_context(java_script_enabled=False)

@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from tests.e2e.test_pipeline import distinct_signers
+from tests.databases import sqlite_only
 from tests.harness import eventually
 
 pytestmark = pytest.mark.e2e
@@ -24,6 +25,7 @@ def sign(system, petition_id: str, bodies) -> None:
         assert [system.sign(petition_id, b, client).status_code for b in bodies] == [202] * len(bodies)
 
 
+@sqlite_only
 def test_counts_and_pages_are_served_as_files_and_follow_the_count(system):
     petition = system.create_petition("front-door")
     system.wait_for_count(petition["id"], 0)
@@ -77,6 +79,7 @@ def test_counts_and_pages_are_served_as_files_and_follow_the_count(system):
     eventually(lambda: "Via" not in httpx.get(page_url).headers, message="page a file again")
 
 
+@sqlite_only
 def test_a_petition_nobody_viewed_is_rendered_by_signing_and_an_unknown_one_is_404(system):
     petition = system.create_petition("cold")
     system.wait_for_count(petition["id"], 0)
@@ -86,6 +89,7 @@ def test_a_petition_nobody_viewed_is_rendered_by_signing_and_an_unknown_one_is_4
     assert httpx.get(f"{system.web.url}/petitions/no-such-petition/count").status_code == 404
 
 
+@sqlite_only
 def test_the_front_door_shows_only_what_it_should(system):
     """Metrics and API UIs are not public; every answer carries the security headers, and a page's
     CSP allows nothing inline and no other origin (the page works under it: test_browser.py)."""

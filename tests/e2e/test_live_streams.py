@@ -6,9 +6,10 @@ import contextlib
 import httpx
 import pytest
 
+from tests.databases import sqlite_only
 from tests.harness import eventually, metrics
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, sqlite_only]  # the page, caching, CORS, streams: not the database's
 
 
 def open_streams(metric) -> float:

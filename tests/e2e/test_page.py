@@ -7,9 +7,10 @@ import httpx
 import pytest
 
 from tests.e2e.test_pipeline import distinct_signers
+from tests.databases import sqlite_only
 from tests.harness import eventually
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, sqlite_only]  # the page, caching, CORS, streams: not the database's
 
 
 def numbers_on(html: str) -> dict:
