@@ -55,11 +55,14 @@ class Runtime:
     async def readiness(self) -> dict[str, bool]:
         return {"database": await self._database_ok(), "nats": bool(self.nc and self.nc.is_connected)}
 
-    async def _database_ok(self) -> bool:
+    async def _database_ok(self, timeout_s: float = 2.0) -> bool:
+        # The bound covers the connect too: a pooled connection to a server that restarted, or a
+        # connect that hangs, would otherwise hold a readiness probe for asyncpg's 60 s.
         try:
-            async with self.engine.connect() as conn:
-                await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=2)
-        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            async with asyncio.timeout(timeout_s):
+                async with self.engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any failure (TimeoutError included) means "not ready"
             return False
         return True
 

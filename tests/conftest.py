@@ -1,6 +1,14 @@
 import pytest
+import structlog
 
 from tests.system import System
+
+# Apps run in-process (integration tests) log through structlog's defaults, which render an
+# exception with rich and every local variable: a thousand lines and seconds of CPU on the app's
+# event loop each, enough to stall it while a database outage is being logged. Plain tracebacks,
+# as the services themselves write (shared/logging.py).
+structlog.configure(processors=[*structlog.get_config()["processors"][:-1],
+                                structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)])
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
