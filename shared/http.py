@@ -131,6 +131,18 @@ def field_errors(errors) -> dict[str, str]:
     return found
 
 
+async def text_form(request: Request) -> dict[str, str]:
+    """A submitted form's fields, each as text (the last value of a repeated field). Every form here
+    is text: a field sent as a file is a 422 naming it, where `str()` of the upload would otherwise
+    have become a petition's title or a signer's name."""
+    form = await request.form()
+    files = sorted({field for field, value in form.multi_items() if not isinstance(value, str)})
+    if files:
+        raise RequestValidationError([{"loc": ("body", field), "type": "file_in_form",
+                                       "msg": "must be text: this form takes no files"} for field in files])
+    return {field: form[field] for field in form}
+
+
 def invalid_input(errors) -> dict:
     """The 422 body: a summary and one readable message per field, e.g. {"errors": {"email": "..."}}."""
     found = field_errors(errors)

@@ -31,7 +31,7 @@ from services.signing.organizers import COOKIE, Organizers
 from services.signing.pages import ERASED_ORGANIZER, client_of, not_found, render
 from services.signing.schemas import Closure, PetitionChange, PetitionIn, UpdateIn
 from services.signing.service import PetitionNotFound, StatusConflict, TooManyStarts
-from shared.http import field_errors, request_id
+from shared.http import field_errors, request_id, text_form
 
 router = APIRouter(include_in_schema=False)
 
@@ -53,7 +53,7 @@ async def start_page(request: Request) -> Response:
 async def start(request: Request) -> Response:
     """Start a petition (a form, no JavaScript needed): it waits for its organizer to follow the
     emailed link, then goes live or to the moderators."""
-    form = await request.form()
+    form = await text_form(request)
     values = {field: str(form.get(field, "")).strip() for field in START_FIELDS}
     settings = request.app.state.settings
     try:
@@ -220,7 +220,7 @@ async def summary(slug: str, request: Request, allowed=Depends(organizer_of)) ->
 async def edit_story(slug: str, request: Request, allowed=Depends(organizer_of)) -> Response:
     if not isinstance(allowed, Allowed):
         return allowed
-    form = await request.form()
+    form = await text_form(request)
     try:
         change = PetitionChange(story=str(form.get("story", "")))
     except ValidationError as exc:
@@ -236,7 +236,7 @@ async def post_update(slug: str, request: Request, allowed=Depends(organizer_of)
     """Email an update to every supporter who opted in (once each; the unsubscribed are left out)."""
     if not isinstance(allowed, Allowed):
         return allowed
-    form = await request.form()
+    form = await text_form(request)
     values = {"subject": str(form.get("subject", "")), "body": str(form.get("body", ""))}
     try:
         update = UpdateIn(**values)
@@ -251,7 +251,7 @@ async def post_update(slug: str, request: Request, allowed=Depends(organizer_of)
 async def close(slug: str, request: Request, allowed=Depends(organizer_of)) -> Response:
     if not isinstance(allowed, Allowed):
         return allowed
-    form = await request.form()
+    form = await text_form(request)
     try:
         closure = Closure(outcome=str(form.get("outcome", "")))
     except ValidationError:

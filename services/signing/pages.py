@@ -21,7 +21,7 @@ from services.signing.schemas import SignatureIn
 from services.signing.db import OPEN
 from services.signing.service import PetitionNotFound, PetitionNotOpen
 from shared.counts import Count as CountDocument
-from shared.http import PAGE_HEADERS, field_errors, request_id
+from shared.http import PAGE_HEADERS, field_errors, request_id, text_form
 from shared.milestones import next_goal
 
 WEB = Path(__file__).parent / "web"
@@ -161,7 +161,7 @@ async def sign_from_form(slug: str, request: Request) -> Response:
         return not_found(slug)
     if petition.status != OPEN:  # the page says it is closed, and shows no form
         return await page(request, slug, "petition.html.j2", status_code=409)
-    form = await request.form()
+    form = await text_form(request)
     values = {field: str(form.get(field, "")).strip() for field in FORM_FIELDS}
     data = {field: value for field, value in values.items() if value}
     data["updates"] = form.get("updates") == "yes"

@@ -22,7 +22,7 @@ from services.signing.pages import render
 from services.signing.schemas import printable_text
 from services.signing.service import PetitionNotFound, StatusConflict
 from shared.db import as_utc
-from shared.http import request_id
+from shared.http import request_id, text_form
 
 api = APIRouter(tags=["admin"], dependencies=[Depends(require_admin)])
 page = APIRouter(include_in_schema=False)
@@ -95,7 +95,7 @@ async def review_page(request: Request, allowed: Annotated[bool, Depends(moderat
 async def review_from_page(petition_id: str, request: Request, allowed: Annotated[bool, Depends(moderator)]) -> Response:
     if not allowed:
         return _ask_for_password()
-    form = await request.form()
+    form = await text_form(request)
     decision = str(form.get("decision", ""))
     if decision not in ("approve", "reject"):
         return Response("Choose approve or reject.", status_code=422, media_type="text/plain")

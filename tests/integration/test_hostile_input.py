@@ -172,3 +172,25 @@ def test_a_sign_in_link_that_names_nothing_is_a_401(signing, token):
     response = signing.get(f"/o/{token}", follow_redirects=False)
     expected = 404 if "%2f" in token else 401  # "../.." leaves the route altogether
     assert response.status_code == expected and "set-cookie" not in response.headers
+
+
+def test_a_form_field_sent_as_a_file_is_a_422_naming_it(signing, petition):
+    """No form here has a file input: an upload where text belongs is refused, not stored as the
+    text of its Python object (a petition titled "UploadFile(filename=...)")."""
+    origin = {"Origin": SITE}
+    start = {"target": "The council", "story": "Story.", "name": "Rosa Diaz", "email": "rosa@example.org"}
+    started = signing.post("/start", data=start, files={"title": ("title.txt", b"Save the bridge")}, headers=origin)
+    assert started.status_code == 422, started.text
+    assert started.json()["errors"] == {"title": "must be text: this form takes no files"}
+    signed = signing.post(f"/p/{petition['slug']}", data={"email": "ana@example.org", "country": "GB"},
+                          files={"name": ("n.txt", b"Ana"), "comment": ("c.txt", b"Hi")}, headers=origin)
+    assert signed.status_code == 422, signed.text
+    assert set(signed.json()["errors"]) == {"name", "comment"}
+    reviewed = signing.post(f"/admin/review/{petition['id']}", files={"decision": ("d.txt", b"approve")},
+                            headers=origin, auth=("moderator", TOKEN))
+    assert reviewed.status_code == 422, reviewed.text
+    assert signing.get(f"/petitions/{petition['id']}").json()["title"] == petition["title"]
+    # The same forms as text still work.
+    assert signing.post("/start", data={**start, "title": "Save the bridge"}, headers=origin).status_code == 202
+    assert signing.post(f"/p/{petition['slug']}", data={"name": "Ana", "email": "ana@example.org", "country": "GB"},
+                        headers=origin, follow_redirects=False).status_code == 303
