@@ -8,8 +8,9 @@ from datetime import datetime, timezone
 from typing import Annotated, Literal
 from uuid import NAMESPACE_URL, uuid5
 
+import structlog
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
-from sqlalchemy import case, delete, func, select, text
+from sqlalchemy import case, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.counter.db import milestones, outbox, petition_counts, petition_countries, petition_hours, processed_events
@@ -22,6 +23,8 @@ from shared.milestones import milestones_crossed, next_goal
 from shared.outbox import outbox_row
 
 CHUNK = 5000  # tracking rows per INSERT in a replay
+
+log = structlog.get_logger("counter")
 
 
 def _dialect(executor) -> str:
@@ -128,7 +131,8 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
     so redelivered and republished events are ignored.
     """
     fresh = await _track(session, batch)
-    created: dict[str, str] = {}
+    created: dict[str, str | None] = {}
+    owners: dict[str, str] = {}  # slug -> the petition created with it last, in stream order
     signed: dict[str, list[Counted]] = defaultdict(list)
     invalidated: dict[str, int] = defaultdict(int)
     by_country: dict[tuple[str, str], int] = defaultdict(int)
@@ -145,6 +149,7 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
             invalidated[item.petition_id] += 1
         elif event.type == "PetitionCreated":
             created[item.petition_id] = event.slug
+            owners[event.slug] = item.petition_id
         if (status := event.next_status(statuses.get(item.petition_id))) is not None:
             statuses[item.petition_id] = status
         country, hour = event.where_and_when
@@ -152,6 +157,8 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
             step = 1 if event.type == "SignatureAdded" else -1
             by_country[item.petition_id, country] += step
             by_hour[item.petition_id, hour] += step
+    if owners:
+        created = await _claim_slugs(session, created, owners)
     await _add_to(session, petition_countries, "country", by_country)
     await _add_to(session, petition_hours, "hour", by_hour)
     reached, counts = [], []
@@ -211,6 +218,24 @@ async def _add_to(session: AsyncSession, table, key: str, deltas: dict[tuple, in
     await session.execute(statement, rows)
 
 
+async def _claim_slugs(session: AsyncSession, created: dict[str, str | None],
+                       owners: dict[str, str]) -> dict[str, str | None]:
+    """Each slug created in this batch goes to the petition created with it last; any other
+    petition holding it here or before loses it (it stays counted, reachable by its id).
+
+    Signing never gives two petitions one slug, but its database restored from a backup older
+    than the stream can: then one PetitionCreated would fail every batch it is in, for ever, and
+    stop the counting of every petition behind it. Rebuild.finish decides the same way."""
+    taken = (await session.execute(
+        update(petition_counts)
+        .where(petition_counts.c.slug.in_(list(owners)), petition_counts.c.petition_id.not_in(list(owners.values())))
+        .values(slug=None).returning(petition_counts.c.petition_id))).scalars().all()
+    losers = {*taken, *(petition_id for petition_id, slug in created.items() if owners[slug] != petition_id)}
+    if losers:
+        log.warning("slug_reassigned", to=sorted(owners.values()), taken_from=sorted(losers))
+    return {petition_id: slug if owners[slug] == petition_id else None for petition_id, slug in created.items()}
+
+
 async def _add_to_count(session: AsyncSession, petition_id: str, delta: int, slug: str | None,
                         status: str | None = None) -> tuple[int, datetime]:
     statement = insert(_dialect(session), petition_counts).values(
@@ -267,18 +292,23 @@ class Rebuild:
         self.session = session
         self.up_to_seq = up_to_seq
         self.slugs: dict[str, str | None] = {}
+        self.owners: dict[str, str] = {}  # slug -> the petition created with it last (as apply_events decides)
         self.statuses: dict[str, str] = {}  # petition id -> its status, from the replayed events
 
     async def start(self) -> None:
         session = self.session
         self.slugs = dict((await session.execute(select(petition_counts.c.petition_id, petition_counts.c.slug))).all())
+        self.owners = {slug: petition_id for petition_id, slug in self.slugs.items() if slug is not None}
         await session.execute(delete(processed_events).where(processed_events.c.stream_seq <= self.up_to_seq))
         await session.execute(delete(petition_counts))
         await session.execute(delete(petition_countries))
         await session.execute(delete(petition_hours))
 
     async def track(self, chunk: Sequence[Delivered]) -> None:
-        self.slugs.update({item.petition_id: item.event.slug for item in chunk if item.event.type == "PetitionCreated"})
+        for item in chunk:
+            if item.event.type == "PetitionCreated":
+                self.slugs[item.petition_id] = item.event.slug
+                self.owners[item.event.slug] = item.petition_id
         for item in chunk:
             if (status := item.event.next_status(self.statuses.get(item.petition_id))) is not None:
                 self.statuses[item.petition_id] = status
@@ -309,8 +339,10 @@ class Rebuild:
         reached = []
         now = datetime.now(timezone.utc)
         for petition_id, count in sorted(counts):
+            slug = self.slugs.get(petition_id)
             await session.execute(petition_counts.insert().values(
-                petition_id=petition_id, slug=self.slugs.get(petition_id), count=count, updated_at=now,
+                petition_id=petition_id, slug=slug if self.owners.get(slug) == petition_id else None,
+                count=count, updated_at=now,
                 status=self.statuses.get(petition_id, "open")))
             reached += await _record_milestones(session, petition_id, milestones_crossed(0, count), count, None)
         return reached

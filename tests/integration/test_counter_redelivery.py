@@ -11,7 +11,7 @@ from sqlalchemy import event as sa_event
 
 from services.counter import db
 from services.counter.consumer import count_signatures, delivered
-from services.counter.projection import apply_events
+from services.counter.projection import apply_events, rebuild_projection
 from shared import nats as gs_nats
 from shared.db import create_engine, sessionmaker
 from shared.migrations import migrate
@@ -130,3 +130,44 @@ async def test_a_failed_batch_is_nakked_and_applied_once_when_redelivered(js, co
     assert [m.metadata.num_delivered for m in again] == [2] * 6
     await handle(again)
     assert count_in(path, petition_id) == 5
+
+
+async def test_a_slug_created_again_goes_to_the_newer_petition_and_counting_goes_on(js, counter_db):
+    """Signing never gives two petitions one slug, but its database restored from a backup older
+    than the stream can: the counter must not fail every batch after that (a unique slug), and a
+    rebuild must decide the same way."""
+    engine, database = counter_db
+    sessions = sessionmaker(engine)
+    subscription = await js.pull_subscribe_bind(durable=COUNTER_DURABLE, stream=STREAM)
+    handle = count_signatures(sessions, OutboxRelay(sessions, db.outbox), 0.1, dead_letters(sessions))
+    first, second, third, fourth = (uuid.uuid4() for _ in range(4))
+    published = []
+
+    async def publish(*events) -> None:
+        for event in events:
+            await js.publish(event_subject(event.petition_id, event.type), encode_event(event),
+                             headers={"Nats-Msg-Id": str(event.event_id)})
+        messages = await fetch_exactly(subscription, len(events))
+        published.extend(delivered(m) for m in messages)
+        await handle(messages)  # one batch
+
+    def signed(petition_id, n):
+        return [SignatureAdded(petition_id=petition_id, signature_id=uuid.uuid4()) for _ in range(n)]
+
+    await publish(PetitionCreated(petition_id=first, title="T", slug="bridge", target="X"), *signed(first, 3))
+    # Later batches: the slug again for another petition; then two petitions with one slug in one batch.
+    await publish(PetitionCreated(petition_id=second, title="T", slug="bridge", target="X"), *signed(second, 2),
+                  *signed(first, 1))
+    await publish(PetitionCreated(petition_id=third, title="T", slug="river", target="X"),
+                  PetitionCreated(petition_id=fourth, title="T", slug="river", target="X"),
+                  *signed(third, 1), *signed(fourth, 4))
+
+    expected = [(str(first), None, 4), (str(second), "bridge", 2), (str(third), None, 1), (str(fourth), "river", 4)]
+    rows = "SELECT petition_id, slug, count FROM petition_counts ORDER BY count DESC, petition_id"
+    assert sorted(database.query(rows)) == sorted(expected)
+    assert database.query("SELECT count(*) FROM processed_events") == [(len(published),)]
+    assert database.query("SELECT count(*) FROM dead_letters") == [(0,)]
+
+    async with sessions.begin() as session:
+        await rebuild_projection(session, published, published[-1].stream_seq)
+    assert sorted(database.query(rows)) == sorted(expected)
