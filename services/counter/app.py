@@ -73,7 +73,8 @@ def create_app(settings: CounterSettings) -> FastAPI:
             hub.wake({str(c.petition_id) for c in counts})
 
         dead_letters = DeadLetters(runtime.sessions, db.dead_letters, COUNTER_DURABLE)
-        handler = count_signatures(runtime.sessions, relay, settings.retry_delay_s, dead_letters, on_counted=counted)
+        handler = count_signatures(runtime.sessions, relay, settings.retry_delay_s, dead_letters, on_counted=counted,
+                                   dead_letter_after=settings.dead_letter_after)
         await consume(js, COUNTER_DURABLE, handler, batch_size=settings.batch_size, linger_s=settings.batch_linger_s)
 
     @asynccontextmanager

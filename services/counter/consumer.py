@@ -4,6 +4,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from nats.aio.msg import Msg
+from sqlalchemy.exc import DataError, IntegrityError
 
 from services.counter.projection import Delivered, apply_events, counted
 from shared.counts import Count
@@ -13,6 +14,13 @@ from shared.outbox import OutboxRelay
 
 log = structlog.get_logger("counter")
 
+# What the database answers the same way every time it is given the same events (a constraint, a
+# value it cannot store), unlike an outage or a lock, which retrying outlasts. A batch refused so is
+# applied one event at a time, and an event still refused on its `dead_letter_after`th delivery is
+# set aside as a dead letter (`groundswell counter dead-letters`), so one bad event cannot stop the
+# counting of every petition behind it.
+REFUSED = (IntegrityError, DataError)
+
 
 async def _nothing(counts: Sequence[Count]) -> None:
     return None
@@ -20,7 +28,7 @@ async def _nothing(counts: Sequence[Count]) -> None:
 
 def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float,
                      dead_letters: DeadLetters,
-                     on_counted: Callable[[Sequence[Count]], Awaitable[None]] = _nothing):
+                     on_counted: Callable[[Sequence[Count]], Awaitable[None]] = _nothing, dead_letter_after: int = 5):
     engine = sessions.kw["bind"]
 
     async def handle(messages: Sequence[Msg]) -> None:
@@ -37,6 +45,19 @@ def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float,
         try:
             async with engine.begin() as conn:  # Core, not a Session: nothing here needs the ORM
                 applied = await apply_events(conn, batch)
+        except REFUSED as exc:  # the same events would be refused again: find which, apply the rest
+            if len(messages) > 1:
+                log.exception("batch_refused", size=len(batch))
+                for raw in messages:
+                    await handle([raw])
+                return
+            raw = messages[0]
+            if (raw.metadata.num_delivered or 1) >= dead_letter_after:
+                await dead_letters.bury(raw, f"refused by the database: {describe(exc)}")
+            else:  # a race with another counter refuses once, not every time
+                log.exception("event_refused", retry_in_s=retry_delay_s)
+                await raw.nak(delay=retry_delay_s)
+            return
         except Exception:  # noqa: BLE001 - nothing is acked: the whole batch comes back after the delay
             log.exception("batch_failed", size=len(batch), retry_in_s=retry_delay_s)
             for raw in messages:

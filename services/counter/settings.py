@@ -18,6 +18,9 @@ class CounterSettings(ServiceSettings):
     )
     ack_wait_s: float = Field(30.0, description="Redelivery delay for an event not acknowledged.")
     retry_delay_s: float = Field(2.0, description="Delay before a failed batch is delivered again.")
+    dead_letter_after: int = Field(
+        5, ge=1, description="Deliveries of an event failing for a reason other than a dependency being away "
+                             "before it is set aside as a dead letter (groundswell counter dead-letters, groundswell notifier dead-letters).")
     relay_sweep_interval_s: float = Field(1.0, description="Outbox sweep period when nothing wakes it.")
     stream_replicas: int = Field(1, description="Replicas of the event stream (3 on a NATS cluster).")
     count_max_age_s: int = Field(1, description="Seconds a count response may be cached (Cache-Control max-age).")

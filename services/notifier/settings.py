@@ -30,7 +30,7 @@ class NotifierSettings(ServiceSettings):
     retry_max_s: float = Field(600.0, description="Longest delay between SMTP retries.")
     dead_letter_after: int = Field(
         5, ge=1, description="Deliveries of an event failing for a reason other than a dependency being away "
-                             "before it is set aside as a dead letter (groundswell notifier dead-letters).")
+                             "before it is set aside as a dead letter (groundswell counter dead-letters, groundswell notifier dead-letters).")
     stream_replicas: int = Field(1, description="Replicas of the event stream (3 on a NATS cluster).")
     signing_url: str = Field("http://127.0.0.1:8001", description="Where the notifier reads supporters to email (signing's base URL).")
     internal_token: str | None = Field(

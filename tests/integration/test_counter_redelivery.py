@@ -12,12 +12,14 @@ from sqlalchemy import event as sa_event
 from services.counter import db
 from services.counter.consumer import count_signatures, delivered
 from services.counter.projection import apply_events, rebuild_projection
+from services.counter.settings import CounterSettings
 from shared import nats as gs_nats
 from shared.db import create_engine, sessionmaker
 from shared.migrations import migrate
 from shared.events import PetitionCreated, SignatureAdded, encode_event
 from shared.outbox import OutboxRelay
 from shared.deadletters import DeadLetters
+from shared.deadletters_cli import dead_letters_command
 from shared.subjects import COUNTER_DURABLE, STREAM, event_subject, type_filter
 from tests.databases import Database
 from tests.harness import NatsServer
@@ -171,3 +173,58 @@ async def test_a_slug_created_again_goes_to_the_newer_petition_and_counting_goes
     async with sessions.begin() as session:
         await rebuild_projection(session, published, published[-1].stream_seq)
     assert sorted(database.query(rows)) == sorted(expected)
+
+
+def refuse_events_of(database, petition_id: str) -> None:
+    """Make the database itself refuse the petition's events, every time (a trigger: a constraint
+    the counter's code knows nothing of), as a value it cannot store would."""
+    if database.backend == "sqlite":
+        database.execute(f"CREATE TRIGGER refuse BEFORE INSERT ON processed_events WHEN NEW.petition_id = "
+                         f"'{petition_id}' BEGIN SELECT RAISE(ABORT, 'refused for the test'); END")
+        return
+    database.execute(f"CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                     f"IF NEW.petition_id = '{petition_id}' THEN RAISE EXCEPTION 'refused for the test' "
+                     f"USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$")
+    database.execute("CREATE TRIGGER refuse BEFORE INSERT ON processed_events FOR EACH ROW EXECUTE FUNCTION refuse()")
+
+
+async def test_an_event_the_database_refuses_is_set_aside_and_the_rest_count(js, counter_db):
+    """One event the database refuses every time cannot hold back the batch it came in, nor every
+    batch after it: the batch is applied one event at a time, the refused events become dead letters
+    after GROUNDSWELL_DEAD_LETTER_AFTER deliveries, and a retry once the cause is gone counts them."""
+    engine, database = counter_db
+    sessions = sessionmaker(engine)
+    subscription = await js.pull_subscribe_bind(durable=COUNTER_DURABLE, stream=STREAM)
+    handle = count_signatures(sessions, OutboxRelay(sessions, db.outbox), 0.05, dead_letters(sessions),
+                              dead_letter_after=2)
+    good, bad = uuid.uuid4(), uuid.uuid4()
+    events = [PetitionCreated(petition_id=good, title="T", slug="good", target="X"),
+              PetitionCreated(petition_id=bad, title="T", slug="bad", target="X")]
+    events += [SignatureAdded(petition_id=petition_id, signature_id=uuid.uuid4()) for petition_id in [good, bad] * 6]
+    for event in events:
+        await js.publish(event_subject(event.petition_id, event.type), encode_event(event),
+                         headers={"Nats-Msg-Id": str(event.event_id)})
+    refuse_events_of(database, str(bad))
+
+    deadline = asyncio.get_running_loop().time() + 20
+    while database.query("SELECT count(*) FROM dead_letters") != [(7,)]:
+        assert asyncio.get_running_loop().time() < deadline, database.query("SELECT count(*) FROM dead_letters")
+        try:
+            await handle(await subscription.fetch(batch=20, timeout=0.5))
+        except (asyncio.TimeoutError, nats.errors.TimeoutError):
+            pass
+    assert database.query("SELECT petition_id, count FROM petition_counts") == [(str(good), 6)]
+    assert database.query("SELECT milestone FROM milestones") == []
+    letters = database.query("SELECT error, deliveries FROM dead_letters")
+    assert {(error.split(":")[0], deliveries) for error, deliveries in letters} == {("refused by the database", 2)}
+    with pytest.raises((asyncio.TimeoutError, nats.errors.TimeoutError)):  # nothing left on the stream
+        await subscription.fetch(batch=1, timeout=0.5)
+
+    # The cause fixed, `groundswell counter dead-letters --retry all` counts them, once.
+    database.execute("DROP TRIGGER refuse" if database.backend == "sqlite" else "DROP TRIGGER refuse ON processed_events")
+    settings = CounterSettings(_env_file=None, DATABASE_URL=database.url)
+    outcome = await dead_letters_command("counter", settings, "all", False)
+    assert [entry["result"] for entry in outcome] == ["resolved"] * 7
+    assert sorted(database.query("SELECT petition_id, count FROM petition_counts")) == sorted(
+        [(str(good), 6), (str(bad), 6)])
+    assert await dead_letters_command("counter", settings, "all", False) == []
