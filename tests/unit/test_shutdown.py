@@ -7,19 +7,21 @@ from shared.lifecycle import _bounded
 
 async def test_a_task_that_swallows_a_cancellation_is_cancelled_again_and_stops_at_once():
     swallowed = 0
+    running = asyncio.Event()
 
     async def loop_that_loses_a_cancel():
         nonlocal swallowed
+        running.set()
         while True:
             try:
-                await asyncio.sleep(10)
+                await asyncio.Event().wait()  # a wait that only a cancellation ends
             except asyncio.CancelledError:
                 if swallowed:
                     raise
                 swallowed += 1  # as Python 3.11's asyncio.wait_for does when its inner wait completes at the cancel
 
     task = asyncio.create_task(loop_that_loses_a_cancel())
-    await asyncio.sleep(0)
+    await running.wait()
     loop = asyncio.get_running_loop()
     started = loop.time()
     await _bounded("tasks", [task], timeout_s=5, cancel=True)
@@ -29,17 +31,19 @@ async def test_a_task_that_swallows_a_cancellation_is_cancelled_again_and_stops_
 
 async def test_a_task_that_will_not_stop_is_left_at_the_bound():
     stubborn = True
+    running = asyncio.Event()
 
     async def refuses():
+        running.set()
         while True:
             try:
-                await asyncio.sleep(10)
+                await asyncio.Event().wait()  # a wait that only a cancellation ends
             except asyncio.CancelledError:
                 if not stubborn:
                     raise
 
     task = asyncio.create_task(refuses())
-    await asyncio.sleep(0)
+    await running.wait()
     loop = asyncio.get_running_loop()
     started = loop.time()
     await _bounded("tasks", [task], timeout_s=0.3, cancel=True)
