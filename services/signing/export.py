@@ -3,6 +3,7 @@ server-side cursor, so a million rows take little memory (`python -m bench.expor
 
 import csv
 import io
+import unicodedata
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
@@ -16,14 +17,30 @@ router = APIRouter(include_in_schema=False)
 EXPORT_COLUMNS = ("name", "postcode", "country", "signed_at", "comment")
 EXPORT_CHUNK = 2000
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Characters a spreadsheet may skip before it reads a formula: spaces and controls, and the
+# invisible format characters (zero-width space and joiners, the byte-order mark, bidi marks).
+_SKIPPED = frozenset({"Zs", "Cc", "Cf"})
 
 
 def inert(value: str | None) -> str:
-    """A cell a spreadsheet shows as text, never runs: one starting like a formula gets a leading
-    apostrophe (OWASP's advice for CSV injection)."""
+    """A cell a spreadsheet shows as text, never runs: one that starts like a formula gets a
+    leading apostrophe (OWASP's advice for CSV injection). "Starts" is read as a spreadsheet may
+    read it: after Unicode compatibility normalisation (a fullwidth ＝ or a small ﹦ is an =) and
+    after any leading spaces and invisible characters (a zero-width space before the =)."""
     if not value:
         return ""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    return "'" + value if looks_like_formula(value) else value
+
+
+def looks_like_formula(value: str) -> bool:
+    if value.startswith(_FORMULA_START):
+        return True
+    if value[0].isascii() and value[0].isprintable() and not value[0].isspace():
+        return False  # an ordinary first character (most names): nothing to normalise
+    for character in unicodedata.normalize("NFKC", value):
+        if unicodedata.category(character) not in _SKIPPED:
+            return character in "=+-@"
+    return False
 
 
 @router.get("/dashboard/{slug}/signatures.csv")

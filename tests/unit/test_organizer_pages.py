@@ -12,6 +12,16 @@ def test_cells_that_look_like_formulas_are_made_inert():
     assert inert("Hello = world") == "Hello = world" and inert(None) == "" and inert("") == ""
 
 
+def test_formulas_behind_lookalikes_and_invisible_characters_are_made_inert():
+    """Issue 21: a fullwidth or small equals sign, a zero-width space or a byte-order mark before
+    the formula, leading spaces: a spreadsheet may still run it."""
+    for cell in ("\uff1dHYPERLINK(\"http://x\")", "\ufe66 1+1", "\u200b=1+1", "\ufeff=1+1", "\u200e\u200b@SUM(A1)",
+                 "  =1+1", "\u3000=1+1", "\uff0b33 6", "\uff20SUM(A1)", "\u2060\u200d-2"):
+        assert inert(cell) == "'" + cell, repr(cell)
+    for cell in ("Zoë =1", "\u200bAda", "\uff21da", "\u0645\u0631\u062d\u0628\u0627", "  Ada"):
+        assert inert(cell) == cell, repr(cell)
+
+
 def test_only_the_listed_origins_may_frame_the_widget():
     assert "frame-ancestors 'self';" not in widget_headers("")["Content-Security-Policy"]
     assert widget_headers("")["Content-Security-Policy"].endswith("frame-ancestors 'self'")
