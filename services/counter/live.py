@@ -32,6 +32,7 @@ class CountHub:
         self._viewers: dict[str, set[asyncio.Queue]] = {}
         self._watchers: dict[str, asyncio.Task] = {}
         self._wake: dict[str, asyncio.Event] = {}
+        self._latest: dict[str, Any] = {}  # petition id -> the count its watcher last handed out
 
     def wake(self, petition_ids: set[str]) -> None:
         """Counts of these petitions changed here: look now instead of at the next poll."""
@@ -55,6 +56,8 @@ class CountHub:
     @contextlib.asynccontextmanager
     async def watch(self, petition_id: str) -> AsyncIterator[asyncio.Queue]:
         queue: asyncio.Queue = asyncio.Queue(maxsize=1)
+        if (latest := self._latest.get(petition_id)) is not None:
+            queue.put_nowait(latest)  # a viewer joining a watched petition has its count at once
         viewers = self._viewers.setdefault(petition_id, set())
         viewers.add(queue)
         if petition_id not in self._watchers:
@@ -68,6 +71,7 @@ class CountHub:
             if not viewers:
                 self._viewers.pop(petition_id, None)
                 self._wake.pop(petition_id, None)
+                self._latest.pop(petition_id, None)
                 if (task := self._watchers.pop(petition_id, None)) is not None:
                     task.cancel()
                 LIVE_WATCHED.set(len(self._watchers))
@@ -81,7 +85,7 @@ class CountHub:
                 log.warning("live_count_read_failed", petition_id=petition_id)
                 current = last
             if current is not None and current != last:
-                last = current
+                last = self._latest[petition_id] = current
                 for queue in list(self._viewers.get(petition_id, ())):
                     if queue.full():  # a slow viewer only needs the newest count
                         queue.get_nowait()
