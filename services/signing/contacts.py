@@ -84,7 +84,9 @@ class Erasure:
 async def erase(sessions, key: str) -> Erasure:
     """Blank every contact stored under this mailbox key: the signer's name, email, postcode and
     comment on each signature, and the organizer's name and email on each petition they started
-    (with an OrganizerErased each, in the same transaction). The key itself stays."""
+    (with an OrganizerErased each, in the same transaction). The key itself stays. Every link the
+    mailbox was sent stops working: a pending signature's confirmation link (it never counts),
+    the organizer's unused sign-in links and open dashboard sessions."""
     now = datetime.now(timezone.utc)
     async with sessions.begin() as session:
         ids = (await session.execute(
@@ -93,7 +95,7 @@ async def erase(sessions, key: str) -> Erasure:
         if ids:
             await session.execute(update(s).where(s.c.id.in_(ids)).values(
                 name="", email="", postcode=None, comment=None, updates=False, unsubscribe_token=None, client_key=None,
-                erased_at=now,
+                confirm_token=None, erased_at=now,
             ))
         organized = (await session.execute(
             select(p.c.id).where(and_(p.c.organizer_mailbox_key == key, p.c.organizer_erased_at.is_(None)))
@@ -102,5 +104,10 @@ async def erase(sessions, key: str) -> Erasure:
         if rows:
             await session.execute(update(p).where(p.c.id.in_(organized)).values(
                 organizer_name="", organizer_email="", organizer_erased_at=now))
+            links = db.organizer_links
+            await session.execute(update(links).where(links.c.petition_id.in_(organized), links.c.used_at.is_(None))
+                                  .values(used_at=now))
+            await session.execute(db.organizer_sessions.delete().where(
+                db.organizer_sessions.c.petition_id.in_(organized)))
             await session.execute(db.outbox.insert(), rows)
     return Erasure(signatures=len(ids), petitions=len(organized), events=rows)

@@ -151,3 +151,56 @@ def test_erasure_covers_organizers(api):
     events = sorted(s for (s,) in api.database.query("SELECT subject FROM outbox WHERE subject LIKE '%.OrganizerErased'"))
     assert events == sorted(f"petitions.{p['id']}.events.OrganizerErased" for p in (first, second))
     assert api.post("/admin/erasure", json={"email": "patrick@example.org"}, headers=AUTH).json()["erased"] == 0
+
+
+@pytest.fixture
+def confirming(tmp_path, nats_url, backend):
+    """Signing with confirmation by email on, as the product's default is."""
+    database = Database(backend, "signing", tmp_path)
+    settings = SigningSettings(
+        _env_file=None, admin_token=TOKEN, internal_token="internal-token", DATABASE_URL=database.url,
+        NATS_URL=nats_url, public_url="http://testserver", confirm_signatures=True, sign_rate_limit="",
+    )
+    try:
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            client.database = database
+            yield client
+    finally:
+        database.drop()
+
+
+def test_erasure_voids_every_link_the_mailbox_was_sent(confirming):
+    """Issue 21: an erased signer's pending confirmation link still counted (303, the count from 1
+    to 2 for a row with no name or email). Now the link is void, and so are the erased organizer's
+    sign-in links and dashboard sessions."""
+    from services.signing.organizers import link_token
+
+    api = confirming
+    petition = api.post("/petitions", json=petition_body(slug="voided"), headers=AUTH).json()
+    for who in ("ada", "grace"):
+        body = {"name": who.title(), "email": f"{who}@example.org"}
+        assert api.post(f"/petitions/{petition['id']}/signatures", json=body).status_code == 202
+    tokens = dict(api.database.query("SELECT email, confirm_token FROM signatures"))
+    assert set(tokens) == {"ada@example.org", "grace@example.org"}
+    assert api.get(f"/c/{tokens['grace@example.org']}", follow_redirects=False).status_code == 303  # grace counts
+
+    # The organizer asks for a sign-in link and signs in with another one.
+    assert api.post("/p/voided/organizer").status_code == 202
+    link_ids = [link for (link,) in api.database.query("SELECT id FROM organizer_links")]
+    secret = f"{DEVELOPMENT_MAILBOX_KEY}".encode()
+    signed_in = api.get(f"/o/{link_token(secret, link_ids[0])}", follow_redirects=False)
+    assert signed_in.status_code == 303 and api.get("/dashboard/voided").status_code == 200
+    api.database.execute(f"UPDATE organizer_links SET used_at = NULL WHERE id = '{link_ids[0]}'")  # usable again
+
+    erased = api.post("/admin/erasure", json={"email": "ada@example.org"}, headers=AUTH)
+    assert erased.json() == {"erased": 1, "signatures": 1, "petitions": 0}
+    assert api.post("/admin/erasure", json={"email": "patrick@example.org"}, headers=AUTH).json()["petitions"] == 1
+
+    followed = api.get(f"/c/{tokens['ada@example.org']}", follow_redirects=False)
+    assert followed.status_code == 404  # void: it never counts
+    assert api.database.query("SELECT state, count(*) FROM signatures GROUP BY state ORDER BY state") == [
+        ("confirmed", 1), ("pending", 1)]
+    added = api.database.query("SELECT count(*) FROM outbox WHERE subject LIKE '%.SignatureAdded'")[0][0]
+    assert added == 1  # grace's only
+    assert api.get(f"/o/{link_token(secret, link_ids[0])}", follow_redirects=False).status_code == 401
+    assert api.get("/dashboard/voided").status_code == 401  # the open session is gone too
