@@ -57,12 +57,18 @@ async def counts_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
 
 
 OnCount = Callable[[Count], Awaitable[None]]
+OnRemoved = Callable[[str], Awaitable[None]]
+
+
+async def _ignore(petition_id: str) -> None:
+    return None
 
 
 async def follow_counts(js: JetStreamContext, on_count: OnCount, on_loaded: Callable[[], None],
-                        replicas: int = 1) -> None:
+                        replicas: int = 1, on_removed: OnRemoved = _ignore) -> None:
     """Forever: every document now in the bucket, then each new one as it is put; `on_loaded`
-    once the documents present at the start have been delivered. The watch starts again after a
+    once the documents present at the start have been delivered; `on_removed` with the petition
+    id of a document taken out (a petition that is not public). The watch starts again after a
     reconnect (its ordered consumer may be gone with the server it lived on)."""
     nc = js._nc
     while True:
@@ -84,6 +90,8 @@ async def follow_counts(js: JetStreamContext, on_count: OnCount, on_loaded: Call
                     on_loaded()
                 elif entry.value:
                     await on_count(Count.model_validate_json(entry.value))
+                elif entry.operation in ("DEL", "PURGE"):
+                    await on_removed(entry.key)
         finally:
             try:
                 await watcher.stop()

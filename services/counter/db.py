@@ -8,6 +8,8 @@ from shared.outbox import outbox_table
 
 metadata = MetaData()
 
+PUBLIC_STATUSES = ("open", "closed", "won")  # the others wait for the organizer's email or a moderator, or were rejected
+
 petition_counts = Table(
     "petition_counts",
     metadata,

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 from sqlalchemy import case, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.counter.db import milestones, outbox, petition_counts, petition_countries, petition_hours, processed_events
+from services.counter.db import (PUBLIC_STATUSES, milestones, outbox, petition_counts, petition_countries,
+                                 petition_hours, processed_events)
 from shared.bulk import insert_json, present
 from shared.counts import Count, count_document
 from shared.db import insert
@@ -35,7 +36,8 @@ def _dialect(executor) -> str:
 
 @dataclass(frozen=True)
 class Applied:
-    """What a batch changed: the milestones it newly reached, and the new count documents."""
+    """What a batch changed: the milestones it newly reached, and the new count documents of the
+    public petitions among those it touched (a petition not public yet has no public count)."""
 
     reached: list[MilestoneReached]
     counts: list[Count]
@@ -47,7 +49,6 @@ Id = Annotated[str, StringConstraints(pattern=UUID_TEXT)]
 
 COUNTED_TYPES = ("PetitionCreated", "SignatureAdded", "SignatureInvalidated", "PetitionClosed", "OrganizerConfirmed",
                  "PetitionApproved", "PetitionRejected")
-PUBLIC_STATUSES = ("open", "closed", "won")  # the others wait for the organizer's email or a moderator
 
 
 class Counted(BaseModel):
@@ -165,9 +166,10 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
     for petition_id in sorted(created | signed.keys() | invalidated.keys() | statuses.keys()):  # one lock order
         signatures = signed.get(petition_id, [])
         delta = len(signatures) - invalidated.get(petition_id, 0)
-        new_count, updated_at = await _add_to_count(session, petition_id, delta, created.get(petition_id),
-                                                    statuses.get(petition_id))
-        counts.append(count_document(petition_id, new_count, updated_at))
+        new_count, updated_at, status = await _add_to_count(session, petition_id, delta, created.get(petition_id),
+                                                            statuses.get(petition_id))
+        if status in PUBLIC_STATUSES:
+            counts.append(count_document(petition_id, new_count, updated_at))
         old_count = new_count - delta
         # Only a rise crosses milestones (then delta > 0 and every index below is a signature of
         # this batch); a milestone recorded before is never emitted again (_record_milestones).
@@ -237,7 +239,7 @@ async def _claim_slugs(session: AsyncSession, created: dict[str, str | None],
 
 
 async def _add_to_count(session: AsyncSession, petition_id: str, delta: int, slug: str | None,
-                        status: str | None = None) -> tuple[int, datetime]:
+                        status: str | None = None) -> tuple[int, datetime, str]:
     statement = insert(_dialect(session), petition_counts).values(
         petition_id=petition_id, slug=slug, count=delta, updated_at=datetime.now(timezone.utc), status=status or "open"
     )
@@ -248,9 +250,10 @@ async def _add_to_count(session: AsyncSession, petition_id: str, delta: int, slu
     }
     if status is not None:
         set_["status"] = case((petition_counts.c.status == "won", "won"), else_=status)
-    statement = statement.on_conflict_do_update(index_elements=["petition_id"], set_=set_).returning(petition_counts.c.count, petition_counts.c.updated_at)
-    count, updated_at = (await session.execute(statement)).one()
-    return count, updated_at
+    statement = statement.on_conflict_do_update(index_elements=["petition_id"], set_=set_).returning(
+        petition_counts.c.count, petition_counts.c.updated_at, petition_counts.c.status)
+    count, updated_at, status = (await session.execute(statement)).one()
+    return count, updated_at, status
 
 
 async def _record_milestones(

@@ -20,10 +20,12 @@ import time
 from collections.abc import Iterable, Sequence
 
 import structlog
+from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 from sqlalchemy import select
 
-from services.counter.db import petition_counts
+from services.counter import queries
+from services.counter.db import PUBLIC_STATUSES, petition_counts
 from shared.counts import Count, count_document
 
 log = structlog.get_logger("counter.publish")
@@ -63,6 +65,7 @@ class CountPublisher:
         """Every count now, then each interval the ones this process changed lately."""
         async with self._lock:
             self._queue(await self._read(None))
+        await self._forget_unpublished()
         while True:
             await asyncio.sleep(self.interval_s)
             # Lately: since shortly before the previous look (puts in flight, other replicas' acks).
@@ -89,9 +92,23 @@ class CountPublisher:
         if self._queued:
             self._wake.set()
 
+    async def _forget_unpublished(self) -> None:
+        """Take out of the bucket any petition that is not public (a bucket written before
+        unpublished petitions were kept out of it); signing then removes its files."""
+        if self.kv is None:
+            return
+        for petition_id in await queries.unpublished(self.sessions):
+            try:
+                await self.kv.get(petition_id)
+            except KeyNotFoundError:  # KeyDeletedError included: nothing there, write no marker
+                continue
+            await self.kv.delete(petition_id)
+            log.info("count_unpublished_removed", petition_id=petition_id)
+
     async def _read(self, petition_ids: list[str] | None) -> list[Count]:
-        """These petitions' counts from the projection (every petition's for None)."""
-        query = select(petition_counts.c.petition_id, petition_counts.c.count, petition_counts.c.updated_at)
+        """These petitions' counts from the projection (every public petition's for None)."""
+        query = (select(petition_counts.c.petition_id, petition_counts.c.count, petition_counts.c.updated_at)
+                 .where(petition_counts.c.status.in_(PUBLIC_STATUSES)))
         if petition_ids is not None:
             query = query.where(petition_counts.c.petition_id.in_(petition_ids))
         async with self.sessions() as session:

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Row, exists, func, select
 
-from services.counter.db import milestones, petition_counts, petition_countries, petition_hours
+from services.counter.db import PUBLIC_STATUSES, milestones, petition_counts, petition_countries, petition_hours
 from shared.db import as_utc
 
 HOUR_S = 3600
@@ -23,10 +23,21 @@ class Figures:
 
 
 async def petition_count(sessions, kind: str, value: str) -> Row | None:
-    """The count row of a petition named by ("id", uuid) or ("slug", slug), or None."""
+    """The count row of a public petition named by ("id", uuid) or ("slug", slug), or None: a
+    petition waiting for its organizer's email or a moderator, or rejected, is nobody's to read."""
     column = petition_counts.c.petition_id if kind == "id" else petition_counts.c.slug
     async with sessions() as session:
-        return (await session.execute(select(petition_counts).where(column == value))).first()
+        return (await session.execute(
+            select(petition_counts).where(column == value, petition_counts.c.status.in_(PUBLIC_STATUSES))
+        )).first()
+
+
+async def unpublished(sessions) -> list[str]:
+    """The ids of petitions that are not public (not yet, or rejected)."""
+    async with sessions() as session:
+        return list((await session.execute(
+            select(petition_counts.c.petition_id).where(petition_counts.c.status.not_in(PUBLIC_STATUSES))
+        )).scalars().all())
 
 
 async def countries(sessions, petition_id: str) -> list[tuple[str | None, int]]:

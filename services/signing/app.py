@@ -62,8 +62,8 @@ def create_app(settings: SigningSettings) -> FastAPI:
 
         for event_type in PETITION_EVENT_TYPES:
             await nc.subscribe(type_filter(event_type), cb=petition_event)
-        runtime.spawn(follow_counts(js, frontdoor.on_count, frontdoor.on_loaded, settings.stream_replicas),
-                      "count-follower")
+        runtime.spawn(follow_counts(js, frontdoor.on_count, frontdoor.on_loaded, settings.stream_replicas,
+                                    frontdoor.on_removed), "count-follower")
         relay.attach(nc)
         await relay.run()
 

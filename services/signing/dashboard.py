@@ -27,11 +27,13 @@ from pydantic import ValidationError
 
 from services.signing import reads
 from services.signing.chart import chart
+from services.signing.db import PUBLIC
 from services.signing.organizers import COOKIE, Organizers
 from services.signing.pages import ERASED_ORGANIZER, client_of, not_found, render
 from services.signing.schemas import Closure, PetitionChange, PetitionIn, UpdateIn
 from services.signing.service import PetitionNotFound, StatusConflict, TooManyStarts
 from shared.http import field_errors, request_id, text_form
+from shared.milestones import next_goal
 
 router = APIRouter(include_in_schema=False)
 
@@ -156,7 +158,7 @@ async def dashboard(slug: str, request: Request, bucket: Literal["hour", "day"] 
 async def _dashboard(request: Request, petition, bucket: str, *, status_code: int = 200, **extra) -> Response:
     sessions = request.app.state.runtime.sessions
     stats, states, emails, updates = await asyncio.gather(
-        _stats(request, petition.id, bucket), reads.states(sessions, petition.id), _emails(request, petition.id),
+        _stats(request, petition, bucket), reads.states(sessions, petition.id), _emails(request, petition.id),
         reads.updates(sessions, petition.id))
     subjects = {u.number: u.subject for u in updates}
     context = {
@@ -178,10 +180,14 @@ async def _dashboard(request: Request, petition, bucket: str, *, status_code: in
     return render("dashboard.html.j2", context, status_code=status_code)
 
 
-async def _stats(request: Request, petition_id: str, bucket: str) -> dict | None:
-    """The counter's figures; None while it cannot be reached (the page says so)."""
+async def _stats(request: Request, petition, bucket: str) -> dict | None:
+    """The counter's figures; None while it cannot be reached (the page says so). A petition not
+    public yet has none to read (the counter keeps them to itself) and no signature yet: zero."""
+    if petition.status not in PUBLIC:
+        return {"petition_id": petition.id, "count": 0, "goal": next_goal(0), "bucket": bucket,
+                "updated_at": petition.created_at.isoformat(), "countries": [], "buckets": [], "milestones": []}
     try:
-        response = await request.app.state.counter.get(f"/petitions/{petition_id}/stats", params={"bucket": bucket})
+        response = await request.app.state.counter.get(f"/petitions/{petition.id}/stats", params={"bucket": bucket})
     except httpx.HTTPError:
         return None
     return response.json() if response.status_code == 200 else None
@@ -202,7 +208,7 @@ async def summary(slug: str, request: Request, allowed=Depends(organizer_of)) ->
     if not isinstance(allowed, Allowed):
         return allowed
     petition = allowed.petition
-    stats = await _stats(request, petition.id, "day")
+    stats = await _stats(request, petition, "day")
     buckets = stats["buckets"] if stats else []
     context = {
         "petition": petition,

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import structlog
 
+from services.signing.db import PUBLIC
 from services.signing.petitions import PetitionCache
 from shared.counts import Count, count_document
 
@@ -83,18 +84,38 @@ class FrontDoor:
         self.loaded = True
 
     async def on_count(self, count: Count) -> None:
-        """A count document was put (or is there at start)."""
+        """A count document was put (or is there at start). Only a public petition's goes into
+        the public folder (the counter puts no other; this holds whatever a bucket holds)."""
         petition_id = str(count.petition_id)
         previous = self.counts.get(petition_id)
         self.counts[petition_id] = count
         if self.public_dir is None:
             return
+        petition = await self.petitions.get(petition_id)
+        if petition is None or petition.status not in PUBLIC:
+            await self.on_removed(petition_id)
+            return
         folder = self.public_dir / "counts"
         write_file(folder / f"{petition_id}.json", count.model_dump_json().encode())
-        if previous is None and (petition := await self.petitions.get(petition_id)) is not None:
+        if previous is None:
             link_file(folder / f"{petition.slug}.json", f"{petition_id}.json")
         if petition_id in self.hot and (previous is None or previous.count != count.count):
             self._schedule(petition_id)
+
+    async def on_removed(self, petition_id: str) -> None:
+        """The petition has no public count (not public yet, or rejected): no file of it stays."""
+        self.counts.pop(petition_id, None)
+        self.hot.discard(petition_id)
+        if self.public_dir is None:
+            return
+        folder = self.public_dir / "counts"
+        target = f"{petition_id}.json"
+        (folder / target).unlink(missing_ok=True)
+        petition = await self.petitions.get(petition_id)
+        links = [folder / f"{petition.slug}.json"] if petition is not None else folder.glob("*.json")
+        for link in links:
+            if link.is_symlink() and os.readlink(link) == target:
+                link.unlink(missing_ok=True)
 
     # --- pages --------------------------------------------------------------------------------
 

@@ -229,6 +229,23 @@ def start(system, client: httpx.Client, title: str, name: str, address: str) -> 
     return followed.headers["location"].removeprefix("/dashboard/")
 
 
+def assert_not_public(system, slug: str) -> None:
+    """Every public read of the petition is a 404, through the front door and from the counter,
+    and none of its files is in the front door's folder."""
+    (petition_id,) = system.query("signing", f"SELECT id FROM petitions WHERE slug = '{slug}'")[0]
+    for ref in (slug, petition_id):
+        for path in (f"/petitions/{ref}/count", f"/petitions/{ref}/stats", f"/petitions/{ref}/count/events",
+                     f"/petitions/{ref}.json", f"/p/{ref}", f"/w/{ref}"):
+            for base in (system.web.url, system.counter.url):
+                if base == system.counter.url and path.startswith(("/p/", "/w/")):
+                    continue
+                answer = httpx.get(f"{base}{path}", timeout=10)
+                assert answer.status_code == 404, (base, path, answer.status_code, answer.text[:200])
+    public = system.workdir / "public"
+    leaked = [p.relative_to(public) for p in public.rglob("*") if petition_id in p.name or slug in p.name]
+    assert leaked == []
+
+
 def test_a_started_petition_waits_for_its_organizer_and_a_moderator_who_tells_them_either_way(system):
     web = system.web.url
     admin = ("moderator", system.token)
@@ -243,23 +260,28 @@ def test_a_started_petition_waits_for_its_organizer_and_a_moderator_who_tells_th
         assert slug == "save-the-elm-street-library"
         dashboard = rosa.get(f"/dashboard/{slug}")
         assert dashboard.status_code == 200 and "Waiting for a moderator" in dashboard.text
-        # Not public while it waits: no page, no signatures, no public JSON.
+        # Not public while it waits: no page, no signatures, no count, no figures, no live stream,
+        # no public JSON, no file (issue 21: the counter answered them, and wrote a count document).
         assert httpx.get(f"{web}/p/{slug}", timeout=10).status_code == 404
         assert system.sign(slug, {"name": "Too Early", "email": "early@example.org"}).status_code == 404
-        assert httpx.get(f"{web}/petitions/{slug}.json", timeout=10).status_code == 404
+        system.wait_settled()  # the counter has seen its PetitionCreated and OrganizerConfirmed
+        assert_not_public(system, slug)
 
-        # The moderators' page wants the admin token as a password; the API lists it too.
-        refused = httpx.get(f"{web}/admin/review", timeout=10)
+        # The moderators' page is on the service network (signing's own port), not the public
+        # origin; it wants the admin token as a password; the API lists it too.
+        assert httpx.get(f"{web}/admin/review", auth=admin, timeout=10).status_code == 404
+        moderators = system.signing.url
+        refused = httpx.get(f"{moderators}/admin/review", timeout=10)
         assert refused.status_code == 401 and refused.headers["www-authenticate"].startswith("Basic")
-        assert httpx.get(f"{web}/admin/review", auth=("moderator", "wrong"), timeout=10).status_code == 401
-        queue = httpx.get(f"{web}/admin/review", auth=admin, timeout=10)
+        assert httpx.get(f"{moderators}/admin/review", auth=("moderator", "wrong"), timeout=10).status_code == 401
+        queue = httpx.get(f"{moderators}/admin/review", auth=admin, timeout=10)
         assert queue.status_code == 200 and "Save the Elm Street library" in queue.text
         listed = httpx.get(f"{system.signing.url}/admin/petitions", params={"status": "in_review"}, timeout=10,
                            headers={"Authorization": f"Bearer {system.token}"})
         assert [p["slug"] for p in listed.json()] == [slug]
         petition_id = listed.json()[0]["id"]
 
-        approved = httpx.post(f"{web}/admin/review/{petition_id}", data={"decision": "approve"}, auth=admin,
+        approved = httpx.post(f"{moderators}/admin/review/{petition_id}", data={"decision": "approve"}, auth=admin,
                               timeout=10, follow_redirects=False)
         assert approved.status_code == 303
         live = eventually(lambda: emails_to(system, "rosa@example.org", '"Save the Elm Street library" is live'),
@@ -282,6 +304,8 @@ def test_a_started_petition_waits_for_its_organizer_and_a_moderator_who_tells_th
                           message="the rejection email")
         assert "It asks for nothing a council can do." in told[0].get_body(("plain",)).get_content()
         assert httpx.get(f"{web}/p/{other}", timeout=10).status_code == 404
+        system.wait_settled()
+        assert_not_public(system, other)
         assert "Not approved by the moderators: It asks for nothing a council can do." in ben.get(f"/dashboard/{other}").text
         again = httpx.post(f"{system.signing.url}/admin/petitions/{other_id}/review", timeout=10,
                            headers={"Authorization": f"Bearer {system.token}"}, json={"decision": "approve"})
