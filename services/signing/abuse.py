@@ -4,8 +4,8 @@ petition, and whether its mailbox is a throwaway one.
 An abuser is answered exactly like anyone else (the same 202); their signatures are *held*: no
 email, not counted, visible to moderators, who can release them (services/signing/moderation.py).
 
-- The client is the peer address, or the one a trusted proxy (GROUNDSWELL_TRUSTED_PROXIES; the
-  front door by default) put in `X-Forwarded-For`. It is kept only as a keyed hash (BLAKE2b keyed
+- The client is the peer address, or the one a trusted proxy (GROUNDSWELL_TRUSTED_PROXIES: the
+  front door; by default only on the Unix socket) put in `X-Forwarded-For`. It is kept only as a keyed hash (BLAKE2b keyed
   from GROUNDSWELL_MAILBOX_KEY: about a microsecond, where Pytition's bcrypt costs most of a CPU),
   and only for GROUNDSWELL_CLIENT_KEY_RETENTION_DAYS.
 - GROUNDSWELL_SIGN_RATE_LIMIT is written in the `limits` library's notation ("5/minute;30/hour")
@@ -15,28 +15,47 @@ email, not counted, visible to moderators, who can release them (services/signin
 - Throwaway domains come from the `disposable-email-domains` package's list.
 """
 
+import asyncio
 import functools
 import hashlib
 import hmac
 import ipaddress
+import re
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from disposable_email_domains import blocklist
 from limits import RateLimitItem, parse_many
+import structlog
 from sqlalchemy import Column, Connection, Float, Integer, MetaData, String, Table
 
 from shared.db import insert
+
+log = structlog.get_logger("abuse")
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 UNIX = "unix"  # a peer on a Unix socket: the front door on the same host
 
 
-def parse_networks(setting: str) -> tuple[bool, tuple[Network, ...]]:
-    """GROUNDSWELL_TRUSTED_PROXIES: comma-separated addresses or networks, and `unix` for a Unix
-    socket peer. Returns (unix trusted, networks); raises ValueError naming a bad entry."""
-    unix, networks = False, []
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+
+
+@dataclass(frozen=True)
+class Trusted:
+    """GROUNDSWELL_TRUSTED_PROXIES, parsed."""
+
+    unix: bool  # a peer on the Unix socket
+    networks: tuple[Network, ...]
+    hostnames: tuple[str, ...]  # resolved now and again (compose: the front door's service name)
+
+
+def parse_networks(setting: str) -> Trusted:
+    """GROUNDSWELL_TRUSTED_PROXIES: comma-separated addresses, networks or host names, and `unix`
+    for a Unix socket peer; raises ValueError naming a bad entry."""
+    unix, networks, hostnames = False, [], []
     for entry in (part.strip() for part in setting.split(",")):
         if not entry:
             continue
@@ -46,16 +65,24 @@ def parse_networks(setting: str) -> tuple[bool, tuple[Network, ...]]:
         try:
             networks.append(ipaddress.ip_network(entry, strict=False))
         except ValueError:
-            raise ValueError(f"'{entry}' is not an address, a network or 'unix'") from None
-    return unix, tuple(networks)
+            if not _HOSTNAME.match(entry) or entry.replace(".", "").isdigit():
+                raise ValueError(f"'{entry}' is not an address, a network, a host name or 'unix'") from None
+            hostnames.append(entry.lower())
+    return Trusted(unix, tuple(networks), tuple(hostnames))
 
 
 class ClientAddresses:
     """Who a request comes from: the peer, unless it is a trusted proxy, in which case the
-    right-most address in X-Forwarded-For that is not itself a trusted proxy."""
+    right-most address in X-Forwarded-For that is not itself a trusted proxy. Host names are
+    trusted at the addresses they resolve to (`refresh`), so compose can name its front door
+    (`web`) instead of trusting a whole private range."""
+
+    REFRESH_S = 30.0
 
     def __init__(self, trusted: str) -> None:
-        self.unix, self.networks = parse_networks(trusted)
+        parsed = parse_networks(trusted)
+        self.unix, self.networks, self.hostnames = parsed.unix, parsed.networks, parsed.hostnames
+        self.resolved: frozenset[str] = frozenset()
         self._trusted = functools.lru_cache(maxsize=1024)(self._is_trusted)  # the same few proxies ask
 
     def _is_trusted(self, address: str) -> bool:
@@ -63,7 +90,32 @@ class ClientAddresses:
             ip = ipaddress.ip_address(address)
         except ValueError:
             return False
-        return any(ip in network for network in self.networks)
+        return any(ip in network for network in self.networks) or ip.compressed in self.resolved
+
+    async def refresh(self) -> None:
+        """Resolve the trusted host names again; a name that does not resolve keeps its addresses."""
+        if not self.hostnames:
+            return
+        loop = asyncio.get_running_loop()
+        found: set[str] = set()
+        for hostname in self.hostnames:
+            try:
+                infos = await asyncio.wait_for(loop.getaddrinfo(hostname, None, type=socket.SOCK_STREAM), 5.0)
+            except (OSError, TimeoutError) as exc:
+                log.warning("trusted_proxy_unresolved", hostname=hostname, error=str(exc) or type(exc).__name__)
+                found |= {a for a in self.resolved}  # keep what it had
+                continue
+            found |= {ipaddress.ip_address(info[4][0]).compressed for info in infos}
+        if found != self.resolved:
+            self.resolved = frozenset(found)
+            self._trusted.cache_clear()
+            log.info("trusted_proxies_resolved", addresses=sorted(found))
+
+    async def keep_resolved(self) -> None:
+        """Forever: resolve the host names every REFRESH_S (a recreated container has a new address)."""
+        while self.hostnames:
+            await self.refresh()
+            await asyncio.sleep(self.REFRESH_S)
 
     def of(self, peer: tuple[str, int] | None, forwarded_for: bytes | None) -> str:
         host = peer[0] if peer else ""

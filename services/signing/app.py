@@ -70,6 +70,10 @@ def create_app(settings: SigningSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await runtime.open_database()
+        clients = app.state.signing.clients
+        if clients.hostnames:  # the front door by name (compose): its address before the first request
+            await clients.refresh()
+            runtime.keep(clients.keep_resolved, "trusted-proxies")
         frontdoor.prepare()
         runtime.spawn(committer.run(), "group-commit")
         runtime.keep(frontdoor.run, "front-door")

@@ -57,9 +57,9 @@ class SigningSettings(ServiceSettings):
         description="Petitions started at /start per client address, and per organizer address, in the `limits` "
                     "notation (empty: none). Each start emails the address given; over it, /start answers 429.")
     trusted_proxies: str = Field(
-        "127.0.0.1,::1,unix",
-        description="Peers whose X-Forwarded-For is believed (addresses, networks, `unix` for a Unix socket "
-                    "peer): the front door's.")
+        "unix",
+        description="Peers whose X-Forwarded-For is believed: the front door's (addresses, networks, host names "
+                    "resolved every 30 s, `unix` for a peer on GROUNDSWELL_SOCKET). Anyone else's header is ignored.")
     client_key_retention_days: float = Field(
         30.0, gt=0, description="How long a signature keeps its client address's keyed hash (for moderation).")
     hold_disposable: bool = Field(

@@ -18,8 +18,29 @@ def test_the_peer_is_the_client_unless_it_is_a_trusted_proxy():
 
 
 def test_a_bad_trusted_proxies_entry_is_named():
-    with pytest.raises(ValueError, match="'front-door' is not an address"):
-        ClientAddresses("127.0.0.1,front-door")
+    for bad in ("front door", "http://web", "10.0.0.300/8", "web_1"):
+        with pytest.raises(ValueError, match=f"'{bad}' is not an address, a network, a host name or 'unix'"):
+            ClientAddresses(f"127.0.0.1,{bad}")
+
+
+def test_only_the_unix_socket_is_trusted_by_default():
+    """Issue 21: signing reached directly on its TCP port believed X-Forwarded-For from any
+    loopback peer, so a script on the host could rotate addresses past the rate limit."""
+    from services.signing.settings import SigningSettings
+
+    clients = ClientAddresses(SigningSettings(_env_file=None).trusted_proxies)
+    assert clients.of(("127.0.0.1", 5000), b"198.51.100.1") == "127.0.0.1"
+    assert clients.of(("::1", 5000), b"198.51.100.1") == "::1"
+    assert clients.of(None, b"198.51.100.1") == "198.51.100.1"  # the front door, on the Unix socket
+
+
+async def test_a_trusted_host_name_is_trusted_at_the_addresses_it_resolves_to():
+    clients = ClientAddresses("localhost")
+    assert clients.of(("127.0.0.1", 1), b"198.51.100.1") == "127.0.0.1"  # not resolved yet
+    await clients.refresh()
+    assert "127.0.0.1" in clients.resolved
+    assert clients.of(("127.0.0.1", 1), b"198.51.100.1") == "198.51.100.1"
+    assert clients.of(("127.0.0.2", 1), b"198.51.100.1") == "127.0.0.2"
 
 
 def test_client_keys_are_keyed_hashes():
