@@ -281,15 +281,67 @@ def add_cors(app: FastAPI, origins: str) -> None:
         )
 
 
+class TokenFailures:
+    """Wrong tokens per client (GROUNDSWELL_TOKEN_FAILURE_LIMIT, in the `limits` notation), counted
+    in this process's memory. Over the limit, every attempt from that client is a 429 with
+    Retry-After until the window passes, the right token included, so guessing learns nothing."""
+
+    def __init__(self, notation: str) -> None:
+        from limits import parse_many
+        from limits.storage import MemoryStorage
+        from limits.strategies import FixedWindowRateLimiter
+
+        self.items = parse_many(notation) if notation.strip() else []
+        self.limiter = FixedWindowRateLimiter(MemoryStorage())
+
+    def refuse_if_over(self, client: str) -> None:
+        for item in self.items:
+            if not self.limiter.test(item, "token-failures", client):
+                import time
+
+                reset_at = self.limiter.get_window_stats(item, "token-failures", client).reset_time
+                structlog.get_logger("http").warning("token_failures_over_limit", limit=str(item))
+                raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
+                                    "Too many attempts with a wrong token from here; try again later.",
+                                    headers={"Retry-After": str(max(1, int(reset_at - time.time()) + 1))})
+
+    def failed(self, client: str) -> None:
+        for item in self.items:
+            self.limiter.hit(item, "token-failures", client)
+
+
+def client_address(request: Request) -> str:
+    """The client a request comes from: the service's own rule if it has one (signing believes its
+    front door's X-Forwarded-For), else the peer."""
+    if (rule := getattr(request.app.state, "client_of", None)) is not None:
+        return rule(request)
+    return request.client.host if request.client else "unix"
+
+
+def check_token(request: Request, given: str, expected: str | None) -> bool:
+    """Whether `given` is the token (constant time). 429 while this client is over its wrong-token
+    limit (the app's `token_failures`); a wrong token counts against it."""
+    failures: TokenFailures | None = getattr(request.app.state, "token_failures", None)
+    client = client_address(request) if failures is not None else ""
+    if failures is not None:
+        failures.refuse_if_over(client)
+    if expected and secrets.compare_digest(given.encode(), expected.encode()):
+        return True
+    if failures is not None:
+        failures.failed(client)
+    return False
+
+
 def bearer_token_guard(setting: str, scheme: HTTPBearer, needed_for: str):
-    """A dependency that answers 401 unless the request carries the token in settings.<setting>."""
+    """A dependency that answers 401 unless the request carries the token in settings.<setting>
+    (429 after too many wrong ones from one client)."""
     variable = f"GROUNDSWELL_{setting.upper()}"
 
     async def guard(request: Request,
                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(scheme)]) -> None:
         expected = getattr(request.app.state.settings, setting)
         given = credentials.credentials if credentials else ""
-        if not expected or not secrets.compare_digest(given.encode(), expected.encode()):
+        if not check_token(request, given, expected):
             raise HTTPException(
                 status.HTTP_401_UNAUTHORIZED,
                 f"{needed_for} needs 'Authorization: Bearer <{variable}>'.",

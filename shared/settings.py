@@ -2,7 +2,7 @@
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,6 +37,22 @@ class ServiceSettings(BaseSettings):
         True, description="Run this service's migrations at start (under a lock; a no-op when current)."
     )
     nats_connect_timeout_s: float = Field(5.0, description="Bound on one NATS connect attempt.")
+    token_failure_limit: str = Field(
+        "10/minute;50/hour",
+        description="Wrong admin or internal tokens per client, in the `limits` notation (empty: none); over it, "
+                    "every attempt from that client is a 429 until the window passes.")
+
+    @field_validator("token_failure_limit")
+    @classmethod
+    def _token_limit_notation(cls, value: str) -> str:
+        if value.strip():
+            from limits import parse_many
+
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(f"'{value}' is not in the limits notation, e.g. '10/minute;50/hour'") from None
+        return value
 
     @property
     def nats_servers(self) -> list[str]:

@@ -15,7 +15,7 @@ from services.notifier.settings import NotifierSettings
 from shared import nats as gs_nats
 from shared.consumer import consume
 from shared.deadletters import DeadLetters
-from shared.http import RequestIdMiddleware, add_error_handlers, add_health_routes
+from shared.http import RequestIdMiddleware, TokenFailures, add_error_handlers, add_health_routes
 from shared.lifecycle import Runtime
 from shared.openapi import describe_answers
 from shared.subjects import NOTIFIER_DURABLE, type_filter
@@ -57,6 +57,7 @@ def create_app(settings: NotifierSettings) -> FastAPI:
     app = FastAPI(title="Groundswell notifier", version="1", lifespan=lifespan,
                   docs_url=None, redoc_url=None)  # no UI that loads assets from a CDN; docs/openapi/
     app.state.settings = settings
+    app.state.token_failures = TokenFailures(settings.token_failure_limit)
     app.state.runtime = runtime
     app.include_router(router)
     add_error_handlers(app)

@@ -14,7 +14,7 @@ from services.signing.export import router as export
 from services.signing.internal import internal
 from services.signing.fastpath import SigningApp
 from services.signing.frontdoor import FrontDoor
-from services.signing.pages import WEB, page_files
+from services.signing.pages import WEB, client_of, page_files
 from services.signing.pages import router as pages
 from services.signing.petitions import PetitionCache
 from services.signing.moderation import router as moderation
@@ -28,7 +28,8 @@ from shared import nats as gs_nats
 from shared.counts import follow_counts
 from shared.db import create_sync_engine
 from shared.groupcommit import GroupCommitter, OutboxMarks
-from shared.http import BodyLimitMiddleware, RequestIdMiddleware, add_cors, add_error_handlers, add_health_routes
+from shared.http import (BodyLimitMiddleware, RequestIdMiddleware, TokenFailures, add_cors, add_error_handlers,
+                         add_health_routes)
 from shared.lifecycle import Runtime
 from shared.openapi import describe_answers
 from shared.outbox import OutboxRelay
@@ -94,6 +95,8 @@ def create_app(settings: SigningSettings) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.token_failures = TokenFailures(settings.token_failure_limit)
+    app.state.client_of = client_of  # the front door's X-Forwarded-For, when it comes from the front door
     app.state.runtime = runtime
     app.state.relay = relay
     app.state.frontdoor = frontdoor

@@ -8,7 +8,6 @@ HTTP Basic authentication (any user name, the admin token as the password). Its 
 shared/http.py's CrossSiteGuard refuses them from another site.
 """
 
-import secrets
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -22,7 +21,7 @@ from services.signing.pages import render
 from services.signing.schemas import printable_text
 from services.signing.service import PetitionNotFound, StatusConflict
 from shared.db import as_utc
-from shared.http import request_id, text_form
+from shared.http import check_token, request_id, text_form
 
 api = APIRouter(tags=["admin"], dependencies=[Depends(require_admin)])
 page = APIRouter(include_in_schema=False)
@@ -73,9 +72,9 @@ async def review(ref: str, body: ReviewIn, request: Request) -> InReview:
 
 
 async def moderator(request: Request, credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)]) -> bool:
-    expected = request.app.state.settings.admin_token
-    given = credentials.password if credentials else ""
-    return bool(expected) and secrets.compare_digest(given.encode(), expected.encode())
+    if credentials is None:  # the browser's first request, before it asks for the password: not a failure
+        return False
+    return check_token(request, credentials.password, request.app.state.settings.admin_token)
 
 
 def _ask_for_password() -> Response:

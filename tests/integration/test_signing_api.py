@@ -256,3 +256,39 @@ def test_starting_petitions_is_limited_per_client_and_per_organizer_address(tmp_
             assert len(database.query("SELECT id FROM organizer_links")) == 4
     finally:
         database.drop()
+
+
+def test_wrong_tokens_are_limited_per_client(tmp_path, nats_url, backend):
+    """Issue 21: the admin operations were guarded only by the token, with no bound on guesses.
+    After GROUNDSWELL_TOKEN_FAILURE_LIMIT wrong tokens from one client, every attempt from it is a
+    429 with Retry-After, the right token too (a guess learns nothing); another client is not
+    affected. The moderators' page (HTTP Basic) and the internal API count the same way."""
+    database = Database(backend, "signing", tmp_path)
+    settings = SigningSettings(_env_file=None, admin_token=TOKEN, internal_token="internal-token",
+                               DATABASE_URL=database.url, NATS_URL=nats_url, token_failure_limit="3/minute",
+                               trusted_proxies="127.0.0.1")
+
+    def erase(api, token: str, client: str):
+        return api.post("/admin/erasure", json={"email": "nobody@example.org"},
+                        headers={"Authorization": f"Bearer {token}", "X-Forwarded-For": client})
+
+    try:
+        with TestClient(create_app(settings), raise_server_exceptions=False, client=("127.0.0.1", 50000)) as api:
+            assert erase(api, TOKEN, "203.0.113.1").status_code == 200  # right tokens never count
+            assert [erase(api, f"guess-{i}", "203.0.113.1").status_code for i in range(3)] == [401, 401, 401]
+            over = erase(api, "guess-4", "203.0.113.1")
+            assert over.status_code == 429 and 1 <= int(over.headers["Retry-After"]) <= 61
+            assert "Too many attempts with a wrong token" in over.json()["detail"]
+            assert erase(api, TOKEN, "203.0.113.1").status_code == 429  # no oracle while over
+            page = api.get("/admin/review", auth=("moderator", TOKEN), headers={"X-Forwarded-For": "203.0.113.1"})
+            assert page.status_code == 429
+            assert erase(api, TOKEN, "203.0.113.2").status_code == 200  # another client
+            for i in range(3):
+                assert api.get("/admin/review", auth=("m", f"guess-{i}"),
+                               headers={"X-Forwarded-For": "203.0.113.3"}).status_code == 401
+            assert api.get("/admin/review", auth=("m", TOKEN), headers={"X-Forwarded-For": "203.0.113.3"}).status_code == 429
+            internal = api.post("/internal/confirmations", json={"signature_ids": []},
+                                headers={"Authorization": "Bearer internal-token", "X-Forwarded-For": "203.0.113.3"})
+            assert internal.status_code == 429
+    finally:
+        database.drop()
