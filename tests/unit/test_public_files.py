@@ -11,8 +11,9 @@ from services.signing.frontdoor import FrontDoor
 from shared.counts import count_document
 from tests.harness import until
 
-PETITION = SimpleNamespace(id="5f0e8d62-1c4b-4d7e-9a51-2b7c9e0f3a11", slug="save-the-park")
-OTHER = SimpleNamespace(id="0b6f2a7e-8c1d-4f3a-b5e9-7d2c4a6e8f10", slug="fix-the-bridge")
+PETITION = SimpleNamespace(id="5f0e8d62-1c4b-4d7e-9a51-2b7c9e0f3a11", slug="save-the-park", status="open")
+OTHER = SimpleNamespace(id="0b6f2a7e-8c1d-4f3a-b5e9-7d2c4a6e8f10", slug="fix-the-bridge", status="open")
+WAITING = SimpleNamespace(id="9d3c1b2a-4e5f-4a6b-8c7d-0e1f2a3b4c5d", slug="not-yet", status="in_review")
 
 
 class Petitions:
@@ -49,6 +50,18 @@ async def test_count_documents_are_files_by_id_and_by_slug(tmp_path):
     assert (tmp_path / "counts" / "save-the-park.json").read_bytes() == by_id.read_bytes()
     await door.on_count(counted(8))
     assert (tmp_path / "counts" / "save-the-park.json").read_bytes() == counted(8).model_dump_json().encode()
+
+
+async def test_no_file_of_a_petition_that_is_not_public(tmp_path):
+    """Issue 21: a petition waiting for review had its count document written to the public folder.
+    Now a count for one writes nothing, and one taken out of the bucket leaves no file behind."""
+    door = FrontDoor(Petitions(PETITION, WAITING), Renders(), tmp_path)
+    door.prepare()
+    await door.on_count(counted(0, WAITING))
+    assert sorted(p.name for p in (tmp_path / "counts").iterdir()) == []
+    await door.on_count(counted(2))
+    await door.on_removed(PETITION.id)  # the counter took it out of the bucket
+    assert sorted(p.name for p in (tmp_path / "counts").iterdir()) == []
 
 
 async def test_counts_are_unknown_until_the_bucket_is_read_then_zero_for_a_new_petition(tmp_path):
