@@ -20,6 +20,7 @@ import functools
 import hashlib
 import hmac
 import ipaddress
+import json
 import re
 import socket
 import time
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from disposable_email_domains import blocklist
 from limits import RateLimitItem, parse_many
 import structlog
-from sqlalchemy import Column, Connection, Float, Integer, MetaData, String, Table
+from sqlalchemy import Column, Connection, Float, Integer, MetaData, String, Table, select, text
 
 from shared.db import insert
 
@@ -167,16 +168,17 @@ class Hit:
 
 
 class RateLimits:
-    """GROUNDSWELL_SIGN_RATE_LIMIT per client address per petition, counted in the database."""
+    """Hits per (key, scope) in fixed windows, counted in the database every replica shares: the
+    signature rate limit (per client address per petition), the start limit and the mailbox email
+    budget. A batch's hits cost two statements per limit, however many keys it holds."""
 
     def __init__(self, notation: str, table: Table, dialect_name: str, clock=time.time) -> None:
         self.items: list[RateLimitItem] = parse_many(notation) if notation.strip() else []
         self.table = table
         self.clock = clock
-        self.upsert = insert(dialect_name, table)
-        self.upsert = self.upsert.on_conflict_do_update(
-            index_elements=["key"], set_={"hits": table.c.hits + self.upsert.excluded.hits},
-        ).returning(table.c.hits)
+        self.sqlite = dialect_name == "sqlite"
+        upsert = insert(dialect_name, table)
+        self.upsert = upsert.on_conflict_do_update(index_elements=["key"], set_={"hits": table.c.hits + upsert.excluded.hits})
 
     def over(self, conn: Connection, hits: Sequence[Hit | None]) -> list[bool]:
         """Count these attempts (in order) and say which go over a limit. None is not counted."""
@@ -187,15 +189,34 @@ class RateLimits:
         for index, hit in enumerate(hits):
             if hit is not None:
                 groups.setdefault((hit.client_key, hit.petition_id), []).append(index)
+        if not groups:
+            return over
         now = self.clock()
-        for (key, petition_id), indexes in sorted(groups.items()):  # one lock order across replicas
-            for item in self.items:
-                window = int(now // item.get_expiry())
-                row_key = f"{item.key_for(key, petition_id)}/{window}"
-                total = conn.execute(self.upsert, {"key": row_key, "hits": len(indexes),
-                                                   "expires_at": (window + 1) * item.get_expiry()}).scalar_one()
-                first = total - len(indexes) + 1  # the hit number of the first of these
+        for item in self.items:
+            window = int(now // item.get_expiry())
+            expires_at = (window + 1) * item.get_expiry()
+            rows = [{"key": f"{item.key_for(key, scope)}/{window}", "hits": len(indexes), "expires_at": expires_at}
+                    for (key, scope), indexes in sorted(groups.items())]  # one lock order across replicas
+            totals = self._add(conn, rows)
+            for row, indexes in zip(rows, (indexes for _, indexes in sorted(groups.items()))):
+                first = totals[row["key"]] - len(indexes) + 1  # the hit number of the first of these
                 for offset, index in enumerate(indexes):
                     if first + offset > item.amount:
                         over[index] = True
         return over
+
+    def _add(self, conn: Connection, rows: list[dict]) -> dict[str, int]:
+        """Add the rows' hits to their windows; each window's total after."""
+        keys = [row["key"] for row in rows]
+        if self.sqlite:  # one statement each way (shared/bulk.py says why)
+            conn.execute(text(
+                f"INSERT INTO {self.table.name} (key, hits, expires_at) SELECT json_extract(value, '$[0]'), "
+                "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(:rows) WHERE true "
+                "ON CONFLICT (key) DO UPDATE SET hits = hits + excluded.hits"),
+                {"rows": json.dumps([[r["key"], r["hits"], r["expires_at"]] for r in rows])})
+            found = conn.execute(text(
+                f"SELECT json_group_array(json_array(key, hits)) FROM {self.table.name} "
+                "WHERE key IN (SELECT value FROM json_each(:keys))"), {"keys": json.dumps(keys)}).scalar_one()
+            return dict(json.loads(found))
+        conn.execute(self.upsert, rows)
+        return dict(conn.execute(select(self.table.c.key, self.table.c.hits).where(self.table.c.key.in_(keys))).all())

@@ -101,7 +101,7 @@ def create_app(settings: SigningSettings) -> FastAPI:
     app.state.relay = relay
     app.state.frontdoor = frontdoor
     app.state.signing = Signing(runtime.sessions, committer, petitions, relay, settings)
-    app.state.organizers = Organizers(runtime.sessions, relay, settings)
+    app.state.organizers = Organizers(runtime.sessions, relay, settings, app.state.signing.mail_budget)
     app.state.counter = httpx.AsyncClient(base_url=settings.counter_url.rstrip("/"), timeout=5)
     app.state.notifier = httpx.AsyncClient(base_url=settings.notifier_url.rstrip("/"), timeout=5,
                                            headers={"Authorization": f"Bearer {settings.internal_token or ''}"})

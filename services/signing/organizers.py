@@ -25,6 +25,8 @@ from fastapi import Request
 from sqlalchemy import select, update
 
 from services.signing import db
+from services.signing.abuse import RateLimits
+from services.signing.signatures import mail_hit
 from shared.db import as_utc
 from shared.events import SignInRequested
 from shared.internal_api import SignInLink
@@ -62,24 +64,36 @@ class Session:
 
 
 class Organizers:
-    def __init__(self, sessions, relay, settings) -> None:
+    def __init__(self, sessions, relay, settings, mail_budget: RateLimits) -> None:
         self.sessions = sessions
         self.relay = relay
         self.settings = settings
         self.secret = settings.mailbox_secret()
+        self.mail_budget = mail_budget
 
     async def request_link(self, petition_id: str, correlation_id: str | None, purpose: str = "sign_in") -> bool:
-        """Queue a sign-in link for the petition's organizer; False when one was asked for less than
-        GROUNDSWELL_SIGN_IN_RESEND_S ago (the earlier one is on its way)."""
+        """Queue a sign-in link for the petition's organizer; False when none goes: one was asked for
+        less than GROUNDSWELL_SIGN_IN_RESEND_S ago (the earlier one is on its way), the organizer
+        never confirmed their email (only the link from /start, `purpose` confirm, goes to an address
+        nobody confirmed, and /start counted it against the budget), or the organizer's mailbox is
+        over its email budget (GROUNDSWELL_MAILBOX_EMAIL_LIMIT)."""
         now = datetime.now(timezone.utc)
-        links = db.organizer_links
+        links, petitions = db.organizer_links, db.petitions
         async with self.sessions.begin() as session:
+            petition = (await session.execute(
+                select(petitions.c.status, petitions.c.organizer_mailbox_key).where(petitions.c.id == petition_id)
+            )).first()
+            if petition is None or (purpose == "sign_in" and petition.status == db.UNCONFIRMED):
+                return False
             latest = (await session.execute(
                 select(links.c.created_at).where(links.c.petition_id == petition_id)
                 .order_by(links.c.created_at.desc()).limit(1)
             )).scalar()
             if latest is not None and now - as_utc(latest) < timedelta(seconds=self.settings.sign_in_resend_s):
                 return False
+            if purpose == "sign_in" and await session.run_sync(
+                    lambda sync: self.mail_budget.over(sync.connection(), [mail_hit(petition.organizer_mailbox_key)])[0]):
+                return False  # (the block commits: the refused email counted too)
             link_id = str(uuid4())
             await session.execute(links.insert().values(
                 id=link_id, petition_id=petition_id, created_at=now,

@@ -14,7 +14,7 @@ from services.signing.domain import derive_slug, mailbox_key
 from services.signing.petitions import PetitionCache
 from services.signing.schemas import PetitionIn, SignatureIn
 from services.signing.settings import SigningSettings
-from services.signing.signatures import ConfirmationWriter, Confirmed, NewSignature, SignatureWriter
+from services.signing.signatures import ConfirmationWriter, Confirmed, NewSignature, SignatureWriter, mail_hit
 from shared.refs import is_token
 from shared.events import (OrganizerConfirmed, PetitionApproved, PetitionClosed, PetitionCreated, PetitionRejected,
                            PetitionUpdated, UpdatePosted)
@@ -67,9 +67,10 @@ class Signing:
         self.hold_disposable = settings.hold_disposable
         self.clients = ClientAddresses(settings.trusted_proxies)
         dialect = committer.engine.dialect.name
+        self.mail_budget = RateLimits(settings.mailbox_email_limit, db.rate_windows, dialect)
         self.signature_writer = SignatureWriter(
             dialect, confirm=settings.confirm_signatures, resend_after_s=settings.confirmation_resend_s,
-            limits=RateLimits(settings.sign_rate_limit, db.rate_windows, dialect),
+            limits=RateLimits(settings.sign_rate_limit, db.rate_windows, dialect), mail_budget=self.mail_budget,
         )
         self.confirmation_writer = ConfirmationWriter(dialect)
         self.start_limits = RateLimits(settings.start_rate_limit, db.rate_windows, dialect)
@@ -116,12 +117,18 @@ class Signing:
         return await self.get_petition(row["id"], public=False)
 
     async def _count_start(self, session, client: str | None, organizer_key: str) -> None:
-        """Count a start against the limits, per client address and per organizer address (so no
-        one can have Groundswell email an address over and over), in the database every replica shares."""
+        """Count a start against the limits, per client address and per organizer address, and its
+        confirmation email against the organizer mailbox's email budget (so no one can have
+        Groundswell email an address over and over), in the database every replica shares."""
         hits = [Hit(client_key(self.mailbox_secret, client or UNIX), "start"), Hit(f"to-{organizer_key}", "start")]
-        over = await session.run_sync(lambda sync: self.start_limits.over(sync.connection(), hits))
+
+        def count(sync) -> bool:
+            over = self.start_limits.over(sync.connection(), hits)
+            return any(over) or self.mail_budget.over(sync.connection(), [mail_hit(organizer_key)])[0]
+
+        refused = await session.run_sync(count)
         await session.commit()  # counted even when refused: a refused burst stays refused
-        if any(over):
+        if refused:
             raise TooManyStarts()
 
     async def update_petition(self, ref: str, story: str, correlation_id: str | None = None):

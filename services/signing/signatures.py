@@ -10,7 +10,10 @@ canonical email) by the table's unique key (ON CONFLICT DO NOTHING). Each new ro
   (services/signing/abuse.py): no event at all, until a moderator releases it.
 
 A repeat of a pending signature asks for its link again, at most once per `resend_after_s`; any
-other repeat changes nothing. Every request is answered the same 202 whatever happened.
+other repeat changes nothing. Every link emailed counts against the mailbox's email budget
+(GROUNDSWELL_MAILBOX_EMAIL_LIMIT, shared with /start and sign-in links): over it, the signature is
+stored pending as usual but no email goes (signing again later sends the link, within budget).
+Every request is answered the same 202 whatever happened.
 """
 
 import secrets
@@ -48,6 +51,11 @@ class NewSignature:
     held_reason: str | None = None  # decided before the batch (a throwaway domain)
 
 
+def mail_hit(mailbox_key: str) -> Hit:
+    """One email to this mailbox, against GROUNDSWELL_MAILBOX_EMAIL_LIMIT."""
+    return Hit(f"mail-{mailbox_key}", "mailbox")
+
+
 def signature_added(signature_id: UUID | str, petition_id: str, country: str | None, updates: bool,
                     correlation_id: str | None = None, *, counted_at: datetime) -> SignatureAdded:
     """`counted_at` is the row's confirmed_at, to the microsecond: the event's time, which the
@@ -60,10 +68,11 @@ class SignatureWriter:
     """Units: NewSignature. Result: "new", "repeat" or "held" (for metrics; the answer is the same)."""
 
     def __init__(self, dialect_name: str, *, confirm: bool = False, limits: RateLimits | None = None,
-                 resend_after_s: float = 300.0) -> None:
+                 resend_after_s: float = 300.0, mail_budget: RateLimits | None = None) -> None:
         self.sqlite = dialect_name == "sqlite"
         self.confirm = confirm
         self.limits = limits
+        self.mail_budget = mail_budget
         self.resend_after = timedelta(seconds=resend_after_s)
         self.statement = (
             insert(dialect_name, signatures)
@@ -113,7 +122,17 @@ class SignatureWriter:
             else:
                 again = resent.get((unit.petition_id, unit.mailbox_key))
                 written.append(Written(REPEAT, (again,) if again else ()))
-        return written
+        return self._within_budget(conn, units, written)
+
+    def _within_budget(self, conn: Connection, units: Sequence[NewSignature],
+                       written: list[Written[str]]) -> list[Written[str]]:
+        """Drop the confirmation emails that would take a mailbox over its budget (the rows stay)."""
+        if self.mail_budget is None or not self.confirm:
+            return written
+        mails = [mail_hit(unit.mailbox_key) if any(isinstance(e, ConfirmationRequested) for e in w.events) else None
+                 for unit, w in zip(units, written)]
+        over = self.mail_budget.over(conn, mails)
+        return [Written(w.result, ()) if too_many else w for w, too_many in zip(written, over)]
 
     def _events(self, unit: NewSignature, row: dict) -> tuple[Event, ...]:
         if row["state"] == CONFIRMED:

@@ -285,3 +285,52 @@ def test_unconfirmed_signatures_expire(trusted):
     eventually(lambda: len(links_by_address(system)[signer(1)["email"]]) == 2, message="a new link")
     system.wait_settled()
     assert system.count(pid) == 0
+
+
+def test_an_email_bomb_at_one_mailbox_gets_no_more_than_its_budget(trusted):
+    """Must show 2 of issue 21: an attacker who wants one mailbox flooded, from many client
+    addresses through the front door, with every resend interval at zero. They start petitions
+    naming it as the organizer and ask for sign-in links to them, ask for sign-in links to a
+    petition it really organizes, and sign twenty petitions with it, again and again. The mailbox
+    gets its budget (GROUNDSWELL_MAILBOX_EMAIL_LIMIT, 10 an hour by default) and not one email more,
+    none of them a sign-in link to a petition nobody confirmed; another mailbox is not affected."""
+    trusted.signing.env.update({"GROUNDSWELL_SIGN_RATE_LIMIT": "", "GROUNDSWELL_CONFIRMATION_RESEND_S": "0",
+                                "GROUNDSWELL_SIGN_IN_RESEND_S": "0", "GROUNDSWELL_START_RATE_LIMIT": "1000/hour"})
+    system = trusted.start()
+    victim = "victim@example.org"
+    web = system.web.url
+    own = system.create_petition("victims-own", organizer={"name": "Vic Tim", "email": victim})  # confirmed: admin
+    public = [system.create_petition(f"public-{i}")["id"] for i in range(20)]
+    started: list[str] = []
+    attempts = 0
+    for round_ in range(3):
+        for i in range(4):  # petitions "started" by the victim, from a new address each time
+            with front_door_client(f"127.0.1.{round_ * 10 + i + 1}") as attacker:
+                answer = attacker.post(f"{web}/start", data={
+                    "title": f"Buy cheap pills now {round_}-{i}", "target": "Nobody", "story": "Spam.",
+                    "name": "Vic Tim", "email": victim})
+                attempts += 1
+                assert answer.status_code in (202, 429), answer.status_code
+                if answer.status_code == 202:
+                    (slug,) = system.query("signing", "SELECT slug FROM petitions WHERE status = 'unconfirmed' "
+                                                      "ORDER BY created_at DESC LIMIT 1")[0]
+                    started.append(slug)
+        with front_door_client(f"127.0.2.{round_ + 1}") as attacker:
+            for slug in started + ["victims-own"]:
+                assert attacker.post(f"{web}/p/{slug}/organizer").status_code == 202  # the same answer always
+                attempts += 1
+            for pid in public:
+                body = {"name": "Vic Tim", "email": victim, "country": "GB"}
+                assert attacker.post(f"{web}/petitions/{pid}/signatures", json=body).status_code == 202
+                attempts += 1
+    assert attempts >= 80  # each of which could have sent an email before
+    # Someone else signs meanwhile and gets their link as usual.
+    assert system.sign(public[0], signer(1)).status_code == 202
+    eventually(lambda: signer(1)["email"] in links_by_address(system), message="another mailbox's link")
+    system.wait_settled()
+    to_victim = [m for m in list(system.smtp.messages) if m["To"].addresses[0].addr_spec == victim]
+    assert len(to_victim) == 10, Counter(str(m["Subject"]) for m in to_victim)
+    unconfirmed_titles = [str(m["Subject"]) for m in to_victim if "pills" in str(m["Subject"]).lower()]
+    assert unconfirmed_titles == []  # a stranger's title is never a subject
+    sign_in_links = [m for m in to_victim if str(m["Subject"]).startswith("Sign in to")]
+    assert {str(m["Subject"]) for m in sign_in_links} <= {f'Sign in to "{own["title"]}"'}
