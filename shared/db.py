@@ -50,9 +50,10 @@ def unavailable(exc: BaseException) -> bool:
         exc.connection_invalidated or _sqlstate(exc)[:2] in UNAVAILABLE_SQLSTATE_CLASSES)
 
 
-# PostgreSQL's connection exceptions (08) and operator intervention (57: shutting down, starting
-# up, cannot connect now): the server is going away or not there yet.
-UNAVAILABLE_SQLSTATE_CLASSES = ("08", "57")
+# PostgreSQL's connection exceptions (08), insufficient resources (53: a full disk, out of memory,
+# too many connections) and operator intervention (57: shutting down, starting up, cannot connect
+# now): the server is going away, not there yet, or short of something that comes back.
+UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57")
 
 
 def _sqlstate(exc: BaseException) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import nats as gs_nats
 from shared.db import create_engine, sessionmaker
+from shared.flow import FlowWatch, local_folders
 from shared.migrations import migrate
 from shared.settings import ServiceSettings
 
@@ -28,10 +29,14 @@ class Runtime:
         self.sessions = sessionmaker(self.engine)
         self.nc: Client | None = None
         self.tasks: list[asyncio.Task] = []
+        # Whether events flow (shared/flow.py); each service says which of its parts to watch.
+        self.flow = FlowWatch(settings.stall_after_s, settings.min_free_mb << 20)
+        self.flow.watch_storage(local_folders(settings.database_url, getattr(settings, "public_dir", None)))
 
     async def open_database(self) -> None:
         if self.settings.migrate_on_start:
             await migrate(self.name, self.settings.database_url, **self.settings.migration_attributes())
+        self.spawn(self.flow.run(), "flow-watch")
 
     async def connect_nats(self) -> Client:
         self.nc = await gs_nats.connect(
@@ -53,7 +58,9 @@ class Runtime:
         return self.spawn(ride_out(start, name), name)
 
     async def readiness(self) -> dict[str, bool]:
-        return {"database": await self._database_ok(), "nats": bool(self.nc and self.nc.is_connected)}
+        """The database and NATS answer, and events flow (shared/flow.py)."""
+        return {"database": await self._database_ok(), "nats": bool(self.nc and self.nc.is_connected),
+                **self.flow.checks()}
 
     async def _database_ok(self, timeout_s: float = 2.0) -> bool:
         # The bound covers the connect too: a pooled connection to a server that restarted, or a

@@ -25,6 +25,9 @@ LIVE_WATCHED = Gauge("groundswell_live_watched_petitions", "Petitions this proce
 DEAD_LETTERS = Counter("groundswell_dead_letters_total",
                        "Events set aside because a retry cannot cure their failure (groundswell <service> dead-letters)",
                        ["durable"])
+EVENTS_STALLED = Gauge("groundswell_events_stalled",
+                       "1 while a part of the pipeline has stopped (outbox, broker, consumer, storage: shared/flow.py)",
+                       ["part"])
 MILESTONES = Counter("groundswell_milestones_detected_total", "Milestones newly reached")
 EMAILS = Counter("groundswell_emails_total",
                  "Email attempts by outcome: sent, failed (temporary, retried), retried, rejected (permanent)",

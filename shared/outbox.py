@@ -103,6 +103,7 @@ class OutboxRelay:
         self._fresh: deque[dict[str, Any]] = deque()
         self._sweep_now = True  # rows a previous process left behind
         self._backlog_measured_at = 0.0
+        self._unacked_since: float | None = None  # since when rounds published while connected got no ack
 
     def attach(self, nc: Client) -> None:
         """Start publishing through this connection."""
@@ -138,6 +139,7 @@ class OutboxRelay:
                 # would pile up more copies. Rows wait in the database, the record of truth.
                 self._fresh.clear()
                 self._sweep_now = True
+                self._unacked_since = None  # a broker away is not a broker refusing to store
                 await wait_event(self._wake, self.sweep_interval_s)
                 continue
             try:
@@ -206,8 +208,17 @@ class OutboxRelay:
         if acked:
             await session.execute(mark_published(self.table), [{"marked": event_id} for event_id in acked])
 
+    def unacknowledged_for_s(self) -> float:
+        """How long every publish has gone unacknowledged while connected, with events waiting
+        (0 while publishes are acknowledged): a broker that stopped storing (shared/flow.py)."""
+        return 0.0 if self._unacked_since is None else time.monotonic() - self._unacked_since
+
     def _report(self, rows, acked: list[str]) -> int:
         OUTBOX_PUBLISHED.inc(len(acked))
+        if acked:
+            self._unacked_since = None
+        elif rows and self._unacked_since is None:
+            self._unacked_since = time.monotonic()
         if len(acked) < len(rows):
             log.warning("outbox_publish_incomplete", published=len(acked), pending=len(rows) - len(acked))
         return len(acked)

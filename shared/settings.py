@@ -37,6 +37,12 @@ class ServiceSettings(BaseSettings):
         True, description="Run this service's migrations at start (under a lock; a no-op when current)."
     )
     nats_connect_timeout_s: float = Field(5.0, description="Bound on one NATS connect attempt.")
+    stall_after_s: float = Field(
+        30.0, gt=0, description="Readiness fails (and `events_stalled` is logged) when an event has waited this long in "
+                                "the outbox, or the consumer has not moved this long while events wait.")
+    min_free_mb: int = Field(
+        8, ge=0, description="Readiness fails while a local folder this service writes (SQLite, the front door's) "
+                             "has less free space than this.")
     token_failure_limit: str = Field(
         "10/minute;50/hour",
         description="Wrong admin or internal tokens per client, in the `limits` notation (empty: none); over it, "

@@ -19,7 +19,7 @@ from shared.http import RequestIdMiddleware, add_cors, add_error_handlers, add_h
 from shared.lifecycle import Runtime
 from shared.openapi import describe_answers
 from shared.outbox import OutboxRelay
-from shared.subjects import COUNTER_DURABLE, type_filter
+from shared.subjects import COUNTER_DURABLE, STREAM, type_filter
 
 
 log = structlog.get_logger("counter")
@@ -41,6 +41,7 @@ async def warn_if_figures_missing(sessions) -> None:
 def create_app(settings: CounterSettings) -> FastAPI:
     runtime = Runtime(settings, "counter")
     relay = OutboxRelay(runtime.sessions, db.outbox, sweep_interval_s=settings.relay_sweep_interval_s)
+    runtime.flow.watch_outbox(relay)
 
     async def read_count(petition_id: str):
         row = await queries.petition_count(runtime.sessions, "id", petition_id)
@@ -63,6 +64,7 @@ def create_app(settings: CounterSettings) -> FastAPI:
         nc = await runtime.connect_nats()
         js = nc.jetstream()
         await gs_nats.provision(lambda: provision(js))
+        runtime.flow.watch_consumer(lambda: js.consumer_info(STREAM, COUNTER_DURABLE), COUNTER_DURABLE)
         relay.attach(nc)
         runtime.spawn(relay.run(), "outbox-relay")
         publisher.attach(await counts_bucket(js, settings.stream_replicas))

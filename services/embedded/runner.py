@@ -14,6 +14,7 @@ import httpx
 import structlog
 
 from services.embedded.ports import free_port, port_is_free
+from services.signing.frontdoor import write_file
 from services.embedded.smtp_sink import start_sink
 from shared.logging import configure_logging
 
@@ -92,6 +93,7 @@ class Supervisor:
         self.children: dict[str, asyncio.subprocess.Process] = {}
         self.commands: dict[str, tuple[list[str], dict[str, str]]] = {}
         self.stopping = False
+        self._restarting: set[str] = set()
 
     async def start(self, name: str, command: list[str], env: dict[str, str]) -> None:
         self.commands[name] = (command, env)
@@ -100,10 +102,19 @@ class Supervisor:
     async def watch(self) -> None:
         while not self.stopping:
             for name, process in list(self.children.items()):
-                if process.returncode is not None and not self.stopping:
+                if process.returncode is not None and not self.stopping and name not in self._restarting:
                     log.warning("process_exited_restarting", process=name, returncode=process.returncode)
                     await self.start(name, *self.commands[name])
             await asyncio.sleep(0.5)
+
+    async def restart(self, name: str) -> None:
+        """Stop the process (SIGTERM, then SIGKILL) and start it again."""
+        self._restarting.add(name)
+        try:
+            await self.stop(name)
+            await self.start(name, *self.commands[name])
+        finally:
+            self._restarting.discard(name)
 
     async def stop(self, name: str, timeout_s: float = 15) -> None:
         process = self.children.get(name)
@@ -115,6 +126,72 @@ class Supervisor:
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+NATS_MIN_FREE_BYTES = 16 << 20  # restart a broker that stopped storing only once its disk has room again
+NATS_RESTART_QUIET_S = 30.0  # after a restart, give the services this long to catch up before judging again
+
+
+async def keep_broker_storing(supervisor: Supervisor, store: Path, ready_urls: list[str], *,
+                              check_every_s: float = 2.0) -> None:
+    """Restart nats-server when it is connected but no longer stores what it is sent.
+
+    After its disk fills, nats-server's file store keeps the write error (`Filestore ... Critical
+    write error`, then `JetStream failed to store a msg` every few seconds) even once space returns,
+    until the process restarts. The services see it (their /readyz `broker` check, shared/flow.py:
+    connected, events waiting, nothing acknowledged); once the store's disk has room again, this
+    restarts nats-server, and the outboxes publish what waited. Stored messages and consumers
+    survive a restart (JetStream's file store), and the consumers dedupe on event id."""
+    quiet_until = 0.0
+    loop = asyncio.get_running_loop()
+    async with httpx.AsyncClient(timeout=2) as client:
+        while not supervisor.stopping:
+            await asyncio.sleep(check_every_s)
+            if loop.time() < quiet_until:
+                continue
+            refusing = []
+            for url in ready_urls:
+                try:
+                    checks = (await client.get(url)).json().get("checks", {})
+                except (httpx.HTTPError, ValueError):
+                    continue
+                if checks.get("nats") and checks.get("broker") is False:
+                    refusing.append(url)
+            if not refusing:
+                continue
+            free = _free_bytes(store)
+            if free is not None and free < NATS_MIN_FREE_BYTES:
+                continue  # still full: a restart would not store any better
+            log.error("nats_server_not_storing_restarting", seen_by=refusing,
+                      free_mb=None if free is None else round(free / (1 << 20)))
+            await supervisor.restart("nats-server")
+            quiet_until = loop.time() + NATS_RESTART_QUIET_S
+
+
+def _free_bytes(folder: Path) -> int | None:
+    try:
+        stats = os.statvfs(folder)
+    except OSError:
+        return None
+    return stats.f_bavail * stats.f_frsize
+
+
+def nats_server_command(data_dir: Path, port: int) -> list[str]:
+    """nats-server with JetStream on 127.0.0.1:port, its store under data_dir/nats. Its file
+    storage limit is set (1 TB: the disk is the limit) rather than left to nats-server, which takes
+    75% of the disk's free space at start: a restart on a nearly full disk would otherwise cap it
+    below what it already stores, and it would refuse every new message for good."""
+    store = data_dir / "nats"
+    config = data_dir / "nats.conf"
+    wanted = f'jetstream {{\n  store_dir: "{store}"\n  max_file_store: 1TB\n}}\n'
+    command = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(port), "--server_name", "groundswell-embedded"]
+    try:
+        if not config.exists() or config.read_text() != wanted:
+            write_file(config, wanted.encode())
+    except OSError:  # a full disk at start: without the file, as before
+        return [*command, "-js", "-sd", str(store)]
+    return [*command, "-c", str(config)]
+
 
 
 async def wait_until_live(url: str, timeout_s: float = 60) -> None:
@@ -158,12 +235,7 @@ async def run_embedded(data_dir_name: str) -> int:
     if not nats_url:
         nats_port = free_port()
         nats_url = f"nats://127.0.0.1:{nats_port}"
-        await supervisor.start(
-            "nats-server",
-            [nats_server_binary(), "-js", "-sd", str(data_dir / "nats"), "-a", "127.0.0.1", "-p", str(nats_port),
-             "--server_name", "groundswell-embedded"],
-            dict(os.environ),
-        )
+        await supervisor.start("nats-server", nats_server_command(data_dir, nats_port), dict(os.environ))
     public_url = os.environ.get("GROUNDSWELL_PUBLIC_URL", f"http://127.0.0.1:{WEB_PORT}")
     seed = json.loads(resources.files("services.embedded").joinpath("seed/petition.json").read_text())
     for service, port in SERVICE_PORTS.items():
@@ -194,7 +266,14 @@ async def run_embedded(data_dir_name: str) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    watcher = asyncio.create_task(supervisor.watch())
+    watchers = [asyncio.create_task(supervisor.watch(), name="supervisor")]
+    if "nats-server" in supervisor.commands:
+        watchers.append(asyncio.create_task(keep_broker_storing(
+            supervisor, data_dir / "nats",
+            [f"http://127.0.0.1:{SERVICE_PORTS[name]}/readyz" for name in ("signing", "counter")]),
+            name="broker-keeper"))
+    for task in watchers:
+        task.add_done_callback(_stop_if_crashed)
     try:
         for service, port in {**SERVICE_PORTS, "web": WEB_PORT}.items():
             await wait_until_live(f"http://127.0.0.1:{port}/livez")
@@ -203,13 +282,21 @@ async def run_embedded(data_dir_name: str) -> int:
         await stop.wait()
     finally:
         supervisor.stopping = True
-        watcher.cancel()
+        for task in watchers:
+            task.cancel()
         log.info("stopping")
         for name in ("caddy", "signing", "counter", "notifier"):
             await supervisor.stop(name)
         await supervisor.stop("nats-server")
         sink.stop()
     return 0
+
+
+def _stop_if_crashed(task: asyncio.Task) -> None:
+    """A supervising task that dies would leave the system unwatched: say so and stop everything."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("supervisor_task_crashed", task=task.get_name(), exc_info=task.exception())
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _print_welcome(petition: dict, token: str, nats_url: str, data_dir: Path) -> None:

@@ -23,7 +23,12 @@ class MaildirSink:
 
     async def handle_DATA(self, server, session, envelope) -> str:
         path = self.folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{next(self._numbers):05d}.eml"
-        path.write_bytes(envelope.content)
+        try:
+            path.write_bytes(envelope.content)
+        except OSError as exc:  # a full disk: a 4xx, so the sender tries again (a 5xx would drop the email)
+            path.unlink(missing_ok=True)
+            log.warning("email_not_stored", error=exc.strerror or type(exc).__name__)
+            return "452 4.3.1 Insufficient system storage; try again later"
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         log.info("email_received", file=path.name, subject=message["Subject"], message_id=message["Message-ID"])
         return "250 Message accepted for delivery"

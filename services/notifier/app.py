@@ -18,7 +18,7 @@ from shared.deadletters import DeadLetters
 from shared.http import RequestIdMiddleware, TokenFailures, add_error_handlers, add_health_routes
 from shared.lifecycle import Runtime
 from shared.openapi import describe_answers
-from shared.subjects import NOTIFIER_DURABLE, type_filter
+from shared.subjects import NOTIFIER_DURABLE, STREAM, type_filter
 
 
 def create_app(settings: NotifierSettings) -> FastAPI:
@@ -41,6 +41,7 @@ def create_app(settings: NotifierSettings) -> FastAPI:
     async def consume_events() -> None:
         js = (await runtime.connect_nats()).jetstream()
         await gs_nats.provision(lambda: provision(js))
+        runtime.flow.watch_consumer(lambda: js.consumer_info(STREAM, NOTIFIER_DURABLE), NOTIFIER_DURABLE)
         await consume(js, NOTIFIER_DURABLE, notify(notifier, dead_letters), batch_size=settings.event_batch,
                       in_flight=settings.event_batches_in_flight)
 

@@ -48,6 +48,7 @@ def create_app(settings: SigningSettings) -> FastAPI:
                                max_batch=settings.commit_max_batch, on_commit=relay.publish_soon)
     marks = OutboxMarks(db.outbox)
     relay.mark = lambda event_ids: committer.submit(marks, event_ids)
+    runtime.flow.watch_outbox(relay)
     petitions = PetitionCache(runtime.engine)
     frontdoor = FrontDoor(petitions, page_files(settings.public_url, settings.home_petition, settings.confirm_signatures), settings.public_dir,
                           refresh_s=settings.page_refresh_s, static_dir=WEB / "static")

@@ -32,6 +32,7 @@ from shared.counts import Count, count_document
 log = structlog.get_logger("frontdoor")
 
 RenderFiles = Callable[[object, Count | None], dict[str, bytes]]  # petition, count -> path -> HTML
+RETRY_S = 1.0  # a write refused (a full disk) is tried again this often
 
 
 def write_file(path: Path, data: bytes, *, precompressed: bool = False) -> None:
@@ -41,7 +42,11 @@ def write_file(path: Path, data: bytes, *, precompressed: bool = False) -> None:
     if precompressed:
         write_file(path.with_name(path.name + ".gz"), gzip.compress(data, 6, mtime=0))
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
+    try:
+        temporary.write_bytes(data)
+    except OSError:
+        temporary.unlink(missing_ok=True)  # half a file on a full disk: give its space back
+        raise
     os.replace(temporary, path)
 
 
@@ -66,6 +71,12 @@ class FrontDoor:
         self._rendered_at: dict[str, float] = {}
         self._due: dict[str, float] = {}
         self._wake = asyncio.Event()
+        # Files a full disk (or any refused write) kept from being written: tried again every
+        # RETRY_S until they are. Python never stops serving because a file could not be written.
+        self._unwritten: set[str] = set()  # petition ids whose count document is missing or stale
+        self._static_pending = False
+        self._write_failed_logged_at = 0.0
+        self._retry_at = 0.0
 
     # --- counts -------------------------------------------------------------------------------
 
@@ -91,16 +102,37 @@ class FrontDoor:
         self.counts[petition_id] = count
         if self.public_dir is None:
             return
+        if not await self._write_count(petition_id, linked=previous is not None):
+            return
+        if petition_id in self.hot and (previous is None or previous.count != count.count):
+            self._schedule(petition_id)
+
+    async def _write_count(self, petition_id: str, *, linked: bool = True) -> bool:
+        """Write the petition's count document (and its slug's link); False if it is not public
+        or the write failed (then it is tried again)."""
         petition = await self.petitions.get(petition_id)
         if petition is None or petition.status not in PUBLIC:
             await self.on_removed(petition_id)
-            return
+            return False
         folder = self.public_dir / "counts"
-        write_file(folder / f"{petition_id}.json", count.model_dump_json().encode())
-        if previous is None:
-            link_file(folder / f"{petition.slug}.json", f"{petition_id}.json")
-        if petition_id in self.hot and (previous is None or previous.count != count.count):
-            self._schedule(petition_id)
+        try:
+            write_file(folder / f"{petition_id}.json", self.counts[petition_id].model_dump_json().encode())
+            if not linked or not (folder / f"{petition.slug}.json").is_symlink():
+                link_file(folder / f"{petition.slug}.json", f"{petition_id}.json")
+        except OSError as exc:
+            self._write_failed(exc)
+            self._unwritten.add(petition_id)
+            self._wake.set()
+            return True  # the count is in memory: pages rendered from it are current
+        self._unwritten.discard(petition_id)
+        return True
+
+    def _write_failed(self, exc: OSError) -> None:
+        now = time.monotonic()
+        if now - self._write_failed_logged_at >= 10.0:
+            self._write_failed_logged_at = now
+            log.error("public_file_write_failed", error=exc.strerror or type(exc).__name__,
+                      retry_in_s=RETRY_S, unwritten=len(self._unwritten) + 1)
 
     async def on_removed(self, petition_id: str) -> None:
         """The petition has no public count (not public yet, or rejected): no file of it stays."""
@@ -140,7 +172,7 @@ class FrontDoor:
         self._wake.set()
 
     async def run(self) -> None:
-        """Forever: render the pages that are due."""
+        """Forever: render the pages that are due, and write again what a refused write left out."""
         while True:
             self._wake.clear()
             now = time.monotonic()
@@ -148,17 +180,39 @@ class FrontDoor:
                 del self._due[petition_id]
                 try:
                     await self._render(petition_id)
+                except OSError as exc:  # a full disk: the page is rendered again in a moment
+                    self._write_failed(exc)
+                    self._due[petition_id] = time.monotonic() + RETRY_S
                 except Exception:  # noqa: BLE001 - a page stays as it was; the next change renders it
                     log.exception("page_render_failed", petition_id=petition_id)
-            if self._due:
-                wait_s = max(0.0, min(self._due.values()) - time.monotonic())
-                try:
-                    async with asyncio.timeout(wait_s):
-                        await self._wake.wait()
-                except TimeoutError:
-                    pass
-            else:
+            if self._behind() and now >= self._retry_at:
+                self._retry_at = now + RETRY_S
+                await self._write_again()
+            wake_at = min([*self._due.values(), *([self._retry_at] if self._behind() else [])], default=None)
+            if wake_at is None:
                 await self._wake.wait()
+                continue
+            try:
+                async with asyncio.timeout(max(0.0, wake_at - time.monotonic())):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+
+    def _behind(self) -> bool:
+        return bool(self._unwritten) or self._static_pending
+
+    async def _write_again(self) -> None:
+        if self._static_pending:
+            self._copy_static()
+        for petition_id in list(self._unwritten):
+            if petition_id not in self.counts:
+                self._unwritten.discard(petition_id)
+                continue
+            await self._write_count(petition_id)
+            if petition_id in self._unwritten:
+                return  # still refused: the rest waits for the next try
+        if not self._behind():
+            log.info("public_files_written_again")
 
     async def _render(self, petition_id: str) -> None:
         petition = await self.petitions.get(petition_id)
@@ -177,8 +231,19 @@ class FrontDoor:
         if self.public_dir is None:
             return
         shutil.rmtree(self.public_dir / "pages", ignore_errors=True)
-        (self.public_dir / "counts").mkdir(parents=True, exist_ok=True)
-        if self.static_dir is not None:
-            for source in self.static_dir.iterdir():
-                if source.is_file():
-                    write_file(self.public_dir / "static" / source.name, source.read_bytes(), precompressed=True)
+        self._copy_static()
+
+    def _copy_static(self) -> None:
+        """The pages' assets into the public folder; on a full disk, again later (never a failed start)."""
+        try:
+            (self.public_dir / "counts").mkdir(parents=True, exist_ok=True)
+            if self.static_dir is not None:
+                for source in self.static_dir.iterdir():
+                    if source.is_file():
+                        write_file(self.public_dir / "static" / source.name, source.read_bytes(), precompressed=True)
+        except OSError as exc:
+            self._write_failed(exc)
+            self._static_pending = True
+            self._wake.set()
+        else:
+            self._static_pending = False

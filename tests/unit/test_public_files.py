@@ -116,3 +116,44 @@ async def test_a_restart_drops_pages_it_would_not_keep_current_and_copies_static
     assert not (public / "pages").exists()
     assert (public / "static" / "page.css").read_text() == "body { color: black }"
     assert gzip.decompress((public / "static" / "page.css.gz").read_bytes()) == b"body { color: black }"
+
+
+async def test_a_full_disk_never_stops_the_front_door_and_the_files_follow_once_there_is_room(tmp_path, monkeypatch):
+    """Issue 21: on a full disk the count follower crashed writing a count document and signing
+    exited, then every restart died copying static files. Now nothing raises: the writes are tried
+    again every second, and the files are there once space returns."""
+    import errno
+
+    from services.signing import frontdoor
+
+    real_write = frontdoor.write_file
+    full, refused = [True], [0]
+
+    def write_or_refuse(path, data, **options):
+        if full[0]:
+            refused[0] += 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, data, **options)
+
+    monkeypatch.setattr(frontdoor, "write_file", write_or_refuse)
+    monkeypatch.setattr(frontdoor, "RETRY_S", 0.05)
+    static = tmp_path / "assets"
+    static.mkdir()
+    (static / "page.css").write_text("body{}")
+    public = tmp_path / "public"
+    door = FrontDoor(Petitions(PETITION), Renders(), public, static_dir=static)
+    door.prepare()  # no exception: the start goes on
+    await door.on_count(counted(4))
+    door.keep(PETITION.id)
+    assert door.count_of(PETITION.id).count == 4  # pages rendered by Python show the count meanwhile
+    runner = asyncio.create_task(door.run())
+    try:
+        first = refused[0]
+        await until(lambda: refused[0] >= first + 3)  # tried again, and again refused
+        assert not (public / "counts" / f"{PETITION.id}.json").exists()
+        full[0] = False
+        await until(lambda: (public / "counts" / f"{PETITION.id}.json").exists()
+                    and (public / "static" / "page.css").exists() and (public / "pages" / "save-the-park.html").exists())
+        assert (public / "counts" / "save-the-park.json").read_bytes() == counted(4).model_dump_json().encode()
+    finally:
+        runner.cancel()
