@@ -128,10 +128,16 @@ class System:
         self.databases[service].execute(sql)
 
     def settled(self) -> bool:
-        """Every outbox published and every consumer caught up with nothing awaiting an ack."""
+        """Every outbox published, every consumer caught up with nothing awaiting an ack, and every
+        supporter fan-out done. The fan-outs matter: the notifier acks a goal's MilestoneReached
+        (or an UpdatePosted) once its fan-out row is recorded, and a worker sends the emails after,
+        so caught-up consumers say nothing about them (issue 21: on a loaded machine a test looked
+        for supporter emails the moment the consumers were caught up, and found none yet)."""
         for service in ("signing", "counter"):
             if self.query(service, "SELECT count(*) FROM outbox WHERE published_at IS NULL")[0][0]:
                 return False
+        if self.query("notifier", "SELECT count(*) FROM fanouts WHERE done_at IS NULL")[0][0]:
+            return False
         consumers = self.nats.consumers()
         return all(
             name in consumers and consumers[name]["num_pending"] == 0 and consumers[name]["num_ack_pending"] == 0

@@ -71,9 +71,12 @@ class FanOut:
     async def run(self) -> None:
         """Forever: take an open fan-out whose lease is free and work through it."""
         while True:
+            # Cleared before looking, not after finding nothing: an open() that lands while the
+            # claim runs must wake the next wait, not be lost to it (which delayed a fan-out by up
+            # to the 1 s poll).
+            self.wake.clear()
             job = await self._claim()
             if job is None:
-                self.wake.clear()
                 await wait_event(self.wake, 1.0)
                 continue
             token, row = job
