@@ -306,10 +306,12 @@ def test_an_organizer_starts_runs_and_closes_a_petition_in_chromium(walk, news_s
     assert "Waiting for a moderator" in page.locator("[data-status]").inner_text()
     assert browser.new_page().goto(f"{web}/p/{slug}").status == 404  # not public yet
 
-    # 3. A moderator approves it on the admin page (HTTP Basic: the admin token as the password).
+    # 3. A moderator approves it on the admin page (HTTP Basic: the admin token as the password), on
+    #    signing's own port: the public origin does not serve /admin/*.
     moderator = browser.new_context(http_credentials={"username": "moderator", "password": system.token})
     review = moderator.new_page()
-    review.goto(f"{web}/admin/review")
+    assert review.goto(f"{web}/admin/review").status == 404
+    review.goto(f"{system.signing.url}/admin/review")
     review.locator("section.review", has_text="Keep the Elm Street library open").get_by_role(
         "button", name="Approve: it goes live").click()
     review.get_by_role("status").filter(has_text="approved").wait_for()
