@@ -8,7 +8,8 @@ can match. Every process can be running and every connection up while nothing mo
 - `consumer`: the service's durable consumer has messages waiting and has neither taken nor
   acknowledged one for GROUNDSWELL_STALL_AFTER_S;
 - `storage`: a folder this process writes (a SQLite database's, the front door's) has less than
-  GROUNDSWELL_MIN_FREE_MB free.
+  GROUNDSWELL_MIN_FREE_MB free;
+- `smtp`: the notifier's mail server does not answer (services/notifier/smtp.py SmtpReachable).
 
 Each part is checked every CHECK_EVERY_S beside the service's work; /readyz reads the result.
 A part that stops is logged once as `events_stalled` (level error, with `part`) and again each
@@ -93,6 +94,10 @@ class FlowWatch:
             return not low, {"free_mb": {f: round(n / (1 << 20), 1) for f, n in (low or free).items() if n is not None}}
 
         self._checks["storage"] = storage
+
+    def watch(self, name: str, check: Check) -> None:
+        """Any other part the service's events need to flow (the notifier's SMTP server)."""
+        self._checks[name] = check
 
     # --- checking ------------------------------------------------------------------------------
 

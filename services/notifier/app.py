@@ -12,6 +12,7 @@ from services.notifier.delivery import Pipeline
 from services.notifier.fanout import FanOut
 from services.notifier.service import Notifier
 from services.notifier.settings import NotifierSettings
+from services.notifier.smtp import SmtpReachable
 from shared import nats as gs_nats
 from shared.consumer import consume
 from shared.deadletters import DeadLetters
@@ -28,6 +29,7 @@ def create_app(settings: NotifierSettings) -> FastAPI:
     fanout = FanOut(runtime.sessions, settings, contacts, pipeline)
     notifier = Notifier(runtime.sessions, settings, contacts, pipeline, fanout)
     dead_letters = DeadLetters(runtime.sessions, db.dead_letters, NOTIFIER_DURABLE)
+    runtime.flow.watch("smtp", SmtpReachable(settings))
 
     async def provision(js) -> None:
         await gs_nats.ensure_stream(js, settings.stream_replicas)

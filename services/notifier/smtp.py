@@ -170,3 +170,37 @@ class SmtpPool:
                 await asyncio.wait_for(client.quit(), 2)
             except Exception:  # noqa: BLE001 - closing anyway
                 client.close()
+
+
+class SmtpReachable:
+    """Whether the SMTP server answers (connect, greeting, login if set, QUIT), for /readyz: a
+    notifier that cannot reach its mail server sends nothing, and must say so (compose without
+    --profile dev used to fail every email silently while reporting healthy). Asked every
+    `every_s` while it answers, every `retry_s` while it does not."""
+
+    def __init__(self, settings: NotifierSettings, every_s: float = 30.0, retry_s: float = 5.0, clock=None) -> None:
+        import time
+
+        self.settings = settings
+        self.every_s, self.retry_s = every_s, retry_s
+        self.clock = clock or time.monotonic
+        self._verdict: tuple[bool, dict] | None = None
+        self._asked_at = float("-inf")
+
+    async def __call__(self) -> tuple[bool, dict]:
+        wait_s = self.every_s if self._verdict is None or self._verdict[0] else self.retry_s
+        if self._verdict is not None and self.clock() - self._asked_at < wait_s:
+            return self._verdict
+        self._asked_at = self.clock()
+        s = self.settings
+        where = {"smtp_host": s.smtp_host, "smtp_port": s.smtp_port}
+        try:
+            client = await SmtpPool(s)._connect()
+            await asyncio.wait_for(client.quit(), s.smtp_timeout_s)
+        except SMTP_ERRORS as exc:
+            self._verdict = (False, {**where, "error": f"{type(exc).__name__}: {exc}"[:200],
+                                     "fix": "set SMTP_HOST and SMTP_PORT to your mail server "
+                                            "(compose: `make up` without SMTP_HOST runs Mailpit, --profile dev)"})
+        else:
+            self._verdict = (True, where)
+        return self._verdict
