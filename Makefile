@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test bench clean up up-cluster down logs
+.PHONY: install run test bench clean up up-cluster down logs engine engine-stop secrets
 
 install: $(VENV)/.installed
 
@@ -25,16 +25,37 @@ bench: install  ## the viral-petition figures on SQLite and PostgreSQL (needs wr
 clean:
 	rm -rf .data
 
+engine:  ## a Docker engine: one that answers, or (as root on Debian) dockerd with its state in .data/docker
+	@deploy/engine.sh start
+
+engine-stop:  ## stop the engine `make engine` started, and remove what it left (bridges, firewall rules)
+	@deploy/engine.sh stop
+
 COMPOSE := docker compose -f deploy/compose.yml
+SECRETS := GROUNDSWELL_ADMIN_TOKEN GROUNDSWELL_INTERNAL_TOKEN GROUNDSWELL_MAILBOX_KEY POSTGRES_PASSWORD
+# Without SMTP_HOST (in the environment or deploy/.env) the stack sends its mail to Mailpit (--profile dev).
+MAIL_PROFILE = $(if $(or $(SMTP_HOST),$(shell grep -s '^SMTP_HOST=.' deploy/.env)),,--profile dev)
 
-up:  ## build and start the production stack (needs GROUNDSWELL_ADMIN_TOKEN, GROUNDSWELL_INTERNAL_TOKEN, POSTGRES_PASSWORD)
-	$(COMPOSE) up -d --build
+secrets:  ## check that the four secrets compose requires are set (environment or deploy/.env)
+	@missing=""; for name in $(SECRETS); do \
+	  [ -n "$$(printenv $$name)" ] || grep -qs "^$$name=." deploy/.env || missing="$$missing $$name"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make up: missing$$missing. Set them (README, \"Deploy with docker compose\"), e.g.:" >&2; \
+	  for name in $$missing; do echo "  export $$name=$$(openssl rand -hex 24 2>/dev/null || python3 -c 'import secrets; print(secrets.token_hex(24))')" >&2; done; \
+	  exit 2; \
+	fi
 
-up-cluster:  ## the same on a three-node NATS JetStream cluster
-	$(COMPOSE) -f deploy/compose.cluster.yml up -d --build
+up: secrets  ## build and start the production stack (secrets: see `make secrets`; mail: SMTP_HOST, else Mailpit)
+	$(COMPOSE) $(MAIL_PROFILE) up -d --build --wait
+	@[ -z "$(MAIL_PROFILE)" ] || echo "No SMTP_HOST: mail goes to Mailpit, http://127.0.0.1:8025 (set SMTP_HOST for a real server)."
+	@echo "Groundswell is up: http://127.0.0.1:$${GROUNDSWELL_WEB_PORT:-8080}/"
 
-down:
-	$(COMPOSE) down
+up-cluster: secrets  ## the same on a three-node NATS JetStream cluster
+	$(COMPOSE) -f deploy/compose.cluster.yml $(MAIL_PROFILE) up -d --build --wait
+
+down:  ## stop the stack (the data stays in its volumes; `docker compose ... down -v` deletes it)
+	$(COMPOSE) --profile dev down
 
 logs:
-	$(COMPOSE) logs -f --tail=100
+	$(COMPOSE) --profile dev logs -f --tail=100
