@@ -3,6 +3,9 @@
 PostgreSQL is found in this order: GROUNDSWELL_TEST_DATABASE_URL (a server URL), the local
 server on 127.0.0.1:5432, a testcontainers PostgreSQL when a Docker engine answers; otherwise
 PostgreSQL tests skip with the reason, and under CI=true that skip is a failure.
+GROUNDSWELL_TEST_POSTGRES=container skips the first two: every PostgreSQL test then runs on one
+testcontainers PostgreSQL (`postgres:16-alpine`, the official image or its stand-in from
+tests/compose/standins), as CI runs them.
 """
 
 import asyncio
@@ -29,13 +32,16 @@ def postgres_server() -> tuple[str | None, str]:
     """(admin URL of a PostgreSQL server or None, how it was found or why not)."""
     given = os.environ.get("GROUNDSWELL_TEST_DATABASE_URL")
     candidates = [(given, "GROUNDSWELL_TEST_DATABASE_URL")] if given else [(LOCAL_SERVER, "local server")]
-    for url, source in candidates:
+    container_only = os.environ.get("GROUNDSWELL_TEST_POSTGRES") == "container"
+    for url, source in ([] if container_only else candidates):
         if _answers(url):
             return url, source
-    container_url = _testcontainer()
+    container_url, why = _testcontainer()
     if container_url:
         return container_url, "testcontainers"
-    return None, f"no PostgreSQL: {candidates[0][1]} did not answer and no Docker engine for testcontainers"
+    if container_only:
+        return None, f"GROUNDSWELL_TEST_POSTGRES=container, and no testcontainers PostgreSQL: {why}"
+    return None, f"no PostgreSQL: {candidates[0][1]} did not answer and no testcontainers PostgreSQL: {why}"
 
 
 def _answers(url: str) -> bool:
@@ -50,18 +56,34 @@ def _answers(url: str) -> bool:
     return True
 
 
-def _testcontainer() -> str | None:
+def _testcontainer() -> tuple[str | None, str]:
+    """A testcontainers PostgreSQL for this test session: (its URL, "") or (None, why not)."""
+    # This machine kind's traps (../shared/guide/docker.md): Ryuk, testcontainers' reaper, is only
+    # on Docker Hub (the container is stopped at exit instead), and a /.dockerenv file makes it
+    # think it runs inside a container.
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    os.environ.setdefault("TESTCONTAINERS_CONNECTION_MODE", "docker_host")
+    os.environ.setdefault("TESTCONTAINERS_HOST_OVERRIDE", "localhost")
     try:
+        from tests.compose.stack import engine
+
+        host, source = engine()
+        if host is None:
+            return None, source
+        os.environ["DOCKER_HOST"] = host
+        from tests.compose import standins
+
+        standins.ensure(log=lambda line: print(f"testcontainers: {line}", flush=True), only=("postgres:16-alpine",))
         from testcontainers.postgres import PostgresContainer
 
         container = PostgresContainer("postgres:16-alpine", driver=None)
         container.start()
-    except Exception:  # noqa: BLE001 - no Docker engine: PostgreSQL is simply not available
-        return None
+    except Exception as exc:  # noqa: BLE001 - no Docker engine or no image: PostgreSQL is simply not available
+        return None, f"{type(exc).__name__}: {exc}"[:300]
     import atexit
 
     atexit.register(container.stop)
-    return container.get_connection_url()
+    return container.get_connection_url(), ""
 
 
 def _plain(url: str) -> str:

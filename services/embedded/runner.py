@@ -306,8 +306,8 @@ def _print_welcome(petition: dict, token: str, nats_url: str, data_dir: Path) ->
 Groundswell is running (Ctrl-C stops it; data stays in {data_dir}).
   petition page {web}/   (and {web}/p/<slug>)
   APIs          {web}/petitions/...   (one origin through Caddy)
-  signing       http://127.0.0.1:{SERVICE_PORTS['signing']}   (OpenAPI: /docs)
-  counter       http://127.0.0.1:{SERVICE_PORTS['counter']}   (OpenAPI: /docs)
+  signing       http://127.0.0.1:{SERVICE_PORTS['signing']}   (OpenAPI: /openapi.json; moderators: /admin/review)
+  counter       http://127.0.0.1:{SERVICE_PORTS['counter']}   (OpenAPI: /openapi.json)
   notifier      http://127.0.0.1:{SERVICE_PORTS['notifier']}/readyz
   NATS          {nats_url}
   mail          {data_dir / 'mail'}  (one .eml file per email)

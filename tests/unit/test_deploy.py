@@ -172,3 +172,23 @@ def test_the_front_door_sends_the_pages_security_headers_and_hides_what_is_priva
     assert "@https protocol https" in text
     private = re.search(r"@private path (.*)", text).group(1).split()
     assert {"/internal/*", "/metrics", "/docs", "/redoc"} <= set(private)
+
+
+def test_the_image_is_built_once_and_never_pulled():
+    """Issue 22: signing, counter and notifier each carried `build:`, so compose built the image
+    three times at once (two left dangling), and the migrate jobs tried a registry first."""
+    services = load("compose.yml")["services"]
+    ours = {name: s for name, s in services.items() if s.get("image") == "groundswell:latest"}
+    assert {"signing", "counter", "notifier", "migrate-signing", "migrate-counter", "migrate-notifier"} <= set(ours)
+    builders = [name for name, s in ours.items() if "build" in s]
+    assert builders == ["signing"] and ours["signing"]["pull_policy"] == "build"
+    assert all(s["pull_policy"] == "never" for name, s in ours.items() if name != "signing")
+    assert all(s.get("init") is True for s in ours.values())
+
+
+def test_every_long_running_service_is_healthchecked_and_restarted():
+    services = load("compose.yml")["services"]
+    for name in ("nats", "postgres", "signing", "counter", "notifier", "web"):
+        assert "healthcheck" in services[name], name
+        assert services[name]["restart"] == "unless-stopped", name
+    assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])

@@ -12,6 +12,7 @@ registry) is used as it is.
 """
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,9 @@ BASE = "groundswell-standin/debian:bookworm"
 LABEL = "groundswell.standin.recipe"
 MIRROR = "http://deb.debian.org/debian"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+# Built images are also saved here (docker save), so a fresh engine (a clean clone's, CI's) loads
+# them in seconds instead of building them again: the cache key is the recipe's hash.
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "groundswell" / "standins"
 
 # name deploy/ uses -> (recipe folder, files copied in: context name -> source)
 IMAGES: dict[str, tuple[str, dict[str, Path]]] = {
@@ -85,15 +89,22 @@ def pullable(image: str, timeout_s: float = 30) -> bool:
         return False
 
 
-def ensure(log=print) -> dict[str, str]:
-    """Every image deploy/ names exists locally: pulled, or a stand-in built here. Returns
-    image -> "official" or "stand-in"."""
+def ensure(log=print, only: tuple[str, ...] = ()) -> dict[str, str]:
+    """Every image deploy/ names (or those in `only`) exists locally: pulled, or a stand-in built
+    here. Returns image -> "official" or "stand-in"."""
     kinds = {}
     for image, (folder, extra) in IMAGES.items():
+        if only and image not in only:
+            continue
         wanted = recipe_hash(folder, extra)
         label = label_of(image)
         if label == "" or label == wanted:
             kinds[image] = "official" if label == "" else "stand-in"
+            continue
+        cached = CACHE / f"{image.replace('/', '_').replace(':', '_')}-{wanted}.tar"
+        if cached.exists() and docker("load", "-q", "-i", str(cached), timeout=300).returncode == 0 \
+                and label_of(image) == wanted:
+            kinds[image] = "stand-in"
             continue
         if label is None and pullable(image):
             kinds[image] = "official"
@@ -107,6 +118,10 @@ def ensure(log=print) -> dict[str, str]:
             built = docker("build", "--quiet", "--label", f"{LABEL}={wanted}", "-t", image, context, timeout=900)
             if built.returncode != 0:
                 raise RuntimeError(f"building the stand-in for {image} failed:\n{built.stderr[-3000:]}")
+        CACHE.mkdir(parents=True, exist_ok=True)
+        for older in CACHE.glob(f"{image.replace('/', '_').replace(':', '_')}-*.tar"):
+            older.unlink()
+        docker("save", "-o", str(cached), image, timeout=300)
         kinds[image] = "stand-in"
     return kinds
 
