@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="groundswell", description="Groundswell petition platform")
     commands = parser.add_subparsers(dest="command", required=True)
     for service, about, tasks in (
-        ("signing", "run the signing API", ["migrate"]),
+        ("signing", "run the signing API, or an admin task on it", ["migrate", "republish"]),
         ("counter", "run the counter, or an admin task on it", ["migrate", "rebuild", "dead-letters"]),
         ("notifier", "run the notifier, or an admin task on it", ["migrate", "dead-letters"]),
     ):
@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "task", nargs="?", choices=tasks,
             help="migrate: bring the database to the newest schema; rebuild: replay the stream into fresh counts; "
-                 "dead-letters: list the events set aside (or --retry them)",
+                 "dead-letters: list the events set aside (or --retry them); republish: send every event in "
+                 "signing's outbox to the stream again (after restoring a backup into a fresh stack)",
         )
         if "dead-letters" in tasks:
             command.add_argument("--retry", metavar="all|ID,...",
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate(args.command)
     if getattr(args, "task", None) == "rebuild":
         return _rebuild()
+    if getattr(args, "task", None) == "republish":
+        return _republish()
     if getattr(args, "task", None) == "dead-letters":
         return _dead_letters(args.command, args.retry, args.resolved)
     return _serve(args.command)
@@ -162,6 +165,35 @@ def _dead_letters(service: str, retry: str | None, include_resolved: bool) -> in
     for row in rows:
         print(json.dumps(row))
     return 1 if retry is not None and any(row["result"] != "resolved" for row in rows) else 0
+
+
+def _republish() -> int:
+    """Mark every event in signing's outbox unpublished: the running signing's relay sends them all
+    again, in order, under their own event ids. For a stack whose event stream was lost or is new
+    (a backup of the databases restored into a fresh stack): signing's database is the record of
+    truth, and the consumers count and mail each event once whatever its delivery."""
+    from sqlalchemy import func, select, update
+
+    from services.signing import db
+    from services.signing.settings import SigningSettings
+    from shared.db import create_engine
+
+    settings = SigningSettings()
+    configure_logging("signing", settings.log_level, settings.log_format)
+
+    async def mark() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            async with engine.begin() as conn:
+                total = (await conn.execute(select(func.count()).select_from(db.outbox))).scalar_one()
+                await conn.execute(update(db.outbox).values(published_at=None))
+        finally:
+            await engine.dispose()
+        return total
+
+    total = uvloop.run(mark())
+    print(json.dumps({"events": total, "note": "signing's relay publishes them again within seconds"}))
+    return 0
 
 
 def _rebuild() -> int:

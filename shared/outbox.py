@@ -22,6 +22,7 @@ from shared.subjects import event_subject
 log = structlog.get_logger("outbox")
 
 CORRELATION_HEADER = "Correlation-Id"
+REPROVISION_S = 5.0
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -104,6 +105,10 @@ class OutboxRelay:
         self._sweep_now = True  # rows a previous process left behind
         self._backlog_measured_at = 0.0
         self._unacked_since: float | None = None  # since when rounds published while connected got no ack
+        # Provisions the stream (shared/nats.py ensure_stream): called again while nothing is
+        # acknowledged, so a stream lost with its broker's store is made again and publishing resumes.
+        self.provision: Callable[[], Awaitable[Any]] | None = None
+        self._provisioned_at = 0.0
 
     def attach(self, nc: Client) -> None:
         """Start publishing through this connection."""
@@ -154,6 +159,7 @@ class OutboxRelay:
             except Exception:  # noqa: BLE001 - keep relaying; rows stay unpublished and are retried
                 log.exception("outbox_publish_failed")
                 await wait_event(self._wake, self.sweep_interval_s)
+            await self._provision_again_if_refused()
             await self._update_backlog_metrics()
             if self._fresh or self._sweep_now:
                 continue
@@ -207,6 +213,20 @@ class OutboxRelay:
     async def _mark(self, session, acked: list[str]) -> None:
         if acked:
             await session.execute(mark_published(self.table), [{"marked": event_id} for event_id in acked])
+
+    async def _provision_again_if_refused(self) -> None:
+        """Nothing acknowledged for a while: the stream may be gone (a broker restarted on an empty
+        store). Provisioning is idempotent, so do it again, at most every REPROVISION_S."""
+        if self.provision is None or self._unacked_since is None:
+            return
+        now = time.monotonic()
+        if now - self._unacked_since < REPROVISION_S or now - self._provisioned_at < REPROVISION_S:
+            return
+        self._provisioned_at = now
+        try:
+            await self.provision()
+        except Exception as exc:  # noqa: BLE001 - the broker is unwell: the next round tries again
+            log.warning("outbox_provision_failed", error=str(exc) or type(exc).__name__)
 
     def unacknowledged_for_s(self) -> float:
         """How long every publish has gone unacknowledged while connected, with events waiting

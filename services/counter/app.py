@@ -66,8 +66,10 @@ def create_app(settings: CounterSettings) -> FastAPI:
         await gs_nats.provision(lambda: provision(js))
         runtime.flow.watch_consumer(lambda: js.consumer_info(STREAM, COUNTER_DURABLE), COUNTER_DURABLE)
         relay.attach(nc)
+        relay.provision = lambda: provision(js)
         runtime.spawn(relay.run(), "outbox-relay")
-        publisher.attach(await counts_bucket(js, settings.stream_replicas))
+        publisher.attach(await counts_bucket(js, settings.stream_replicas),
+                         reopen=lambda: counts_bucket(js, settings.stream_replicas))
         runtime.keep(publisher.run, "count-publisher")
 
         async def counted(counts) -> None:
@@ -77,7 +79,8 @@ def create_app(settings: CounterSettings) -> FastAPI:
         dead_letters = DeadLetters(runtime.sessions, db.dead_letters, COUNTER_DURABLE)
         handler = count_signatures(runtime.sessions, relay, settings.retry_delay_s, dead_letters, on_counted=counted,
                                    dead_letter_after=settings.dead_letter_after)
-        await consume(js, COUNTER_DURABLE, handler, batch_size=settings.batch_size, linger_s=settings.batch_linger_s)
+        await consume(js, COUNTER_DURABLE, handler, batch_size=settings.batch_size, linger_s=settings.batch_linger_s,
+                      provision=lambda: provision(js))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -20,7 +20,8 @@ import time
 from collections.abc import Iterable, Sequence
 
 import structlog
-from nats.js.errors import KeyNotFoundError
+import nats.errors
+from nats.js.errors import KeyNotFoundError, NoStreamResponseError
 from nats.js.kv import KeyValue
 from sqlalchemy import select
 
@@ -42,13 +43,16 @@ class CountPublisher:
         self._queued: dict[str, Count] = {}
         self._changed_at: dict[str, float] = {}  # petition id -> when this process last changed it
         self._wake = asyncio.Event()
+        self._reopen = None
         self._last_put_at = 0.0
         # Queueing is ordered within this process: a count read from the database before a
         # newer one was queued never replaces it.
         self._lock = asyncio.Lock()
 
-    def attach(self, kv: KeyValue) -> None:
+    def attach(self, kv: KeyValue, reopen=None) -> None:
+        """Put into this bucket; `reopen()` makes it again if it is gone (a broker on an empty store)."""
         self.kv = kv
+        self._reopen = reopen
 
     async def put(self, counts: Sequence[Count]) -> None:
         """Queue these documents (just committed) for the next put."""
@@ -129,3 +133,11 @@ class CountPublisher:
             if failed:
                 # The bucket is a cache: the next look at the projection puts these again.
                 log.warning("count_put_failed", failed=len(failed), error=type(failed[0]).__name__)
+                if any(isinstance(r, NoStreamResponseError) for r in failed) and self._reopen is not None:
+                    try:
+                        self.kv = await self._reopen()  # its stream is gone: make the bucket again
+                    except (TimeoutError, nats.errors.Error) as exc:
+                        log.warning("count_bucket_reopen_failed", error=str(exc) or type(exc).__name__)
+                    else:
+                        async with self._lock:  # and put every count again
+                            self._queue(await self._read(None))

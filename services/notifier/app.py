@@ -45,7 +45,7 @@ def create_app(settings: NotifierSettings) -> FastAPI:
         await gs_nats.provision(lambda: provision(js))
         runtime.flow.watch_consumer(lambda: js.consumer_info(STREAM, NOTIFIER_DURABLE), NOTIFIER_DURABLE)
         await consume(js, NOTIFIER_DURABLE, notify(notifier, dead_letters), batch_size=settings.event_batch,
-                      in_flight=settings.event_batches_in_flight)
+                      in_flight=settings.event_batches_in_flight, provision=lambda: provision(js))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

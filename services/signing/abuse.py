@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from disposable_email_domains import blocklist
 from limits import RateLimitItem, parse_many
 import structlog
-from sqlalchemy import Column, Connection, Float, Integer, MetaData, String, Table, select, text
+from sqlalchemy import Column, Connection, Float, Integer, MetaData, String, Table, case, select, text
 
 from shared.db import insert
 
@@ -220,3 +220,89 @@ class RateLimits:
             return dict(json.loads(found))
         conn.execute(self.upsert, rows)
         return dict(conn.execute(select(self.table.c.key, self.table.c.hits).where(self.table.c.key.in_(keys))).all())
+
+
+def mail_budget_table(metadata: MetaData) -> Table:
+    return Table(
+        "mail_budget",
+        metadata,
+        # 16 hex digits of the mailbox's keyed hash: short, so the one row a new mailbox costs is
+        # small (two mailboxes sharing a prefix would share a budget: one in 2^64)
+        Column("key", String(16), primary_key=True),
+        Column("hour", Integer, nullable=False),  # hours since 1970 of the hour counted in hour_hits
+        Column("hour_hits", Integer, nullable=False),
+        Column("day", Integer, nullable=False, index=True),  # days since 1970; purged after
+        Column("day_hits", Integer, nullable=False),
+    )
+
+
+class MailBudget:
+    """GROUNDSWELL_MAILBOX_EMAILS_PER_HOUR and _PER_DAY: the emails that anyone could have sent to a
+    mailbox by typing its address, counted in the signing database every replica shares. One row
+    per mailbox holds its current hour's and day's counts; a batch's mailboxes cost two statements
+    (an upsert and a read), and a new mailbox one small row: this is on the signing hot path."""
+
+    def __init__(self, per_hour: int, per_day: int, table: Table, dialect_name: str, clock=time.time) -> None:
+        self.per_hour, self.per_day = per_hour, per_day
+        self.table = table
+        self.sqlite = dialect_name == "sqlite"
+        self.clock = clock
+        t = table
+        upsert = insert(dialect_name, t)
+        excluded = upsert.excluded
+        self.upsert = upsert.on_conflict_do_update(index_elements=["key"], set_={
+            "hour_hits": case((t.c.hour == excluded.hour, t.c.hour_hits + excluded.hour_hits), else_=excluded.hour_hits),
+            "day_hits": case((t.c.day == excluded.day, t.c.day_hits + excluded.day_hits), else_=excluded.day_hits),
+            "hour": excluded.hour, "day": excluded.day,
+        })
+
+    @staticmethod
+    def key_of(mailbox_key: str) -> str:
+        return mailbox_key.removeprefix("k1:")[:16]
+
+    def over(self, conn: Connection, mailboxes: Sequence[str | None]) -> list[bool]:
+        """Count one email to each of these mailboxes (in order; None counts nothing) and say which
+        would go over the budget."""
+        over = [False] * len(mailboxes)
+        if self.per_hour <= 0 and self.per_day <= 0:
+            return over
+        groups: dict[str, list[int]] = {}
+        for index, mailbox in enumerate(mailboxes):
+            if mailbox is not None:
+                groups.setdefault(self.key_of(mailbox), []).append(index)
+        if not groups:
+            return over
+        now = self.clock()
+        hour, day = int(now // 3600), int(now // 86400)
+        rows = [{"key": key, "hour": hour, "hour_hits": len(groups[key]), "day": day, "day_hits": len(groups[key])}
+                for key in sorted(groups)]  # one lock order across replicas
+        totals = self._add(conn, rows)
+        for key, indexes in groups.items():
+            hour_total, day_total = totals[key]
+            for offset, index in enumerate(indexes):
+                number = offset - len(indexes) + 1  # this hit's number, counted back from the totals
+                over[index] = (0 < self.per_hour < hour_total + number) or (0 < self.per_day < day_total + number)
+        return over
+
+    def _add(self, conn: Connection, rows: list[dict]) -> dict[str, tuple[int, int]]:
+        keys = [row["key"] for row in rows]
+        t = self.table.name
+        if self.sqlite:  # one statement each way (shared/bulk.py says why)
+            conn.execute(text(
+                f"INSERT INTO {t} (key, hour, hour_hits, day, day_hits) SELECT json_extract(value, '$[0]'), "
+                ":hour, json_extract(value, '$[1]'), :day, json_extract(value, '$[1]') FROM json_each(:rows) "
+                f"WHERE true ON CONFLICT (key) DO UPDATE SET "
+                f"hour_hits = CASE WHEN {t}.hour = excluded.hour THEN {t}.hour_hits + excluded.hour_hits "
+                "ELSE excluded.hour_hits END, "
+                f"day_hits = CASE WHEN {t}.day = excluded.day THEN {t}.day_hits + excluded.day_hits "
+                "ELSE excluded.day_hits END, hour = excluded.hour, day = excluded.day"),
+                {"rows": json.dumps([[r["key"], r["hour_hits"]] for r in rows]), "hour": rows[0]["hour"],
+                 "day": rows[0]["day"]})
+            found = conn.execute(text(
+                f"SELECT json_group_array(json_array(key, hour_hits, day_hits)) FROM {t} "
+                "WHERE key IN (SELECT value FROM json_each(:keys))"), {"keys": json.dumps(keys)}).scalar_one()
+            return {key: (hour_hits, day_hits) for key, hour_hits, day_hits in json.loads(found)}
+        conn.execute(self.upsert, rows)
+        c = self.table.c
+        return {key: (hour_hits, day_hits) for key, hour_hits, day_hits in
+                conn.execute(select(c.key, c.hour_hits, c.day_hits).where(c.key.in_(keys))).all()}

@@ -67,6 +67,7 @@ def create_app(settings: SigningSettings) -> FastAPI:
         runtime.spawn(follow_counts(js, frontdoor.on_count, frontdoor.on_loaded, settings.stream_replicas,
                                     frontdoor.on_removed), "count-follower")
         relay.attach(nc)
+        relay.provision = lambda: gs_nats.ensure_stream(js, settings.stream_replicas)
         await relay.run()
 
     @asynccontextmanager

@@ -5,7 +5,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.signing.abuse import rate_windows_table
+from services.signing.abuse import mail_budget_table, rate_windows_table
 from shared.outbox import outbox_table
 
 metadata = MetaData()
@@ -76,6 +76,7 @@ PENDING, HELD, CONFIRMED, INVALIDATED = "pending", "held", "confirmed", "invalid
 STATES = (PENDING, HELD, CONFIRMED, INVALIDATED)
 
 rate_windows = rate_windows_table(metadata)
+mail_budget = mail_budget_table(metadata)
 
 # Every moderation action, dry runs included: what, on which petition, the filter, how many, when.
 moderation_actions = Table(

@@ -25,8 +25,7 @@ from fastapi import Request
 from sqlalchemy import select, update
 
 from services.signing import db
-from services.signing.abuse import RateLimits
-from services.signing.signatures import mail_hit
+from services.signing.abuse import MailBudget
 from shared.db import as_utc
 from shared.events import SignInRequested
 from shared.internal_api import SignInLink
@@ -64,7 +63,7 @@ class Session:
 
 
 class Organizers:
-    def __init__(self, sessions, relay, settings, mail_budget: RateLimits) -> None:
+    def __init__(self, sessions, relay, settings, mail_budget: MailBudget) -> None:
         self.sessions = sessions
         self.relay = relay
         self.settings = settings
@@ -76,7 +75,7 @@ class Organizers:
         less than GROUNDSWELL_SIGN_IN_RESEND_S ago (the earlier one is on its way), the organizer
         never confirmed their email (only the link from /start, `purpose` confirm, goes to an address
         nobody confirmed, and /start counted it against the budget), or the organizer's mailbox is
-        over its email budget (GROUNDSWELL_MAILBOX_EMAIL_LIMIT)."""
+        over its email budget (GROUNDSWELL_MAILBOX_EMAILS_PER_HOUR and _PER_DAY)."""
         now = datetime.now(timezone.utc)
         links, petitions = db.organizer_links, db.petitions
         async with self.sessions.begin() as session:
@@ -92,7 +91,7 @@ class Organizers:
             if latest is not None and now - as_utc(latest) < timedelta(seconds=self.settings.sign_in_resend_s):
                 return False
             if purpose == "sign_in" and await session.run_sync(
-                    lambda sync: self.mail_budget.over(sync.connection(), [mail_hit(petition.organizer_mailbox_key)])[0]):
+                    lambda sync: self.mail_budget.over(sync.connection(), [petition.organizer_mailbox_key])[0]):
                 return False  # (the block commits: the refused email counted too)
             link_id = str(uuid4())
             await session.execute(links.insert().values(

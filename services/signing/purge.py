@@ -35,6 +35,7 @@ async def purge(sessions, settings: SigningSettings, now: datetime | None = None
             s.c.client_key.is_not(None),
             s.c.created_at < now - timedelta(days=settings.client_key_retention_days)).values(client_key=None))
         windows = await session.execute(delete(db.rate_windows).where(db.rate_windows.c.expires_at < now.timestamp()))
+        await session.execute(delete(db.mail_budget).where(db.mail_budget.c.day < int(now.timestamp() // 86400)))
     return Purged(expired.rowcount, keys.rowcount, windows.rowcount)
 
 

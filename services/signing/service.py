@@ -9,12 +9,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.signing import db
-from services.signing.abuse import UNIX, ClientAddresses, Hit, RateLimits, client_key, is_disposable
+from services.signing.abuse import UNIX, ClientAddresses, Hit, MailBudget, RateLimits, client_key, is_disposable
 from services.signing.domain import derive_slug, mailbox_key
 from services.signing.petitions import PetitionCache
 from services.signing.schemas import PetitionIn, SignatureIn
 from services.signing.settings import SigningSettings
-from services.signing.signatures import ConfirmationWriter, Confirmed, NewSignature, SignatureWriter, mail_hit
+from services.signing.signatures import ConfirmationWriter, Confirmed, NewSignature, SignatureWriter
 from shared.refs import is_token
 from shared.events import (OrganizerConfirmed, PetitionApproved, PetitionClosed, PetitionCreated, PetitionRejected,
                            PetitionUpdated, UpdatePosted)
@@ -67,7 +67,8 @@ class Signing:
         self.hold_disposable = settings.hold_disposable
         self.clients = ClientAddresses(settings.trusted_proxies)
         dialect = committer.engine.dialect.name
-        self.mail_budget = RateLimits(settings.mailbox_email_limit, db.rate_windows, dialect)
+        self.mail_budget = MailBudget(settings.mailbox_emails_per_hour, settings.mailbox_emails_per_day,
+                                      db.mail_budget, dialect)
         self.signature_writer = SignatureWriter(
             dialect, confirm=settings.confirm_signatures, resend_after_s=settings.confirmation_resend_s,
             limits=RateLimits(settings.sign_rate_limit, db.rate_windows, dialect), mail_budget=self.mail_budget,
@@ -124,7 +125,7 @@ class Signing:
 
         def count(sync) -> bool:
             over = self.start_limits.over(sync.connection(), hits)
-            return any(over) or self.mail_budget.over(sync.connection(), [mail_hit(organizer_key)])[0]
+            return any(over) or self.mail_budget.over(sync.connection(), [organizer_key])[0]
 
         refused = await session.run_sync(count)
         await session.commit()  # counted even when refused: a refused burst stays refused

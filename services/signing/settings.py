@@ -56,11 +56,13 @@ class SigningSettings(ServiceSettings):
         "5/hour;20/day",
         description="Petitions started at /start per client address, and per organizer address, in the `limits` "
                     "notation (empty: none). Each start emails the address given; over it, /start answers 429.")
-    mailbox_email_limit: str = Field(
-        "10/hour;30/day",
-        description="Emails to one mailbox that anyone could have asked for by typing the address (signature "
-                    "confirmations and their resends, a petition's confirmation at /start, sign-in links), in the "
-                    "`limits` notation (empty: none). Over it, nothing is sent; the answers stay the same.")
+    mailbox_emails_per_hour: int = Field(
+        10, ge=0, description="Emails to one mailbox that anyone could have asked for by typing the address "
+                              "(signature confirmations and their resends, a petition's confirmation at /start, "
+                              "sign-in links) in one clock hour; over it, nothing is sent and the answers stay the "
+                              "same (0: no limit).")
+    mailbox_emails_per_day: int = Field(
+        30, ge=0, description="The same emails to one mailbox in one UTC day (0: no limit).")
     trusted_proxies: str = Field(
         "unix",
         description="Peers whose X-Forwarded-For is believed: the front door's (addresses, networks, host names "
@@ -89,7 +91,7 @@ class SigningSettings(ServiceSettings):
         "", description="Comma-separated origins (https://news.example) whose pages may embed the petition "
                         "widget (`/w/<slug>`, `/static/widget.js`); `*` for any; empty: this site only.")
 
-    @field_validator("sign_rate_limit", "start_rate_limit", "mailbox_email_limit")
+    @field_validator("sign_rate_limit", "start_rate_limit")
     @classmethod
     def _limits_notation(cls, value: str) -> str:
         if value.strip():

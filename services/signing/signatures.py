@@ -11,7 +11,7 @@ canonical email) by the table's unique key (ON CONFLICT DO NOTHING). Each new ro
 
 A repeat of a pending signature asks for its link again, at most once per `resend_after_s`; any
 other repeat changes nothing. Every link emailed counts against the mailbox's email budget
-(GROUNDSWELL_MAILBOX_EMAIL_LIMIT, shared with /start and sign-in links): over it, the signature is
+(GROUNDSWELL_MAILBOX_EMAILS_PER_HOUR and _PER_DAY, shared with /start and sign-in links): over it, the signature is
 stored pending as usual but no email goes (signing again later sends the link, within budget).
 Every request is answered the same 202 whatever happened.
 """
@@ -24,7 +24,7 @@ from uuid import UUID, uuid4
 
 from sqlalchemy import Connection, and_, select, tuple_, update
 
-from services.signing.abuse import Hit, RateLimits
+from services.signing.abuse import Hit, MailBudget, RateLimits
 from services.signing.db import CONFIRMED, HELD, OPEN, PENDING, petitions, signatures
 from shared.bulk import insert_json, present
 from shared.db import insert
@@ -51,11 +51,6 @@ class NewSignature:
     held_reason: str | None = None  # decided before the batch (a throwaway domain)
 
 
-def mail_hit(mailbox_key: str) -> Hit:
-    """One email to this mailbox, against GROUNDSWELL_MAILBOX_EMAIL_LIMIT."""
-    return Hit(f"mail-{mailbox_key}", "mailbox")
-
-
 def signature_added(signature_id: UUID | str, petition_id: str, country: str | None, updates: bool,
                     correlation_id: str | None = None, *, counted_at: datetime) -> SignatureAdded:
     """`counted_at` is the row's confirmed_at, to the microsecond: the event's time, which the
@@ -68,7 +63,7 @@ class SignatureWriter:
     """Units: NewSignature. Result: "new", "repeat" or "held" (for metrics; the answer is the same)."""
 
     def __init__(self, dialect_name: str, *, confirm: bool = False, limits: RateLimits | None = None,
-                 resend_after_s: float = 300.0, mail_budget: RateLimits | None = None) -> None:
+                 resend_after_s: float = 300.0, mail_budget: MailBudget | None = None) -> None:
         self.sqlite = dialect_name == "sqlite"
         self.confirm = confirm
         self.limits = limits
@@ -129,7 +124,7 @@ class SignatureWriter:
         """Drop the confirmation emails that would take a mailbox over its budget (the rows stay)."""
         if self.mail_budget is None or not self.confirm:
             return written
-        mails = [mail_hit(unit.mailbox_key) if any(isinstance(e, ConfirmationRequested) for e in w.events) else None
+        mails = [unit.mailbox_key if any(isinstance(e, ConfirmationRequested) for e in w.events) else None
                  for unit, w in zip(units, written)]
         over = self.mail_budget.over(conn, mails)
         return [Written(w.result, ()) if too_many else w for w, too_many in zip(written, over)]

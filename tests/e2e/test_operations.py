@@ -173,3 +173,40 @@ def test_two_notifiers_on_one_consumer_send_each_email_once(system, tmp_path):
                    for service in (system.notifier, second))
     finally:
         second.stop()
+
+
+def test_a_lost_event_stream_is_refilled_from_signings_outbox(system):
+    """Restoring a backup into a fresh stack (README, "Back up and restore"): the databases come
+    back, the event stream does not. `groundswell signing republish` sends every event in
+    signing's outbox again; the counter, whose database came back too, counts none twice, and
+    `counter rebuild` from the refilled stream gives the same counts; no email goes again."""
+    first, second = system.create_petition("restored-1"), system.create_petition("restored-2")
+    signers = distinct_signers(14)
+    with httpx.Client() as client:
+        for body in signers[:11]:
+            assert system.sign(first["id"], body, client).status_code == 202
+        for body in signers[11:]:
+            assert system.sign(second["id"], body, client).status_code == 202
+    system.wait_for_count(first["id"], 11)
+    system.wait_for_count(second["id"], 3)
+    system.wait_settled()
+    emails_before = len(system.smtp.messages)
+    assert emails_before == 1  # milestone 10 of the first petition
+
+    # The stream is lost: a fresh nats-server on a fresh store, same address.
+    system.nats.stop()
+    import shutil
+
+    shutil.rmtree(system.nats.store)
+    system.nats.start()
+    result = subprocess.run([sys.executable, "-m", "services", "signing", "republish"], env=system.signing.env,
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["events"] == 16  # 2 PetitionCreated, 14 SignatureAdded
+    eventually(lambda: system.nats.stream_messages() == 16, timeout_s=60, message="the stream refilled")
+    system.wait_settled()
+    assert (system.count(first["id"]), system.count(second["id"])) == (11, 3)
+    print(system.rebuild())
+    assert (system.count(first["id"]), system.count(second["id"])) == (11, 3)
+    system.wait_settled()
+    assert len(system.smtp.messages) == emails_before  # nobody mailed again

@@ -69,3 +69,25 @@ def test_rate_limits_count_in_order_per_client_and_petition():
         assert limits.over(conn, [a]) == [True]
         assert limits.over(conn, [b, b]) == [False, False]
     assert RateLimits("", table, "sqlite").over(None, [a] * 100) == [False] * 100
+
+
+def test_the_mail_budget_counts_per_mailbox_per_hour_and_per_day():
+    from services.signing.abuse import MailBudget, mail_budget_table
+
+    engine = create_engine("sqlite://")
+    table = mail_budget_table(MetaData())
+    table.create(engine)
+    now = [86400.0 * 20_000 + 10]  # the start of a day (and of its first hour)
+    budget = MailBudget(3, 5, table, "sqlite", clock=lambda: now[0])
+    a, b = "k1:" + "a" * 64, "k1:" + "b" * 64
+    with engine.begin() as conn:
+        assert budget.over(conn, [a, a, b, None, a, a]) == [False, False, False, False, False, True]
+        now[0] += 3600  # the next hour: 3 more for a this hour, but only 5 a day (4 counted so far)
+        assert budget.over(conn, [a, a]) == [False, True]
+        assert budget.over(conn, [b, b]) == [False, False]
+        now[0] += 86400  # the next day: all fresh
+        assert budget.over(conn, [a, a, a, a]) == [False, False, False, True]
+    assert MailBudget(0, 0, table, "sqlite").over(None, [a] * 100) == [False] * 100
+    with engine.connect() as conn:
+        assert conn.execute(table.select()).all() == [("a" * 16, 20_001 * 24 + 1, 4, 20_001, 4),
+                                                      ("b" * 16, 20_000 * 24 + 1, 2, 20_000, 3)]
