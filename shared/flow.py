@@ -89,7 +89,7 @@ class FlowWatch:
             return
 
         async def storage() -> tuple[bool, dict]:
-            free = {str(folder): _free_bytes(folder) for folder in folders}
+            free = {str(folder): free_bytes(folder) for folder in folders}
             low = {folder: n for folder, n in free.items() if n is not None and n < self.min_free_bytes}
             return not low, {"free_mb": {f: round(n / (1 << 20), 1) for f, n in (low or free).items() if n is not None}}
 
@@ -135,7 +135,8 @@ class FlowWatch:
             log.warning("events_flowing_again", part=name, stalled_for_s=round(now - since, 1), **detail)
 
 
-def _free_bytes(folder: Path) -> int | None:
+def free_bytes(folder: Path) -> int | None:
+    """Bytes free for an unprivileged writer in the folder's file system; None if it cannot be read."""
     try:
         stats = os.statvfs(folder)
     except OSError:

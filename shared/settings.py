@@ -6,6 +6,18 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def limits_notation(value: str) -> str:
+    """A setting in the `limits` library's notation ("5/minute;30/hour"), or empty for none."""
+    if value.strip():
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"'{value}' is not in the limits notation, e.g. '5/minute;30/hour'") from None
+    return value
+
+
 class ServiceSettings(BaseSettings):
     """Connection and runtime settings common to all services."""
 
@@ -51,14 +63,7 @@ class ServiceSettings(BaseSettings):
     @field_validator("token_failure_limit")
     @classmethod
     def _token_limit_notation(cls, value: str) -> str:
-        if value.strip():
-            from limits import parse_many
-
-            try:
-                parse_many(value)
-            except ValueError:
-                raise ValueError(f"'{value}' is not in the limits notation, e.g. '10/minute;50/hour'") from None
-        return value
+        return limits_notation(value)
 
     @property
     def nats_servers(self) -> list[str]:

@@ -306,6 +306,7 @@ class Web:
         self.workdir = workdir
         self.signing_socket = signing_socket
         self.process: subprocess.Popen | None = None
+        self.env: dict[str, str] = {}  # more of Caddy's environment (the Caddyfile's {$...} settings)
 
     @property
     def url(self) -> str:
@@ -315,6 +316,7 @@ class Web:
         from services.embedded.runner import caddy_process
 
         command, env = caddy_process(self.port, *self.ports, self.workdir, self.signing_socket)
+        env.update(self.env)
         log = (self.workdir / "caddy.log").open("ab")
         self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         wait_for_port(self.port)

@@ -15,6 +15,7 @@ import structlog
 
 from services.embedded.ports import free_port, port_is_free
 from services.signing.frontdoor import write_file
+from shared.flow import free_bytes
 from services.embedded.smtp_sink import start_sink
 from shared.logging import configure_logging
 
@@ -159,21 +160,13 @@ async def keep_broker_storing(supervisor: Supervisor, store: Path, ready_urls: l
                     refusing.append(url)
             if not refusing:
                 continue
-            free = _free_bytes(store)
+            free = free_bytes(store)
             if free is not None and free < NATS_MIN_FREE_BYTES:
                 continue  # still full: a restart would not store any better
             log.error("nats_server_not_storing_restarting", seen_by=refusing,
                       free_mb=None if free is None else round(free / (1 << 20)))
             await supervisor.restart("nats-server")
             quiet_until = loop.time() + NATS_RESTART_QUIET_S
-
-
-def _free_bytes(folder: Path) -> int | None:
-    try:
-        stats = os.statvfs(folder)
-    except OSError:
-        return None
-    return stats.f_bavail * stats.f_frsize
 
 
 def nats_server_command(data_dir: Path, port: int) -> list[str]:

@@ -2,12 +2,11 @@
 
 from pathlib import Path
 
-from limits import parse_many
 from pydantic import Field, field_validator
 
 from services.signing.abuse import parse_networks
 
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, limits_notation
 
 
 class SigningSettings(ServiceSettings):
@@ -94,12 +93,7 @@ class SigningSettings(ServiceSettings):
     @field_validator("sign_rate_limit", "start_rate_limit")
     @classmethod
     def _limits_notation(cls, value: str) -> str:
-        if value.strip():
-            try:
-                parse_many(value)
-            except ValueError:
-                raise ValueError(f"'{value}' is not in the limits notation, e.g. '5/minute;30/hour'") from None
-        return value
+        return limits_notation(value)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -174,3 +174,44 @@ def test_while_signing_restarts_clients_get_202_or_503_never_502(system):
     system.wait_settled()
     (rows,) = system.query("signing", f"SELECT count(*) FROM signatures WHERE petition_id = '{pid}'")[0]
     assert rows >= result.count(202) and system.count(pid) == rows  # cut off mid-answer: stored, counted once
+
+
+@sqlite_only
+def test_slow_and_idle_connections_are_closed(tmp_path, backend):
+    """Issue 21: the front door had no header or idle timeout, so half-open connections held its
+    sockets as long as their senders liked. One that never finishes its headers is closed after
+    the header timeout; a keep-alive connection left idle after its answer, after the idle one
+    (here 2 s and 3 s; by default 10 s and 30 s: tests/unit/test_deploy.py)."""
+    import socket
+    import time
+
+    from tests.system import System
+
+    system = System(tmp_path, backend)
+    system.web.env.update({"GROUNDSWELL_FRONT_DOOR_HEADER_TIMEOUT": "2s", "GROUNDSWELL_FRONT_DOOR_IDLE_TIMEOUT": "3s"})
+    system.start()
+    try:
+        slow, idle = socket.create_connection(("127.0.0.1", system.web.port)), \
+            socket.create_connection(("127.0.0.1", system.web.port))
+        slow.sendall(b"GET /petitions/x/count HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # and never the blank line
+        idle.sendall(b"GET /static/page.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        idle.settimeout(10)
+        assert idle.recv(65536).startswith(b"HTTP/1.1 200")
+        opened = time.monotonic()
+
+        def closed(sock) -> float | None:
+            sock.settimeout(0.05)
+            try:
+                while data := sock.recv(65536):  # the rest of an answer, or an error page, then the end
+                    pass
+            except TimeoutError:
+                return None
+            except ConnectionResetError:
+                pass
+            return time.monotonic() - opened
+
+        slow_closed = eventually(lambda: closed(slow), timeout_s=15, message="the slow connection closed")
+        idle_closed = eventually(lambda: closed(idle), timeout_s=15, message="the idle connection closed")
+        assert slow_closed < 8 and idle_closed < 10, (slow_closed, idle_closed)
+    finally:
+        system.stop()

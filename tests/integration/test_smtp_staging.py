@@ -83,3 +83,28 @@ async def test_an_email_that_cannot_be_written_is_rejected_alone_and_idna_domain
     finally:
         database.drop()
         server.stop()
+
+
+async def test_readiness_says_when_the_mail_server_does_not_answer():
+    """Issue 22: with compose's default SMTP_HOST and no Mailpit, every email failed while the
+    notifier reported healthy. Its readiness now asks the server (connect, greeting, QUIT): not
+    ready, naming the host, the error and the fix, while it does not answer; ready once it does."""
+    from services.embedded.ports import free_port
+    from services.notifier.smtp import SmtpReachable
+
+    clock = [0.0]
+    port = free_port()
+    reachable = SmtpReachable(settings(port), every_s=30, retry_s=5, clock=lambda: clock[0])
+    ready, detail = await reachable()
+    assert not ready and detail["smtp_port"] == port and "SMTP_HOST" in detail["fix"]
+    assert "ConnectError" in detail["error"] or "OSError" in detail["error"], detail
+    server = SmtpServer()
+    server.controller.port = port
+    server.start()
+    try:
+        assert (await reachable())[0] is False  # asked again only after retry_s
+        clock[0] += 5
+        assert (await reachable())[0] is True
+        assert server.messages == []  # asking sends nothing
+    finally:
+        server.stop()

@@ -16,20 +16,24 @@ from tests.integration.test_signing_api import AUTH, TOKEN, petition_body
 INTERNAL = {"Authorization": "Bearer internal-token"}
 
 
-@pytest.fixture
-def api(tmp_path, nats_url, backend):
+def signing_api(tmp_path, nats_url, backend, **settings):
+    """Signing in-process on a real database and nats-server; no client limited."""
     database = Database(backend, "signing", tmp_path)
-    settings = SigningSettings(
-        _env_file=None, admin_token=TOKEN, internal_token="internal-token", DATABASE_URL=database.url,
-        NATS_URL=nats_url, public_url="https://petitions.example.org",
-        confirm_signatures=False, sign_rate_limit="",  # counted on signing, no client limited
-    )
+    settings = SigningSettings(_env_file=None, admin_token=TOKEN, internal_token="internal-token",
+                               DATABASE_URL=database.url, NATS_URL=nats_url, sign_rate_limit="", **settings)
     try:
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:
             client.database = database
             yield client
     finally:
         database.drop()
+
+
+@pytest.fixture
+def api(tmp_path, nats_url, backend):
+    """Signatures count on signing (no confirmation)."""
+    yield from signing_api(tmp_path, nats_url, backend, public_url="https://petitions.example.org",
+                           confirm_signatures=False)
 
 
 def recipients(api, petition_id: str, **params) -> dict:
@@ -156,17 +160,7 @@ def test_erasure_covers_organizers(api):
 @pytest.fixture
 def confirming(tmp_path, nats_url, backend):
     """Signing with confirmation by email on, as the product's default is."""
-    database = Database(backend, "signing", tmp_path)
-    settings = SigningSettings(
-        _env_file=None, admin_token=TOKEN, internal_token="internal-token", DATABASE_URL=database.url,
-        NATS_URL=nats_url, public_url="http://testserver", confirm_signatures=True, sign_rate_limit="",
-    )
-    try:
-        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-            client.database = database
-            yield client
-    finally:
-        database.drop()
+    yield from signing_api(tmp_path, nats_url, backend, public_url="http://testserver", confirm_signatures=True)
 
 
 def test_erasure_voids_every_link_the_mailbox_was_sent(confirming):

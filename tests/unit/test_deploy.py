@@ -192,3 +192,11 @@ def test_every_long_running_service_is_healthchecked_and_restarted():
         assert "healthcheck" in services[name], name
         assert services[name]["restart"] == "unless-stopped", name
     assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
+
+
+def test_the_front_door_closes_slow_and_idle_connections():
+    """Issue 21: Caddy had no header or idle timeout (5,000 half-open connections held 60 s)."""
+    text = (DEPLOY / "Caddyfile").read_text()
+    assert "read_header {$GROUNDSWELL_FRONT_DOOR_HEADER_TIMEOUT:10s}" in text
+    assert "idle {$GROUNDSWELL_FRONT_DOOR_IDLE_TIMEOUT:30s}" in text
+    assert "read_body 30s" in text and "write " not in text.split("timeouts {")[1].split("}")[0]  # SSE streams write on

@@ -24,10 +24,9 @@ def upgrade() -> None:
         sa.Column('day', sa.Integer(), nullable=False),
         sa.Column('day_hits', sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint('key'),
+        sqlite_with_rowid=False,
     )
-    op.create_index(op.f('ix_mail_budget_day'), 'mail_budget', ['day'], unique=False)
 
 
 def downgrade() -> None:
-    op.drop_index(op.f('ix_mail_budget_day'), table_name='mail_budget')
     op.drop_table('mail_budget')
