@@ -54,7 +54,7 @@ class FlowWatch:
         whether the broker acknowledges what the relay publishes."""
 
         async def outbox() -> tuple[bool, dict]:
-            waiting, oldest = await relay.backlog()
+            waiting, oldest = await relay.recent_backlog()  # the relay reads it every second anyway
             age_s = (datetime.now(timezone.utc) - _aware(oldest)).total_seconds() if oldest else 0.0
             return age_s <= self.stall_after_s, {"unpublished": waiting, "oldest_age_s": round(age_s, 1)}
 

@@ -104,6 +104,7 @@ class OutboxRelay:
         self._fresh: deque[dict[str, Any]] = deque()
         self._sweep_now = True  # rows a previous process left behind
         self._backlog_measured_at = 0.0
+        self.measured: tuple[int, datetime | None] | None = None  # the last backlog() the loop read
         self._unacked_since: float | None = None  # since when rounds published while connected got no ack
         # Provisions the stream (shared/nats.py ensure_stream): called again while nothing is
         # acknowledged, so a stream lost with its broker's store is made again and publishing resumes.
@@ -275,8 +276,15 @@ class OutboxRelay:
             unpublished, oldest = await self.backlog()
         except Exception:  # noqa: BLE001 - a metric must never stop the relay
             return
+        self.measured = (unpublished, oldest)
         OUTBOX_UNPUBLISHED.set(unpublished)
         OUTBOX_OLDEST_AGE.set((datetime.now(timezone.utc) - _aware(oldest)).total_seconds() if oldest else 0)
+
+    async def recent_backlog(self, max_age_s: float = 5.0) -> tuple[int, datetime | None]:
+        """The backlog as the relay's loop last read it (each second while it runs), or read now."""
+        if self.measured is not None and time.monotonic() - self._backlog_measured_at <= max_age_s:
+            return self.measured
+        return await self.backlog()
 
     async def backlog(self) -> tuple[int, datetime | None]:
         """Unpublished rows and the creation time of the oldest."""

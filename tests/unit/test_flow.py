@@ -19,7 +19,7 @@ class Relay:
     def __init__(self) -> None:
         self.waiting, self.oldest, self.silent_s = 0, None, 0.0
 
-    async def backlog(self):
+    async def recent_backlog(self):
         return self.waiting, self.oldest
 
     def unacknowledged_for_s(self) -> float:
