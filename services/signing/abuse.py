@@ -92,30 +92,35 @@ class ClientAddresses:
             return False
         return any(ip in network for network in self.networks) or ip.compressed in self.resolved
 
-    async def refresh(self) -> None:
-        """Resolve the trusted host names again; a name that does not resolve keeps its addresses."""
+    async def refresh(self) -> bool:
+        """Resolve the trusted host names again (a name that does not resolve keeps its addresses);
+        whether every name resolved."""
         if not self.hostnames:
-            return
+            return True
         loop = asyncio.get_running_loop()
         found: set[str] = set()
+        resolved_all = True
         for hostname in self.hostnames:
             try:
                 infos = await asyncio.wait_for(loop.getaddrinfo(hostname, None, type=socket.SOCK_STREAM), 5.0)
             except (OSError, TimeoutError) as exc:
-                log.warning("trusted_proxy_unresolved", hostname=hostname, error=str(exc) or type(exc).__name__)
+                log.info("trusted_proxy_unresolved", hostname=hostname, error=str(exc) or type(exc).__name__)
                 found |= {a for a in self.resolved}  # keep what it had
+                resolved_all = False
                 continue
             found |= {ipaddress.ip_address(info[4][0]).compressed for info in infos}
         if found != self.resolved:
             self.resolved = frozenset(found)
             self._trusted.cache_clear()
             log.info("trusted_proxies_resolved", addresses=sorted(found))
+        return resolved_all
 
     async def keep_resolved(self) -> None:
-        """Forever: resolve the host names every REFRESH_S (a recreated container has a new address)."""
+        """Forever: resolve the host names every REFRESH_S (a recreated container has a new
+        address), and every second while one does not resolve yet (compose starts the front door
+        after signing, so at first its name is unknown)."""
         while self.hostnames:
-            await self.refresh()
-            await asyncio.sleep(self.REFRESH_S)
+            await asyncio.sleep(self.REFRESH_S if await self.refresh() else 1.0)
 
     def of(self, peer: tuple[str, int] | None, forwarded_for: bytes | None) -> str:
         host = peer[0] if peer else ""

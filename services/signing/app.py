@@ -74,8 +74,7 @@ def create_app(settings: SigningSettings) -> FastAPI:
     async def lifespan(app: FastAPI):
         await runtime.open_database()
         clients = app.state.signing.clients
-        if clients.hostnames:  # the front door by name (compose): its address before the first request
-            await clients.refresh()
+        if clients.hostnames:  # the front door by name (compose): resolved now and again
             runtime.keep(clients.keep_resolved, "trusted-proxies")
         frontdoor.prepare()
         runtime.spawn(committer.run(), "group-commit")

@@ -125,7 +125,3 @@ def ensure(log=print, only: tuple[str, ...] = ()) -> dict[str, str]:
         kinds[image] = "stand-in"
     return kinds
 
-
-if __name__ == "__main__":
-    for name, kind in ensure().items():
-        print(f"{name}: {kind}")
