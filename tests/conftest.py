@@ -25,3 +25,13 @@ def system(tmp_path, backend):
         yield running.start()
     finally:
         running.stop()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say which PostgreSQL the PostgreSQL runs used (CI uses a testcontainers one)."""
+    from tests.databases import postgres_server
+
+    if postgres_server.cache_info().currsize:
+        url, source = postgres_server()
+        where = url.rsplit("@", 1)[-1] if url else "none"
+        terminalreporter.write_line(f"PostgreSQL for the PostgreSQL runs: {source} ({where})")

@@ -38,7 +38,7 @@ def postgres_server() -> tuple[str | None, str]:
             return url, source
     container_url, why = _testcontainer()
     if container_url:
-        return container_url, "testcontainers"
+        return container_url, f"testcontainers, {why}"
     if container_only:
         return None, f"GROUNDSWELL_TEST_POSTGRES=container, and no testcontainers PostgreSQL: {why}"
     return None, f"no PostgreSQL: {candidates[0][1]} did not answer and no testcontainers PostgreSQL: {why}"
@@ -74,16 +74,19 @@ def _testcontainer() -> tuple[str | None, str]:
         from tests.compose import standins
 
         standins.ensure(log=lambda line: print(f"testcontainers: {line}", flush=True), only=("postgres:16-alpine",))
-        from testcontainers.postgres import PostgresContainer
+        from testcontainers.community.postgres import PostgresContainer
 
         container = PostgresContainer("postgres:16-alpine", driver=None)
         container.start()
+        image = container.get_wrapped_container().image
+        kind = "a stand-in" if standins.LABEL in (image.labels or {}) else "the official image"
     except Exception as exc:  # noqa: BLE001 - no Docker engine or no image: PostgreSQL is simply not available
         return None, f"{type(exc).__name__}: {exc}"[:300]
     import atexit
 
     atexit.register(container.stop)
-    return container.get_connection_url(), ""
+    return container.get_connection_url(), f"container {container.get_wrapped_container().short_id}, " \
+                                           f"postgres:16-alpine ({kind})"
 
 
 def _plain(url: str) -> str:

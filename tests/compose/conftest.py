@@ -4,11 +4,12 @@ started, or the default socket. Without one it is skipped with the reason, excep
 exist: pulled where a registry answers, else the stand-ins (tests/compose/standins) are built."""
 
 import os
+import subprocess
 
 import pytest
 
 from tests.compose import standins
-from tests.compose.stack import engine
+from tests.compose.stack import docker, engine
 
 pytestmark = pytest.mark.compose
 
@@ -21,6 +22,10 @@ def docker_host() -> str:
             pytest.fail(f"the compose suite must run in CI: {source}")
         pytest.skip(source)
     os.environ["DOCKER_HOST"] = host
+    # Stacks an interrupted earlier run left behind (each test's project is named gs-test-...).
+    for project in set(docker("ps", "-a", "--format", '{{.Label "com.docker.compose.project"}}').split()):
+        if project.startswith("gs-test-"):
+            subprocess.run(["docker", "compose", "-p", project, "down", "-v", "--timeout", "5"], capture_output=True)
     kinds = standins.ensure(log=lambda line: print(f"compose suite: {line}", flush=True))
     print(f"compose suite: engine {host} ({source}); images: {kinds}", flush=True)
     return host
