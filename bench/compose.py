@@ -43,6 +43,9 @@ def compose_run() -> dict:
     stack = Stack(GROUNDSWELL_SIGN_RATE_LIMIT="100000000/minute;100000000/hour")
     try:
         print(f"bench.compose: up took {stack.up():.0f} s", file=sys.stderr)
+        # As `make bench` measures the embedded default: without the notifier (its confirmation
+        # emails to the mail sink would take the CPU the reads are measured on).
+        stack.compose("stop", "notifier")
         petition = stack.create_petition(f"compose-{secrets.token_hex(3)}")
         signed = load.run(f"{stack.web}/petitions/{petition['id']}/signatures", "sign.lua",
                           [f"cmp{secrets.token_hex(3)}", 0], connections=64, duration_s=SIGN_SECONDS)
@@ -54,6 +57,13 @@ def compose_run() -> dict:
             return int(out.strip() or 0)
 
         rows = stored()
+
+        def published() -> bool:
+            out = stack.compose("exec", "-T", "postgres", "psql", "-U", "groundswell", "-d", "signing", "-tAc",
+                                "SELECT count(*) FROM outbox WHERE published_at IS NULL").stdout
+            return out.strip() == "0"
+
+        wait_until(published, 120, "every event published")  # the pipeline at rest before the reads
         reader = stack.create_petition(f"reads-{secrets.token_hex(3)}")
         wait_until(lambda: stack.count(reader["id"]) == 0, 60, "the read petition counted")
         wait_until(lambda: httpx.get(f"{stack.web}/petitions/{reader['id']}/count", timeout=5).headers.get("Via")
@@ -61,7 +71,9 @@ def compose_run() -> dict:
         reads = load.run(f"{stack.web}/petitions/{reader['id']}/count", "get.lua", [], connections=64,
                          duration_s=READ_SECONDS)
         return {"sign_rps": accepted / signed.seconds, "sign_p99_ms": signed.p99_ms,
-                "sign_non_202": signed.requests - accepted, "rows_match": rows == accepted,
+                # wrk stops mid-flight: a request sent, stored, and not yet answered is a row
+                # without its 202 (at most one per connection); a 202 without a row is a loss
+                "sign_non_202": signed.requests - accepted, "rows_match": accepted <= rows <= accepted + 64,
                 "count_rps": reads.count(200) / reads.seconds, "count_p99_ms": reads.p99_ms,
                 "count_non_200": reads.requests - reads.count(200)}
     finally:
