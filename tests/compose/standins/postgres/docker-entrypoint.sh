@@ -18,12 +18,16 @@ if [ "$1" = "postgres" ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
     echo "       Set POSTGRES_PASSWORD, or POSTGRES_HOST_AUTH_METHOD=trust." >&2
     exit 1
   fi
-  pwfile="$(mktemp)"
-  printf '%s' "${POSTGRES_PASSWORD:-}" > "$pwfile"
+  password=()
+  if [ -n "${POSTGRES_PASSWORD:-}" ]; then
+    pwfile="$(mktemp)"
+    printf '%s' "$POSTGRES_PASSWORD" > "$pwfile"
+    password=(--pwfile="$pwfile")
+  fi
   # shellcheck disable=SC2086
-  initdb --username="$POSTGRES_USER" --pwfile="$pwfile" --auth-local=trust --auth-host="$auth" \
+  initdb --username="$POSTGRES_USER" "${password[@]}" --auth-local=trust --auth-host="$auth" \
     ${POSTGRES_INITDB_ARGS:-} -D "$PGDATA" >/dev/null
-  rm -f "$pwfile"
+  rm -f "${pwfile:-}"
   echo "host all all all $auth" >> "$PGDATA/pg_hba.conf"
   pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -c unix_socket_directories=/var/run/postgresql" -w start >/dev/null
   if [ "$POSTGRES_DB" != "postgres" ]; then
