@@ -117,9 +117,13 @@ class NatsServer:
                     found[consumer["name"]] = consumer
         return found
 
-    def stream_messages(self) -> int:
-        jsz = httpx.get(f"http://127.0.0.1:{self.monitor_port}/jsz", timeout=5).json()
-        return jsz.get("messages", 0)
+    def stream_messages(self, stream: str | None = None) -> int:
+        """Messages held by JetStream: in every stream (the KV buckets' included), or in one."""
+        jsz = httpx.get(f"http://127.0.0.1:{self.monitor_port}/jsz", params={"streams": "true"}, timeout=5).json()
+        if stream is None:
+            return jsz.get("messages", 0)
+        details = [s for account in jsz.get("account_details") or [] for s in account.get("stream_detail") or []]
+        return sum(s["state"]["messages"] for s in details if s["name"] == stream)
 
 
 class NatsCluster:
