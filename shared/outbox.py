@@ -277,6 +277,10 @@ class OutboxRelay:
         except Exception:  # noqa: BLE001 - a metric must never stop the relay
             return
         self.measured = (unpublished, oldest)
+        if not unpublished and not self._fresh:
+            # Nothing waits: a broker that left a round unacknowledged (an election, a reconnect)
+            # is not refusing to store anything now.
+            self._unacked_since = None
         OUTBOX_UNPUBLISHED.set(unpublished)
         OUTBOX_OLDEST_AGE.set((datetime.now(timezone.utc) - _aware(oldest)).total_seconds() if oldest else 0)
 

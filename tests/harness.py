@@ -275,6 +275,14 @@ class Service:
         except httpx.TransportError:
             return False
 
+    def readiness(self) -> str:
+        """/readyz's answer as text, for a failing test's message."""
+        try:
+            response = httpx.get(f"{self.url}/readyz", timeout=2)
+            return f"{response.status_code} {response.text}"
+        except httpx.TransportError as exc:
+            return f"no answer: {exc!r}"
+
     def kill(self) -> None:
         """kill -9: no shutdown code runs."""
         if self.process and self.process.poll() is None:
