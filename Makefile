@@ -54,8 +54,12 @@ up: secrets  ## build and start the production stack (secrets: see `make secrets
 up-cluster: secrets  ## the same on a three-node NATS JetStream cluster
 	$(COMPOSE) -f deploy/compose.cluster.yml $(MAIL_PROFILE) up -d --build --wait
 
+# Stopping or reading logs needs no secret, but compose refuses the file while one is unset (a new
+# shell without deploy/.env): fill the unset ones with a placeholder nothing is started with.
+NO_SECRETS := $(foreach name,$(SECRETS),$(name)="$${$(name):-not-needed-to-stop}")
+
 down:  ## stop the stack (the data stays in its volumes; `docker compose ... down -v` deletes it)
-	$(COMPOSE) --profile dev down
+	@env $(NO_SECRETS) $(COMPOSE) --profile dev down
 
 logs:
-	$(COMPOSE) --profile dev logs -f --tail=100
+	@env $(NO_SECRETS) $(COMPOSE) --profile dev logs -f --tail=100
