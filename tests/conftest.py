@@ -28,8 +28,17 @@ def system(tmp_path, backend):
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    """Say which PostgreSQL the PostgreSQL runs used (CI uses a testcontainers one)."""
+    """Say which PostgreSQL the PostgreSQL runs used (CI uses a testcontainers one), and how the
+    compose suite went (CI must show it ran, not skipped)."""
     from tests.databases import postgres_server
+
+    compose: dict[str, int] = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "nodeid", "").startswith("tests/compose/") and (report.when == "call" or outcome != "passed"):
+                compose[outcome] = compose.get(outcome, 0) + 1
+    if compose:
+        terminalreporter.write_line("compose suite (tests/compose): " + ", ".join(f"{n} {o}" for o, n in compose.items()))
 
     if postgres_server.cache_info().currsize:
         url, source = postgres_server()
