@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         print(settings_table(settings_classes()))
         return 0
     if args.command == "docs":
-        from shared.api_docs import write_api_docs
+        from services.api_docs import write_api_docs
 
         for path in write_api_docs(args.out):
             print(path)
@@ -155,7 +155,7 @@ def _migrate(service: str) -> int:
 
 def _dead_letters(service: str, retry: str | None, include_resolved: bool) -> int:
     """One JSON object per line; with --retry, exit 1 when any is still failing."""
-    from shared.deadletters_cli import dead_letters_command
+    from services.deadletters_cli import dead_letters_command
 
     settings, _ = _load(service)
     configure_logging(service, settings.log_level, settings.log_format)

@@ -19,7 +19,7 @@ from shared.migrations import migrate
 from shared.events import PetitionCreated, SignatureAdded, encode_event
 from shared.outbox import OutboxRelay
 from shared.deadletters import DeadLetters
-from shared.deadletters_cli import dead_letters_command
+from services.deadletters_cli import dead_letters_command
 from shared.subjects import COUNTER_DURABLE, STREAM, event_subject, type_filter
 from tests.databases import Database
 from tests.harness import NatsServer

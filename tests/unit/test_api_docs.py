@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from shared.api_docs import api_documents, render
+from services.api_docs import api_documents, render
 from shared.events import Event
 from shared.subjects import type_filter
 

@@ -1,0 +1,65 @@
+"""The layers (issue 23): `shared/` is the contract and the platform code every service builds on,
+so nothing in it may import a service, not even inside a function; and no module imports itself
+back through others at import time (an import cycle)."""
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def imports(path: Path, *, module_level_only: bool) -> set[str]:
+    """The modules a file imports (absolute names; relative imports are not used here)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    nodes = tree.body if module_level_only else list(ast.walk(tree))
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def production_modules() -> dict[str, Path]:
+    return {module_name(p): p for package in ("shared", "services") for p in (ROOT / package).rglob("*.py")}
+
+
+def test_nothing_in_shared_imports_a_service():
+    offenders = {
+        module_name(path): sorted(name for name in imports(path, module_level_only=False)
+                                  if name == "services" or name.startswith("services."))
+        for path in (ROOT / "shared").rglob("*.py")
+    }
+    assert {m: names for m, names in offenders.items() if names} == {}
+
+
+def test_no_import_cycle_at_import_time():
+    modules = production_modules()
+    graph = {name: {dep for dep in imports(path, module_level_only=True) if dep in modules and dep != name}
+             for name, path in modules.items()}
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(name: str) -> None:
+        state[name] = 1
+        path.append(name)
+        for dep in sorted(graph[name]):
+            if state.get(dep) == 1:
+                cycles.append(path[path.index(dep):] + [dep])
+            elif dep not in state:
+                visit(dep)
+        path.pop()
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
+    assert cycles == []
