@@ -25,6 +25,7 @@ from pathlib import Path
 
 import structlog
 
+from shared.db import as_utc
 from shared.metrics import EVENTS_STALLED
 
 log = structlog.get_logger("flow")
@@ -55,7 +56,7 @@ class FlowWatch:
 
         async def outbox() -> tuple[bool, dict]:
             waiting, oldest = await relay.recent_backlog()  # the relay reads it every second anyway
-            age_s = (datetime.now(timezone.utc) - _aware(oldest)).total_seconds() if oldest else 0.0
+            age_s = (datetime.now(timezone.utc) - as_utc(oldest)).total_seconds() if oldest else 0.0
             return age_s <= self.stall_after_s, {"unpublished": waiting, "oldest_age_s": round(age_s, 1)}
 
         async def broker() -> tuple[bool, dict]:
@@ -142,10 +143,6 @@ def free_bytes(folder: Path) -> int | None:
     except OSError:
         return None
     return stats.f_bavail * stats.f_frsize
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def local_folders(database_url: str, *others: Path | None) -> list[Path]:

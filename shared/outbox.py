@@ -15,6 +15,7 @@ from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, LargeBinary
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from shared.aio import wait_event
+from shared.db import as_utc
 from shared.events import Event, encode_event
 from shared.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED, OUTBOX_UNPUBLISHED
 from shared.subjects import event_subject
@@ -282,7 +283,7 @@ class OutboxRelay:
             # is not refusing to store anything now.
             self._unacked_since = None
         OUTBOX_UNPUBLISHED.set(unpublished)
-        OUTBOX_OLDEST_AGE.set((datetime.now(timezone.utc) - _aware(oldest)).total_seconds() if oldest else 0)
+        OUTBOX_OLDEST_AGE.set((datetime.now(timezone.utc) - as_utc(oldest)).total_seconds() if oldest else 0)
 
     async def recent_backlog(self, max_age_s: float = 5.0) -> tuple[int, datetime | None]:
         """The backlog as the relay's loop last read it (each second while it runs), or read now."""
@@ -300,8 +301,3 @@ class OutboxRelay:
                 )
             ).one()
         return row[0], row[1]
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands timestamps back without a zone; they were written in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

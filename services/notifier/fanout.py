@@ -23,7 +23,7 @@ from services.notifier.emails import message_id, supporter_milestone_email, supp
 from services.notifier.delivery import Outgoing, Pipeline
 from services.notifier.settings import NotifierSettings
 from shared.aio import wait_event
-from shared.db import insert
+from shared.db import as_utc, insert
 from shared.events import MilestoneReached, UpdatePosted
 from shared.milestones import FIRST_GOAL
 
@@ -162,7 +162,7 @@ class FanOut:
             await self._renew(token, row, cursor=cursor)
 
     async def _page(self, row, cursor: str) -> Recipients:
-        return await self.contacts.recipients(row.petition_id, _aware(row.signed_before), cursor,
+        return await self.contacts.recipients(row.petition_id, as_utc(row.signed_before), cursor,
                                               self.settings.supporter_page)
 
     async def _send_page(self, token: str, row, petition, organizer: Organizer | None, recipients: list[Recipient],
@@ -188,7 +188,3 @@ def update_topic(number: int) -> int:
     """The ledger and fan-out topic of an organizer's update: below every other (milestones >= 10,
     confirmation links 0, sign-in links 1)."""
     return -number
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

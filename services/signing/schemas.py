@@ -1,7 +1,7 @@
 """Request and response bodies of the signing API; validation lives here."""
 
 import unicodedata
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -10,6 +10,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from services.signing.domain import name_problem
+from shared.db import as_utc
 from shared.refs import SLUG_MAX, SLUG_PATTERN
 
 COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
@@ -128,12 +129,9 @@ class OrganizerOut(BaseModel):
     name: str
 
 
-def _utc(moment: datetime) -> datetime:
-    """SQLite hands timestamps back without their zone; every one stored is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class PetitionOut(BaseModel):
