@@ -129,8 +129,6 @@ class OrganizerOut(BaseModel):
     name: str
 
 
-
-
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 

