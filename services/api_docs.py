@@ -13,7 +13,7 @@ def api_documents() -> dict[str, dict[str, Any]]:
     from services.counter.app import create_app as counter_app
     from services.notifier.app import create_app as notifier_app
     from services.signing.app import create_app as signing_app
-    from shared.asyncapi import asyncapi_document
+    from services.asyncapi import asyncapi_document
 
     apps = {"signing": signing_app, "counter": counter_app, "notifier": notifier_app}
     classes = settings_classes()

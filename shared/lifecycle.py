@@ -29,6 +29,7 @@ class Runtime:
         self.sessions = sessionmaker(self.engine)
         self.nc: Client | None = None
         self.tasks: list[asyncio.Task] = []
+        self.brokers: list = []  # FastStream brokers consuming on self.nc (shared/consumers.py)
         # Whether events flow (shared/flow.py); each service says which of its parts to watch.
         self.flow = FlowWatch(settings.stall_after_s, settings.min_free_mb << 20)
         self.flow.watch_storage(local_folders(settings.database_url, getattr(settings, "public_dir", None)))
@@ -44,6 +45,11 @@ class Runtime:
         )
         log.info("nats_connected", servers=self.nc.connected_url.netloc if self.nc.connected_url else None)
         return self.nc
+
+    async def start_consuming(self, broker, nc: Client) -> None:
+        """Start a FastStream broker's subscribers on this process's connection; close() stops them."""
+        self.brokers.append(broker)
+        await broker.start_on(nc)
 
     def spawn(self, coro: Coroutine, name: str) -> asyncio.Task:
         task = asyncio.create_task(coro, name=name)
@@ -76,6 +82,7 @@ class Runtime:
     async def close(self, timeout_s: float = 5.0) -> None:
         """Stop tasks, NATS and the database, each step bounded: shutdown never hangs."""
         gs_nats.closing()
+        await _bounded("consumers", [asyncio.ensure_future(broker.stop()) for broker in self.brokers], timeout_s)
         await _bounded("tasks", [*self.tasks], timeout_s, cancel=True)
         if self.nc is not None and not self.nc.is_closed:
             # close, not drain: draining a pull subscription waits on fetch leftovers, and

@@ -8,18 +8,18 @@ from services.counter import db, queries
 from services.counter.api import as_count, router
 from services.counter.live import CountHub
 from services.counter.consumer import count_signatures
-from services.counter.projection import COUNTED_TYPES
+from services.counter.projection import COUNTING
 from services.counter.publish import CountPublisher
 from services.counter.settings import CounterSettings
 from shared import nats as gs_nats
-from shared.consumer import consume
+from shared.consumers import EventBroker, subscribe
 from shared.counts import counts_bucket
 from shared.deadletters import DeadLetters
 from shared.http import RequestIdMiddleware, add_cors, add_error_handlers, add_health_routes
 from shared.lifecycle import Runtime
 from shared.openapi import describe_answers
 from shared.outbox import OutboxRelay
-from shared.subjects import COUNTER_DURABLE, STREAM, type_filter
+from shared.subjects import COUNTER_DURABLE, STREAM
 
 
 log = structlog.get_logger("counter")
@@ -55,10 +55,21 @@ def create_app(settings: CounterSettings) -> FastAPI:
         await gs_nats.ensure_consumer(
             js,
             COUNTER_DURABLE,
-            [type_filter(event_type) for event_type in COUNTED_TYPES],
+            COUNTING.subjects,
             ack_wait_s=settings.ack_wait_s,
             max_ack_pending=max(1000, settings.batch_size * 4),
         )
+
+    async def counted(counts) -> None:
+        await publisher.put(counts)
+        hub.wake({str(c.petition_id) for c in counts})
+
+    dead_letters = DeadLetters(runtime.sessions, db.dead_letters, COUNTER_DURABLE)
+    broker = EventBroker()
+    subscribe(broker, COUNTING,
+              count_signatures(runtime.sessions, relay, settings.retry_delay_s, dead_letters, on_counted=counted,
+                               dead_letter_after=settings.dead_letter_after),
+              batch_size=settings.batch_size, window_s=settings.batch_linger_s, provision=provision)
 
     async def consume_and_relay() -> None:
         nc = await runtime.connect_nats()
@@ -71,16 +82,7 @@ def create_app(settings: CounterSettings) -> FastAPI:
         publisher.attach(await counts_bucket(js, settings.stream_replicas),
                          reopen=lambda: counts_bucket(js, settings.stream_replicas))
         runtime.keep(publisher.run, "count-publisher")
-
-        async def counted(counts) -> None:
-            await publisher.put(counts)
-            hub.wake({str(c.petition_id) for c in counts})
-
-        dead_letters = DeadLetters(runtime.sessions, db.dead_letters, COUNTER_DURABLE)
-        handler = count_signatures(runtime.sessions, relay, settings.retry_delay_s, dead_letters, on_counted=counted,
-                                   dead_letter_after=settings.dead_letter_after)
-        await consume(js, COUNTER_DURABLE, handler, batch_size=settings.batch_size, linger_s=settings.batch_linger_s,
-                      provision=lambda: provision(js))
+        await runtime.start_consuming(broker, nc)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -1,12 +1,15 @@
-"""The counter's batch handler: one transaction per fetched batch, then ack."""
+"""The counter's batch handler: one transaction per batch off the stream, then ack.
+
+The batch comes from FastStream (shared/consumers.py), decoded by the COUNTING registry
+(services/counter/projection.py)."""
 
 from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
-from nats.aio.msg import Msg
 from sqlalchemy.exc import DataError, IntegrityError
 
-from services.counter.projection import Delivered, apply_events, counted
+from services.counter.projection import Delivered, apply_events
+from shared.consumers import Delivery
 from shared.counts import Count
 from shared.deadletters import DeadLetters, describe
 from shared.metrics import MILESTONES
@@ -31,16 +34,15 @@ def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float,
                      on_counted: Callable[[Sequence[Count]], Awaitable[None]] = _nothing, dead_letter_after: int = 5):
     engine = sessions.kw["bind"]
 
-    async def handle(messages: Sequence[Msg]) -> None:
-        """Apply a batch of PetitionCreated and SignatureAdded events to the counts."""
+    async def handle(messages: Sequence[Delivery]) -> None:
+        """Apply a batch of counted events (COUNTING) to the counts."""
         batch, readable = [], []
-        for raw in messages:
-            try:
-                batch.append(delivered(raw))
-            except ValueError as exc:  # retrying cannot make it readable: set it aside, go on
-                await dead_letters.bury(raw, f"undecodable: {describe(exc)}")
+        for item in messages:
+            if item.unreadable is not None:  # retrying cannot make it readable: set it aside, go on
+                await dead_letters.bury(item.msg, f"undecodable: {describe(item.unreadable)}")
             else:
-                readable.append(raw)
+                batch.append(Delivered(item.event, item.stream_seq))
+                readable.append(item)
         messages = readable
         try:
             async with engine.begin() as conn:  # Core, not a Session: nothing here needs the ORM
@@ -48,20 +50,20 @@ def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float,
         except REFUSED as exc:  # the same events would be refused again: find which, apply the rest
             if len(messages) > 1:
                 log.exception("batch_refused", size=len(batch))
-                for raw in messages:
-                    await handle([raw])
+                for item in messages:
+                    await handle([item])
                 return
-            raw = messages[0]
-            if (raw.metadata.num_delivered or 1) >= dead_letter_after:
-                await dead_letters.bury(raw, f"refused by the database: {describe(exc)}")
+            item = messages[0]
+            if item.deliveries >= dead_letter_after:
+                await dead_letters.bury(item.msg, f"refused by the database: {describe(exc)}")
             else:  # a race with another counter refuses once, not every time
                 log.exception("event_refused", retry_in_s=retry_delay_s)
-                await raw.nak(delay=retry_delay_s)
+                await item.nak(retry_delay_s)
             return
         except Exception:  # noqa: BLE001 - nothing is acked: the whole batch comes back after the delay
             log.exception("batch_failed", size=len(batch), retry_in_s=retry_delay_s)
-            for raw in messages:
-                await raw.nak(delay=retry_delay_s)
+            for item in messages:
+                await item.nak(retry_delay_s)
             return
         if applied.counts:
             await on_counted(applied.counts)
@@ -72,12 +74,7 @@ def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float,
                      correlation_id=event.correlation_id)
         if reached:
             relay.wake()
-        for raw in messages:
-            await raw.ack()
+        for item in messages:
+            await item.ack()
 
     return handle
-
-
-def delivered(raw: Msg) -> Delivered:
-    """The counting view of a message off the stream; ValueError when it is not readable."""
-    return Delivered(counted(raw.data), raw.metadata.sequence.stream)

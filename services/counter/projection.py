@@ -20,8 +20,10 @@ from shared.counts import Count, count_document
 from shared.db import insert
 from shared.events import (MilestoneReached, OrganizerConfirmed, PetitionApproved, PetitionClosed, PetitionCreated,
                            PetitionRejected, SignatureAdded, SignatureInvalidated, decode_event)
+from shared.consumers import Registry
 from shared.milestones import milestones_crossed, next_goal
 from shared.outbox import outbox_row
+from shared.subjects import COUNTER_DURABLE
 
 CHUNK = 5000  # tracking rows per INSERT in a replay
 
@@ -47,8 +49,53 @@ UUID_TEXT = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
 Id = Annotated[str, StringConstraints(pattern=UUID_TEXT)]
 
 
-COUNTED_TYPES = ("PetitionCreated", "SignatureAdded", "SignatureInvalidated", "PetitionClosed", "OrganizerConfirmed",
-                 "PetitionApproved", "PetitionRejected")
+class Change:
+    """What a batch of fresh events changes, gathered before one write per table."""
+
+    def __init__(self) -> None:
+        self.created: dict[str, str | None] = {}  # petition id -> slug
+        self.owners: dict[str, str] = {}  # slug -> the petition created with it last, in stream order
+        self.signed: dict[str, list[Counted]] = defaultdict(list)
+        self.invalidated: dict[str, int] = defaultdict(int)
+        self.by_country: dict[tuple[str, str], int] = defaultdict(int)
+        self.by_hour: dict[tuple[str, int], int] = defaultdict(int)
+        self.statuses: dict[str, str] = {}  # petition id -> its status after this batch's events
+
+
+def _counted_view(payload: bytes) -> "Counted":
+    return counted(payload)
+
+
+# What the counter reads, and what each event type does to a batch's Change. Every type may also
+# move the petition's status (Counted.next_status) and its country and hour figures
+# (Counted.where_and_when). The counter's filter subjects, its rebuild and its part of the
+# AsyncAPI document come from this registry.
+COUNTING = Registry(COUNTER_DURABLE, "Builds the supporter counts (confirmed minus invalidated), by country and by "
+                                     "hour, each petition's status, and detects milestones.", _counted_view)
+
+
+@COUNTING.on(SignatureAdded)
+def _signed(change: Change, event: "Counted") -> None:
+    change.signed[event.petition_id].append(event)
+
+
+@COUNTING.on(SignatureInvalidated)
+def _invalidated(change: Change, event: "Counted") -> None:
+    change.invalidated[event.petition_id] += 1
+
+
+@COUNTING.on(PetitionCreated)
+def _created(change: Change, event: "Counted") -> None:
+    change.created[event.petition_id] = event.slug
+    change.owners[event.slug] = event.petition_id
+
+
+@COUNTING.on(PetitionClosed, OrganizerConfirmed, PetitionApproved, PetitionRejected)
+def _status_only(change: Change, event: "Counted") -> None:
+    """Their effect is the status each says (Counted.next_status)."""
+
+
+COUNTED_TYPES = COUNTING.types
 
 
 class Counted(BaseModel):
@@ -59,8 +106,7 @@ class Counted(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_id: Id
-    type: Literal["PetitionCreated", "SignatureAdded", "SignatureInvalidated", "PetitionClosed", "OrganizerConfirmed",
-                  "PetitionApproved", "PetitionRejected"]
+    type: Literal[COUNTED_TYPES]  # type: ignore[valid-type]
     schema_version: Literal[1] = 1
     petition_id: Id
     slug: str | None = None
@@ -98,8 +144,7 @@ def counted(payload: bytes) -> Counted:
     except ValidationError:
         # Another version (upcast it) or another type: the whole contract decides.
         event = decode_event(payload)
-        if not isinstance(event, (PetitionCreated, SignatureAdded, SignatureInvalidated, PetitionClosed,
-                                  OrganizerConfirmed, PetitionApproved, PetitionRejected)):
+        if event.type not in COUNTED_TYPES:
             raise ValueError(f"{event.type} is not counted") from None
         return Counted(event_id=str(event.event_id), type=event.type, petition_id=str(event.petition_id),
                        slug=getattr(event, "slug", None), correlation_id=event.correlation_id,
@@ -132,36 +177,25 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
     so redelivered and republished events are ignored.
     """
     fresh = await _track(session, batch)
-    created: dict[str, str | None] = {}
-    owners: dict[str, str] = {}  # slug -> the petition created with it last, in stream order
-    signed: dict[str, list[Counted]] = defaultdict(list)
-    invalidated: dict[str, int] = defaultdict(int)
-    by_country: dict[tuple[str, str], int] = defaultdict(int)
-    by_hour: dict[tuple[str, int], int] = defaultdict(int)
-    statuses: dict[str, str] = {}  # petition id -> its status after this batch's events
+    change = Change()
     for item in batch:
         event = item.event
         if item.event_id not in fresh:
             continue
         fresh.discard(item.event_id)  # a duplicate inside one batch counts once too
-        if event.type == "SignatureAdded":
-            signed[item.petition_id].append(event)
-        elif event.type == "SignatureInvalidated":
-            invalidated[item.petition_id] += 1
-        elif event.type == "PetitionCreated":
-            created[item.petition_id] = event.slug
-            owners[event.slug] = item.petition_id
-        if (status := event.next_status(statuses.get(item.petition_id))) is not None:
-            statuses[item.petition_id] = status
+        COUNTING.handler(event.type).run(change, event)
+        if (status := event.next_status(change.statuses.get(item.petition_id))) is not None:
+            change.statuses[item.petition_id] = status
         country, hour = event.where_and_when
         if hour is not None:
             step = 1 if event.type == "SignatureAdded" else -1
-            by_country[item.petition_id, country] += step
-            by_hour[item.petition_id, hour] += step
-    if owners:
-        created = await _claim_slugs(session, created, owners)
-    await _add_to(session, petition_countries, "country", by_country)
-    await _add_to(session, petition_hours, "hour", by_hour)
+            change.by_country[item.petition_id, country] += step
+            change.by_hour[item.petition_id, hour] += step
+    created, signed, invalidated, statuses = change.created, change.signed, change.invalidated, change.statuses
+    if change.owners:
+        created = await _claim_slugs(session, created, change.owners)
+    await _add_to(session, petition_countries, "country", change.by_country)
+    await _add_to(session, petition_hours, "hour", change.by_hour)
     reached, counts = [], []
     for petition_id in sorted(created | signed.keys() | invalidated.keys() | statuses.keys()):  # one lock order
         signatures = signed.get(petition_id, [])

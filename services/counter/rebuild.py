@@ -8,7 +8,7 @@ import structlog
 from nats.js import api
 
 from services.counter import db
-from services.counter.projection import CHUNK, COUNTED_TYPES, Delivered, Rebuild, counted
+from services.counter.projection import CHUNK, COUNTING, Delivered, Rebuild, counted
 from services.counter.settings import CounterSettings
 from shared import nats as gs_nats
 from shared.db import create_engine, sessionmaker
@@ -16,7 +16,7 @@ from shared.migrations import migrate
 from shared.outbox import OutboxRelay
 from shared.subjects import STREAM, STREAM_SUBJECTS
 
-COUNTED_TYPES = tuple(f".{event_type}" for event_type in COUNTED_TYPES)
+COUNTED_SUBJECT_ENDS = tuple(f".{event_type}" for event_type in COUNTING.types)
 
 log = structlog.get_logger("counter.rebuild")
 
@@ -86,7 +86,7 @@ async def _read_stream(js, up_to_seq: int, chunk_size: int = CHUNK) -> AsyncIter
     async def take(message) -> None:
         nonlocal pending, finished
         seq = stream_seq(message.reply)
-        if seq <= up_to_seq and message.subject.endswith(COUNTED_TYPES):
+        if seq <= up_to_seq and message.subject.endswith(COUNTED_SUBJECT_ENDS):
             try:
                 pending.append(Delivered(counted(message.data), seq))
             except ValueError:

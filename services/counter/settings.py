@@ -14,7 +14,8 @@ class CounterSettings(ServiceSettings):
     )
     batch_size: int = Field(500, description="Events applied per database transaction at most.")
     batch_linger_s: float = Field(
-        0.02, description="Wait after a batch smaller than the most, so the next one gathers more (adds to the count's delay)."
+        0.02, description="How long a batch gathers events at most before it is applied, unless it fills first "
+              "(adds to the count's delay; a longer window shares each transaction among more events)."
     )
     ack_wait_s: float = Field(30.0, description="Redelivery delay for an event not acknowledged.")
     retry_delay_s: float = Field(2.0, description="Delay before a failed batch is delivered again.")

@@ -7,19 +7,19 @@ from fastapi import FastAPI
 from services.notifier import db
 from services.notifier.api import router
 from services.notifier.contacts import Contacts
-from services.notifier.consumer import NOTIFIED_TYPES, notify
+from services.notifier.consumer import REACTIONS, notify
 from services.notifier.delivery import Pipeline
 from services.notifier.fanout import FanOut
 from services.notifier.service import Notifier
 from services.notifier.settings import NotifierSettings
 from services.notifier.smtp import SmtpReachable
 from shared import nats as gs_nats
-from shared.consumer import consume
+from shared.consumers import EventBroker, subscribe
 from shared.deadletters import DeadLetters
 from shared.http import RequestIdMiddleware, TokenFailures, add_error_handlers, add_health_routes
 from shared.lifecycle import Runtime
 from shared.openapi import describe_answers
-from shared.subjects import NOTIFIER_DURABLE, STREAM, type_filter
+from shared.subjects import NOTIFIER_DURABLE, STREAM
 
 
 def create_app(settings: NotifierSettings) -> FastAPI:
@@ -36,16 +36,20 @@ def create_app(settings: NotifierSettings) -> FastAPI:
         await gs_nats.ensure_consumer(
             js,
             NOTIFIER_DURABLE,
-            [type_filter(event_type) for event_type in NOTIFIED_TYPES],
+            REACTIONS.subjects,
             ack_wait_s=settings.ack_wait_s,
         )
 
+    broker = EventBroker()
+    subscribe(broker, REACTIONS, notify(notifier, dead_letters, settings.event_batches_in_flight),
+              batch_size=settings.event_batch, window_s=settings.event_window_s, provision=provision)
+
     async def consume_events() -> None:
-        js = (await runtime.connect_nats()).jetstream()
+        nc = await runtime.connect_nats()
+        js = nc.jetstream()
         await gs_nats.provision(lambda: provision(js))
         runtime.flow.watch_consumer(lambda: js.consumer_info(STREAM, NOTIFIER_DURABLE), NOTIFIER_DURABLE)
-        await consume(js, NOTIFIER_DURABLE, notify(notifier, dead_letters), batch_size=settings.event_batch,
-                      in_flight=settings.event_batches_in_flight, provision=lambda: provision(js))
+        await runtime.start_consuming(broker, nc)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

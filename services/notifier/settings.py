@@ -41,7 +41,10 @@ class NotifierSettings(ServiceSettings):
     emails_per_s: float = Field(
         1000.0, gt=0, description="Most confirmation and organizer emails sent per second (throttle).")
     supporter_batch: int = Field(25, ge=1, description="Emails sent at once (SMTP connections held).")
-    event_batch: int = Field(64, ge=1, description="Events handled per fetch from the stream.")
+    event_batch: int = Field(64, ge=1, description="Events handled per batch from the stream at most.")
+    event_window_s: float = Field(
+        0.02, gt=0, description="How long a batch gathers events at most before it is handled, unless it fills first."
+    )
     event_batches_in_flight: int = Field(
         2, ge=1, le=16,
         description="Fetched batches handled at once: one uses the CPU while another waits on signing, "

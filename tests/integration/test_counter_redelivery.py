@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import event as sa_event
 
 from services.counter import db
-from services.counter.consumer import count_signatures, delivered
-from services.counter.projection import apply_events, rebuild_projection
+from services.counter.consumer import count_signatures
+from services.counter.projection import COUNTING, Delivered, apply_events, counted, rebuild_projection
 from services.counter.settings import CounterSettings
 from shared import nats as gs_nats
 from shared.db import create_engine, sessionmaker
@@ -52,6 +52,15 @@ async def counter_db(tmp_path, backend):
     yield engine, database
     await engine.dispose()
     database.drop()
+
+
+def read(messages) -> list:
+    """A fetched batch as FastStream hands it to the counter (shared/consumers.py)."""
+    return [COUNTING.read(m) for m in messages]
+
+
+def delivered(m) -> Delivered:
+    return Delivered(counted(m.data), m.metadata.sequence.stream)
 
 
 def dead_letters(sessions) -> DeadLetters:
@@ -101,7 +110,7 @@ async def test_events_redelivered_after_a_nak_count_once(js, counter_db):
 
     again = await fetch_exactly(subscription, 13)
     assert [m.metadata.num_delivered for m in again] == [2] * 13
-    await handle(again)
+    await handle(read(again))
     assert count_in(path, petition_id) == 12
     assert path.query(f"SELECT milestone FROM milestones WHERE petition_id = '{petition_id}'") == [(10,)]
     assert path.query("SELECT count(*) FROM outbox") == [(1,)]
@@ -123,14 +132,14 @@ async def test_a_failed_batch_is_nakked_and_applied_once_when_redelivered(js, co
                                dead_letters(sessions))
     blocker = sqlite3.connect(path.path, timeout=0)
     blocker.execute("BEGIN EXCLUSIVE")
-    await failing(await fetch_exactly(subscription, 6))
+    await failing(read(await fetch_exactly(subscription, 6)))
     blocker.rollback()
     blocker.close()
     await impatient.dispose()
 
     again = await fetch_exactly(subscription, 6)
     assert [m.metadata.num_delivered for m in again] == [2] * 6
-    await handle(again)
+    await handle(read(again))
     assert count_in(path, petition_id) == 5
 
 
@@ -151,7 +160,7 @@ async def test_a_slug_created_again_goes_to_the_newer_petition_and_counting_goes
                              headers={"Nats-Msg-Id": str(event.event_id)})
         messages = await fetch_exactly(subscription, len(events))
         published.extend(delivered(m) for m in messages)
-        await handle(messages)  # one batch
+        await handle(read(messages))  # one batch
 
     def signed(petition_id, n):
         return [SignatureAdded(petition_id=petition_id, signature_id=uuid.uuid4()) for _ in range(n)]
@@ -210,7 +219,7 @@ async def test_an_event_the_database_refuses_is_set_aside_and_the_rest_count(js,
     while database.query("SELECT count(*) FROM dead_letters") != [(7,)]:
         assert asyncio.get_running_loop().time() < deadline, database.query("SELECT count(*) FROM dead_letters")
         try:
-            await handle(await subscription.fetch(batch=20, timeout=0.5))
+            await handle(read(await subscription.fetch(batch=20, timeout=0.5)))
         except (asyncio.TimeoutError, nats.errors.TimeoutError):
             pass
     assert database.query("SELECT petition_id, count FROM petition_counts") == [(str(good), 6)]
