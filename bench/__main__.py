@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="sqlite,postgres", help="comma-separated: sqlite, postgres")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--signing-processes", type=int, default=1, help="signing processes on PostgreSQL")
-    parser.add_argument("--only", default="", help="comma-separated steps: saturation, fixed, reads, viewers, confirmations, replay, fanout")
+    parser.add_argument("--only", default="", help="comma-separated steps: saturation, fixed, reads, viewers, confirmations, counting, replay, fanout")
     parser.add_argument("--target", type=Path, default=ROOT, help="checkout whose .venv and code are measured")
     parser.add_argument("--record", type=Path, help="write the Markdown table to this file")
     parser.add_argument("--json", type=Path, help="write every run's raw figures to this file")

@@ -28,6 +28,7 @@ FIGURES = [
     ("confirm_rps", "confirmation links followed/s (GET /c/<token>, through the front door)", "/s",
      "noop_front_get_rps", ""),
     ("confirm_eps", "confirmation emails/s (throttle off, local sink)", "/s", "sign_rps", ">= 1x signing"),
+    ("count_eps", "counting a backlog (live consumer) events/s", "/s", "noop_post_rps", ">= 1x signing"),
     ("replay_eps", "replay (counter rebuild) events/s", "/s", None, ">= 30,000"),
     ("fanout_eps", "supporter fan-out emails/s (throttle off, local sink)", "/s", None, ">= 1,000"),
     ("visible_p99_ms", "counts (202, or link followed) -> count visible at the front door, p99", "ms", None,

@@ -252,6 +252,35 @@ def confirmation_emails(stack: Stack) -> dict:
             "confirm_sign_rps": signed.count(202) / signed.seconds, "confirm_exact": exact}
 
 
+def counting(stack: Stack) -> dict:
+    """The counter's live consumer on a backlog: signatures pile up on the stream with the counter
+    stopped, then it starts and the count's rise is timed, from the first counted signature to the
+    last: events per second through the consumer (FastStream's batch loop, decoding, the
+    projection's transaction, the ack)."""
+    petition = stack.create_petition("Counting")
+    pid = petition["id"]
+    stack.stop_counter()
+    signed = load.run(f"{stack.web}/petitions/{pid}/signatures", "sign.lua",
+                      [f"cnt{secrets.token_hex(3)}", 0], connections=64, duration_s=SIGN_SECONDS)
+    follow_links(stack, pid)
+    wait_until(lambda: stack.unpublished() == 0, 120, "every event published")
+    rows = stack.signature_rows(pid)
+    stack.start_counter()
+    seen: list[tuple[float, int]] = []
+
+    def counted_all() -> bool:
+        count = stack.count(pid)
+        if count:
+            seen.append((time.perf_counter(), count))
+        return count == rows
+
+    wait_until(counted_all, 300, f"{rows} signatures counted", interval_s=0.02)
+    (first_at, first), (last_at, last) = seen[0], seen[-1]
+    exact = check_exact(stack, pid, signed.count(202), "counting")
+    return {"count_events": last - first, "count_eps": (last - first) / (last_at - first_at) if last_at > first_at else 0.0,
+            "count_backlog": rows, "count_exact": exact}
+
+
 def replay(stack: Stack) -> dict:
     """`groundswell counter rebuild` over everything the run has put on the stream."""
     env = stack.service_env("counter", free_port())
@@ -330,7 +359,8 @@ def one_run(target: Path, backend: str, workdir: Path, *, signing_processes: int
     stack = Stack(target, backend, workdir, signing_processes=signing_processes).start(notifier=False)
     try:
         steps = [("saturation", signing_saturation), ("fixed", signing_fixed_rate), ("reads", reads),
-                 ("viewers", signing_with_viewers), ("confirmations", confirmation_emails), ("replay", replay),
+                 ("viewers", signing_with_viewers), ("confirmations", confirmation_emails), ("counting", counting),
+                 ("replay", replay),
                  ("fanout", supporter_fanout)]
         for name, step in steps:
             if not only or name in only:

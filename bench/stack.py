@@ -194,6 +194,16 @@ class Stack:
                     self.service_env("notifier", self.ports["notifier"]))
         wait_until(lambda: answers(f"http://127.0.0.1:{self.ports['notifier']}/readyz"), 60, "notifier ready")
 
+    def stop_counter(self) -> None:
+        if self.processes["counter"].poll() is None:
+            self.processes["counter"].send_signal(signal.SIGTERM)
+            self.processes["counter"].wait(timeout=30)
+
+    def start_counter(self) -> None:
+        self._spawn("counter", [self.python, "-m", "services", "counter"],
+                    self.service_env("counter", self.ports["counter"]))
+        wait_until(lambda: answers(f"{self.counter}/livez"), 60, "counter up")
+
     def signing_socket(self, index: int) -> Path:
         return self.workdir / f"signing-{index}.sock"
 
