@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import structlog
 from fastapi import Depends, FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -179,11 +179,25 @@ async def database_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "Internal Server Error"}, status_code=500)
 
 
+class Answered(Exception):
+    """Raised by a dependency that already holds the whole answer (a page saying why not: sign in,
+    not yours, no such petition): the route never runs, and this is the response."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
+
+
+async def answered(request: Request, exc: Answered) -> Response:
+    return exc.response
+
+
 def add_error_handlers(app: FastAPI) -> None:
-    """Readable 422s, and 503 (not 500) while the database is away."""
+    """Readable 422s, 503 (not 500) while the database is away, and the answers of dependencies."""
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+    app.add_exception_handler(Answered, answered)
     app.add_exception_handler(RequestValidationError, validation_error)
     for error in (DBAPIError, PoolTimeout, OSError, TimeoutError):
         app.add_exception_handler(error, database_error)

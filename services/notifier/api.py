@@ -7,11 +7,8 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel
-from sqlalchemy import case, func, select
 
-from services.notifier.db import deliveries
-from services.notifier.ledger import APPROVED, CONFIRMATION, REJECTED, SIGN_IN
-from services.notifier.service import ORGANIZER
+from services.notifier.ledger import APPROVED, CONFIRMATION, REJECTED, SIGN_IN, tallies
 from shared.http import bearer_token_guard
 
 router = APIRouter(tags=["internal"])
@@ -44,15 +41,7 @@ class EmailFigures(BaseModel):
 @router.get("/internal/petitions/{petition_id}/emails", dependencies=[Depends(require_internal)])
 async def email_figures(petition_id: UUID, request: Request) -> EmailFigures:
     """Emails of this petition by kind (sign-in links are left out: they are the organizer's own)."""
-    d = deliveries
-    sent = func.count(d.c.sent_at)
-    failed = func.count(d.c.failed_at)
-    to_organizer = case((d.c.recipient == ORGANIZER, 1), else_=0)
-    query = (select(d.c.milestone, to_organizer, sent, failed, func.count() - sent - failed)
-             .where(d.c.petition_id == str(petition_id))
-             .group_by(d.c.milestone, to_organizer))
-    async with request.app.state.runtime.sessions() as session:
-        rows = (await session.execute(query)).all()
+    rows = await tallies(request.app.state.runtime.sessions, str(petition_id))
     figures = EmailFigures(confirmations=Tally(), organizer=Tally(), supporters=Tally(), updates=[])
     updates: dict[int, UpdateTally] = {}
     for topic, to_organizer, *tally in rows:

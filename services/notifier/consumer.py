@@ -47,9 +47,14 @@ async def _update(notifier: Notifier, event: UpdatePosted, deliveries: int) -> N
     await notifier.open_update(event)
 
 
-@REACTIONS.on(PetitionApproved, PetitionRejected)
-async def _reviewed(notifier: Notifier, event: PetitionApproved | PetitionRejected, deliveries: int) -> float | None:
-    return await notifier.send_review_email(event, deliveries)
+@REACTIONS.on(PetitionApproved)
+async def _approved(notifier: Notifier, event: PetitionApproved, deliveries: int) -> float | None:
+    return await notifier.send_review_email(event, deliveries, approved=True)
+
+
+@REACTIONS.on(PetitionRejected)
+async def _rejected(notifier: Notifier, event: PetitionRejected, deliveries: int) -> float | None:
+    return await notifier.send_review_email(event, deliveries, approved=False)
 
 
 @REACTIONS.on(ConfirmationRequested, together=True)

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.notifier.db import deliveries
@@ -19,6 +19,8 @@ CONFIRMATION = 0
 SIGN_IN = 1
 # The topics of the moderators' decision on a petition, told to its organizer (recipient "organizer").
 APPROVED, REJECTED = 2, 3
+# The recipient of the organizer's emails (milestones, decisions): never their address.
+ORGANIZER = "organizer"
 
 
 class BatchLedger:
@@ -97,3 +99,17 @@ class BatchLedger:
                 .values(sent_at=None, claimed_until_s=None, last_error=error[:300],
                         failed_at=datetime.now(timezone.utc) if permanent else None)
             )
+
+
+async def tallies(sessions, petition_id: str) -> list[tuple[int, int, int, int, int]]:
+    """The petition's emails by topic and whether they went to the organizer: (topic, to the
+    organizer 1 or 0, sent, failed for good, waiting)."""
+    d = deliveries
+    sent = func.count(d.c.sent_at)
+    failed = func.count(d.c.failed_at)
+    to_organizer = case((d.c.recipient == ORGANIZER, 1), else_=0)
+    query = (select(d.c.milestone, to_organizer, sent, failed, func.count() - sent - failed)
+             .where(d.c.petition_id == petition_id)
+             .group_by(d.c.milestone, to_organizer))
+    async with sessions() as session:
+        return [tuple(row) for row in (await session.execute(query)).all()]

@@ -11,14 +11,13 @@ from services.notifier.delivery import Outgoing, Pipeline
 from services.notifier.emails import (confirmation_email, message_id, organizer_milestone_email, review_email,
                                       sign_in_email)
 from services.notifier.fanout import FanOut, is_goal
-from services.notifier.ledger import APPROVED, CONFIRMATION, REJECTED, SIGN_IN
+from services.notifier.ledger import APPROVED, CONFIRMATION, ORGANIZER, REJECTED, SIGN_IN
 from services.notifier.settings import NotifierSettings
 from shared.db import insert
-from shared.events import ConfirmationRequested, MilestoneReached, PetitionApproved, PetitionCreated, SignInRequested
+from shared.events import ConfirmationRequested, MilestoneReached, PetitionCreated, SignInRequested
 
 log = structlog.get_logger("notifier")
 
-ORGANIZER = "organizer"
 
 
 class Notifier:
@@ -85,11 +84,10 @@ class Notifier:
                      message_id=mid)
         return None if outcome.finished else self.retry_delay(deliveries)
 
-    async def send_review_email(self, event, deliveries: int = 1) -> float | None:
-        """Tell the organizer the moderators' decision (PetitionApproved or PetitionRejected), once;
-        returns a retry delay in seconds when it must come back."""
+    async def send_review_email(self, event, deliveries: int = 1, *, approved: bool) -> float | None:
+        """Tell the organizer the moderators' decision (PetitionApproved, `approved`, or
+        PetitionRejected), once; returns a retry delay in seconds when it must come back."""
         petition_id = str(event.petition_id)
-        approved = isinstance(event, PetitionApproved)
         petition = (await self._petitions({petition_id})).get(petition_id)
         if petition is None:
             return self.settings.retry_base_s  # PetitionCreated is on its way

@@ -3,12 +3,14 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 
+from services.signing.fastpath import answer_headers, sign_and_answer
 from services.signing.pages import ERASED_ORGANIZER, client_of
 from services.signing.schemas import (Accepted, Closure, OrganizerOut, PetitionChange, PetitionIn, PetitionOut,
                                      SignatureIn)
-from services.signing.service import PetitionNotFound, PetitionNotOpen, Signing, SlugTaken, StatusConflict
+from services.signing.service import PetitionNotFound, Signing, SlugTaken, StatusConflict
 from shared.http import bearer_token_guard, request_id
 
 router = APIRouter()
@@ -90,13 +92,11 @@ ACCEPTED_BODY = Accepted().model_dump_json().encode()
 async def sign_petition(ref: str, body: SignatureIn, request: Request, service: SigningDep) -> Response:
     """Sign a petition. A repeat answers exactly like a first signature and is not counted again.
     The 202 comes once the signature is committed."""
-    try:
-        await service.sign(ref, body, request_id(request), client_of(request))
-    except PetitionNotFound:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No petition '{ref}'.") from None
-    except PetitionNotOpen as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, exc.message) from None
-    return Response(ACCEPTED_BODY, status_code=status.HTTP_202_ACCEPTED, media_type="application/json")
+    code, answer = await sign_and_answer(service, ref, body, request_id(request), client_of(request))
+    if code == status.HTTP_202_ACCEPTED:
+        return Response(ACCEPTED_BODY, status_code=code, media_type="application/json")
+    return JSONResponse(answer, status_code=code,
+                        headers={name.decode(): value.decode() for name, value in answer_headers(code)})
 
 
 def public_petition(petition, request: Request) -> PetitionOut:

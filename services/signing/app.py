@@ -27,13 +27,14 @@ from services.signing.settings import SigningSettings
 from shared import nats as gs_nats
 from shared.counts import follow_counts
 from shared.db import create_sync_engine
-from shared.groupcommit import GroupCommitter, OutboxMarks
+from shared.groupcommit import GroupCommitter
 from shared.http import (BodyLimitMiddleware, RequestIdMiddleware, TokenFailures, add_cors, add_error_handlers,
                          add_health_routes)
 from shared.lifecycle import Runtime
 from shared.openapi import describe_answers
 from shared.outbox import OutboxRelay
 from shared.subjects import PETITION_EVENT_TYPES, petition_of, type_filter
+from shared.unit_of_work import UnitOfWork
 
 
 def create_app(settings: SigningSettings) -> FastAPI:
@@ -44,10 +45,8 @@ def create_app(settings: SigningSettings) -> FastAPI:
         batch_size=settings.relay_batch_size,
         sweep_interval_s=settings.relay_sweep_interval_s,
     )
-    committer = GroupCommitter(create_sync_engine(settings.database_url), db.outbox,
-                               max_batch=settings.commit_max_batch, on_commit=relay.publish_soon)
-    marks = OutboxMarks(db.outbox)
-    relay.mark = lambda event_ids: committer.submit(marks, event_ids)
+    committer = GroupCommitter(create_sync_engine(settings.database_url), db.outbox, max_batch=settings.commit_max_batch)
+    write = UnitOfWork(runtime.sessions, db.outbox, relay, committer)  # every write of signing goes through it
     runtime.flow.watch_outbox(relay)
     petitions = PetitionCache(runtime.engine)
     frontdoor = FrontDoor(petitions, page_files(settings.public_url, settings.home_petition, settings.confirm_signatures), settings.public_dir,
@@ -99,10 +98,9 @@ def create_app(settings: SigningSettings) -> FastAPI:
     app.state.token_failures = TokenFailures(settings.token_failure_limit)
     app.state.client_of = client_of  # the front door's X-Forwarded-For, when it comes from the front door
     app.state.runtime = runtime
-    app.state.relay = relay
     app.state.frontdoor = frontdoor
-    app.state.signing = Signing(runtime.sessions, committer, petitions, relay, settings)
-    app.state.organizers = Organizers(runtime.sessions, relay, settings, app.state.signing.mail_budget)
+    app.state.signing = Signing(write, petitions, settings)
+    app.state.organizers = Organizers(write, settings, app.state.signing.mail_budget)
     app.state.counter = httpx.AsyncClient(base_url=settings.counter_url.rstrip("/"), timeout=5)
     app.state.notifier = httpx.AsyncClient(base_url=settings.notifier_url.rstrip("/"), timeout=5,
                                            headers={"Authorization": f"Bearer {settings.internal_token or ''}"})

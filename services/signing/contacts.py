@@ -8,7 +8,7 @@ from sqlalchemy import Row, and_, func, select, update
 
 from services.signing import db
 from shared.events import OrganizerErased
-from shared.outbox import outbox_row
+from shared.unit_of_work import UnitOfWork
 
 s, p = db.signatures, db.petitions
 
@@ -78,17 +78,17 @@ async def unsubscribe(sessions, signature_id: str) -> None:
 class Erasure:
     signatures: int
     petitions: int  # petitions the mailbox organized
-    events: list[dict]  # outbox rows committed with it (OrganizerErased), for the relay
 
 
-async def erase(sessions, key: str) -> Erasure:
+async def erase(write: UnitOfWork, key: str) -> Erasure:
     """Blank every contact stored under this mailbox key: the signer's name, email, postcode and
     comment on each signature, and the organizer's name and email on each petition they started
     (with an OrganizerErased each, in the same transaction). The key itself stays. Every link the
     mailbox was sent stops working: a pending signature's confirmation link (it never counts),
     the organizer's unused sign-in links and open dashboard sessions."""
     now = datetime.now(timezone.utc)
-    async with sessions.begin() as session:
+    async with write() as work:
+        session = work.session
         ids = (await session.execute(
             select(s.c.id).where(and_(s.c.mailbox_key == key, s.c.erased_at.is_(None)))
         )).scalars().all()
@@ -100,8 +100,7 @@ async def erase(sessions, key: str) -> Erasure:
         organized = (await session.execute(
             select(p.c.id).where(and_(p.c.organizer_mailbox_key == key, p.c.organizer_erased_at.is_(None)))
         )).scalars().all()
-        rows = [outbox_row(OrganizerErased(petition_id=petition_id)) for petition_id in organized]
-        if rows:
+        if organized:  # every replica renders their pages again on the OrganizerErased
             await session.execute(update(p).where(p.c.id.in_(organized)).values(
                 organizer_name="", organizer_email="", organizer_erased_at=now))
             links = db.organizer_links
@@ -109,5 +108,5 @@ async def erase(sessions, key: str) -> Erasure:
                                   .values(used_at=now))
             await session.execute(db.organizer_sessions.delete().where(
                 db.organizer_sessions.c.petition_id.in_(organized)))
-            await session.execute(db.outbox.insert(), rows)
-    return Erasure(signatures=len(ids), petitions=len(organized), events=rows)
+            work.add(*(OrganizerErased(petition_id=petition_id) for petition_id in organized))
+    return Erasure(signatures=len(ids), petitions=len(organized))

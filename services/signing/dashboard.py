@@ -32,7 +32,7 @@ from services.signing.organizers import COOKIE, Organizers
 from services.signing.pages import ERASED_ORGANIZER, client_of, not_found, render
 from services.signing.schemas import Closure, PetitionChange, PetitionIn, UpdateIn
 from services.signing.service import PetitionNotFound, StatusConflict, TooManyStarts
-from shared.http import field_errors, request_id, text_form
+from shared.http import Answered, field_errors, request_id, text_form
 from shared.milestones import next_goal
 
 router = APIRouter(include_in_schema=False)
@@ -134,24 +134,24 @@ async def find_any(request: Request, slug: str):
         return None
 
 
-async def organizer_of(slug: str, request: Request) -> Allowed | Response:
-    """The petition, if this request's session is for it; else the answer to give (404, 401, 403)."""
+async def organizer_of(slug: str, request: Request) -> Allowed:
+    """The petition, if this request's session is for it; else Answered with the page to show
+    (404, 401, 403)."""
     petition = await find_any(request, slug)
     if petition is None:
-        return not_found(slug)
+        raise Answered(not_found(slug))
     session = await organizers(request).session_of(request)
     if session is None:
-        return render("organizer_sign_in.html.j2", {"petition": petition, "state": "signed_out"}, status_code=401)
+        raise Answered(render("organizer_sign_in.html.j2", {"petition": petition, "state": "signed_out"},
+                              status_code=401))
     if session.petition_id != petition.id:
-        return render("organizer_sign_in.html.j2", {"petition": petition, "state": "other"}, status_code=403)
+        raise Answered(render("organizer_sign_in.html.j2", {"petition": petition, "state": "other"}, status_code=403))
     return Allowed(petition)
 
 
 @router.get("/dashboard/{slug}")
 async def dashboard(slug: str, request: Request, bucket: Literal["hour", "day"] = "day",
                     allowed=Depends(organizer_of)) -> Response:
-    if not isinstance(allowed, Allowed):
-        return allowed
     return await _dashboard(request, allowed.petition, bucket)
 
 
@@ -205,8 +205,6 @@ async def _emails(request: Request, petition_id: str) -> dict | None:
 @router.get("/dashboard/{slug}/summary")
 async def summary(slug: str, request: Request, allowed=Depends(organizer_of)) -> Response:
     """A page to print and hand over with the petition: how many signed, where from, and when."""
-    if not isinstance(allowed, Allowed):
-        return allowed
     petition = allowed.petition
     stats = await _stats(request, petition, "day")
     buckets = stats["buckets"] if stats else []
@@ -224,8 +222,6 @@ async def summary(slug: str, request: Request, allowed=Depends(organizer_of)) ->
 
 @router.post("/dashboard/{slug}/story")
 async def edit_story(slug: str, request: Request, allowed=Depends(organizer_of)) -> Response:
-    if not isinstance(allowed, Allowed):
-        return allowed
     form = await text_form(request)
     try:
         change = PetitionChange(story=str(form.get("story", "")))
@@ -240,8 +236,6 @@ async def edit_story(slug: str, request: Request, allowed=Depends(organizer_of))
 @router.post("/dashboard/{slug}/updates")
 async def post_update(slug: str, request: Request, allowed=Depends(organizer_of)) -> Response:
     """Email an update to every supporter who opted in (once each; the unsubscribed are left out)."""
-    if not isinstance(allowed, Allowed):
-        return allowed
     form = await text_form(request)
     values = {"subject": str(form.get("subject", "")), "body": str(form.get("body", ""))}
     try:
@@ -255,8 +249,6 @@ async def post_update(slug: str, request: Request, allowed=Depends(organizer_of)
 
 @router.post("/dashboard/{slug}/closure")
 async def close(slug: str, request: Request, allowed=Depends(organizer_of)) -> Response:
-    if not isinstance(allowed, Allowed):
-        return allowed
     form = await text_form(request)
     try:
         closure = Closure(outcome=str(form.get("outcome", "")))

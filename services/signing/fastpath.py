@@ -35,6 +35,32 @@ _LATENCY = HTTP_LATENCY.labels("POST", ROUTE)
 _COUNTED = {status: HTTP_REQUESTS.labels("POST", ROUTE, str(status)) for status in (202, 404, 409, 413, 422, 500, 503)}
 
 
+async def sign_and_answer(signing: Signing, ref: str, signature: SignatureIn, request_id: str,
+                          client: str | None) -> tuple[int, dict | None]:
+    """Sign, and the answer: (status, JSON body; None for the 202's `{"status":"accepted"}`). The
+    one implementation of signing a petition over HTTP: the fast path and the documented route
+    (services/signing/api.py `sign_petition`) both answer with it."""
+    try:
+        await signing.sign(ref, signature, request_id, client)
+    except PetitionNotFound:
+        return 404, {"detail": f"No petition '{ref}'."}
+    except PetitionNotOpen as exc:
+        return 409, {"detail": exc.message}
+    except Exception as exc:  # noqa: BLE001 - answered as the FastAPI app's handlers answer it
+        if unavailable(exc):
+            log.warning("dependency_unavailable", dependency="database", error=type(exc).__name__,
+                        correlation_id=request_id)
+            return 503, unavailable_answer("database")[0]
+        log.exception("signing_failed", correlation_id=request_id)
+        return 500, {"detail": "Internal Server Error"}
+    return 202, None
+
+
+def answer_headers(status: int) -> list[tuple[bytes, bytes]]:
+    """The headers an answer of sign_and_answer carries besides its content type and request id."""
+    return unavailable_answer("database")[1] if status == 503 else []
+
+
 class SignFastPath:
     """ASGI: signatures here, everything else to `app`."""
 
@@ -68,8 +94,7 @@ class SignFastPath:
         payload = _ACCEPTED if status == 202 else json.dumps(answer).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
                    (REQUEST_ID_HEADER.encode(), request_id.encode())]
-        if status == 503:
-            headers += unavailable_answer("database")[1]
+        headers += answer_headers(status)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
         _COUNTED[status].inc()
@@ -80,20 +105,7 @@ class SignFastPath:
             signature = SignatureIn.model_validate_json(body)
         except ValidationError as exc:
             return 422, invalid_input(exc.errors())
-        try:
-            await self.signing.sign(ref, signature, request_id, client)
-        except PetitionNotFound:
-            return 404, {"detail": f"No petition '{ref}'."}
-        except PetitionNotOpen as exc:
-            return 409, {"detail": exc.message}
-        except Exception as exc:  # noqa: BLE001 - answered as the FastAPI app's handlers answer it
-            if unavailable(exc):
-                log.warning("dependency_unavailable", dependency="database", error=type(exc).__name__,
-                            correlation_id=request_id)
-                return 503, unavailable_answer("database")[0]
-            log.exception("signing_failed", correlation_id=request_id)
-            return 500, {"detail": "Internal Server Error"}
-        return 202, None
+        return await sign_and_answer(self.signing, ref, signature, request_id, client)
 
     async def _body(self, headers: dict[bytes, bytes], receive: Receive) -> bytes | None:
         """The whole body, or None once it is over the limit (declared or streamed)."""

@@ -29,7 +29,7 @@ from services.signing.abuse import MailBudget
 from shared.db import as_utc
 from shared.events import SignInRequested
 from shared.internal_api import SignInLink
-from shared.outbox import outbox_row
+from shared.unit_of_work import UnitOfWork
 
 COOKIE = "groundswell_organizer"
 
@@ -63,9 +63,9 @@ class Session:
 
 
 class Organizers:
-    def __init__(self, sessions, relay, settings, mail_budget: MailBudget) -> None:
-        self.sessions = sessions
-        self.relay = relay
+    def __init__(self, write: UnitOfWork, settings, mail_budget: MailBudget) -> None:
+        self.write = write
+        self.sessions = write.sessions
         self.settings = settings
         self.secret = settings.mailbox_secret()
         self.mail_budget = mail_budget
@@ -78,7 +78,8 @@ class Organizers:
         over its email budget (GROUNDSWELL_MAILBOX_EMAILS_PER_HOUR and _PER_DAY)."""
         now = datetime.now(timezone.utc)
         links, petitions = db.organizer_links, db.petitions
-        async with self.sessions.begin() as session:
+        async with self.write() as work:
+            session = work.session
             petition = (await session.execute(
                 select(petitions.c.status, petitions.c.organizer_mailbox_key).where(petitions.c.id == petition_id)
             )).first()
@@ -97,10 +98,8 @@ class Organizers:
             await session.execute(links.insert().values(
                 id=link_id, petition_id=petition_id, created_at=now,
                 expires_at=now + timedelta(seconds=self.settings.sign_in_link_ttl_s)))
-            row = outbox_row(SignInRequested(petition_id=petition_id, link_id=link_id, correlation_id=correlation_id,
-                                             purpose=purpose))
-            await session.execute(db.outbox.insert().values(**row))
-        self.relay.publish_soon([row])
+            work.add(SignInRequested(petition_id=petition_id, link_id=link_id, correlation_id=correlation_id,
+                                     purpose=purpose))
         return True
 
     async def links_to_send(self, link_ids: list[str]) -> list[SignInLink]:

@@ -21,7 +21,7 @@ from services.signing.pages import render
 from services.signing.schemas import printable_text
 from services.signing.service import PetitionNotFound, StatusConflict
 from shared.db import as_utc
-from shared.http import check_token, request_id, text_form
+from shared.http import Answered, check_token, request_id, text_form
 
 api = APIRouter(tags=["admin"], dependencies=[Depends(require_admin)])
 page = APIRouter(include_in_schema=False)
@@ -71,10 +71,12 @@ async def review(ref: str, body: ReviewIn, request: Request) -> InReview:
     return _in_review(petition)
 
 
-async def moderator(request: Request, credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)]) -> bool:
-    if credentials is None:  # the browser's first request, before it asks for the password: not a failure
-        return False
-    return check_token(request, credentials.password, request.app.state.settings.admin_token)
+async def moderator(request: Request, credentials: Annotated[HTTPBasicCredentials | None, Depends(basic)]) -> None:
+    """Nothing for a moderator; else Answered with the request for the password. The browser's
+    first request, before it asks for the password, is not a failed attempt."""
+    if credentials is None or not check_token(request, credentials.password,
+                                              request.app.state.settings.admin_token):
+        raise Answered(_ask_for_password())
 
 
 def _ask_for_password() -> Response:
@@ -83,17 +85,13 @@ def _ask_for_password() -> Response:
 
 
 @page.get("/admin/review")
-async def review_page(request: Request, allowed: Annotated[bool, Depends(moderator)]) -> Response:
-    if not allowed:
-        return _ask_for_password()
+async def review_page(request: Request, _: Annotated[None, Depends(moderator)]) -> Response:
     petitions = await request.app.state.signing.in_review()
     return render("review.html.j2", {"petitions": petitions, "done": request.query_params.get("done")})
 
 
 @page.post("/admin/review/{petition_id}")
-async def review_from_page(petition_id: str, request: Request, allowed: Annotated[bool, Depends(moderator)]) -> Response:
-    if not allowed:
-        return _ask_for_password()
+async def review_from_page(petition_id: str, request: Request, _: Annotated[None, Depends(moderator)]) -> Response:
     form = await text_form(request)
     decision = str(form.get("decision", ""))
     if decision not in ("approve", "reject"):

@@ -6,7 +6,6 @@ from uuid import uuid4
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.signing import db
 from services.signing.abuse import UNIX, ClientAddresses, Hit, MailBudget, RateLimits, client_key, is_disposable
@@ -18,9 +17,8 @@ from services.signing.signatures import ConfirmationWriter, Confirmed, NewSignat
 from shared.refs import is_token
 from shared.events import (OrganizerConfirmed, PetitionApproved, PetitionClosed, PetitionCreated, PetitionRejected,
                            PetitionUpdated, UpdatePosted)
-from shared.groupcommit import GroupCommitter
 from shared.metrics import CONFIRMED, SIGNATURES
-from shared.outbox import OutboxRelay, outbox_row
+from shared.unit_of_work import UnitOfWork
 
 
 class SlugTaken(Exception):
@@ -57,16 +55,14 @@ class TooManyStarts(Exception):
 class Signing:
     """The signing use cases, bound to this service's database, group committer and outbox relay."""
 
-    def __init__(self, sessions: async_sessionmaker, committer: GroupCommitter, petitions: PetitionCache,
-                 relay: OutboxRelay, settings: SigningSettings) -> None:
-        self.sessions = sessions
+    def __init__(self, write: UnitOfWork, petitions: PetitionCache, settings: SigningSettings) -> None:
+        self.write = write  # every change goes through it (shared/unit_of_work.py)
+        self.sessions = write.sessions  # reads
         self.mailbox_secret = settings.mailbox_secret()
-        self.committer = committer
         self.petitions = petitions
-        self.relay = relay
         self.hold_disposable = settings.hold_disposable
         self.clients = ClientAddresses(settings.trusted_proxies)
-        dialect = committer.engine.dialect.name
+        dialect = write.committer.engine.dialect.name
         self.mail_budget = MailBudget(settings.mailbox_emails_per_hour, settings.mailbox_emails_per_day,
                                       db.mail_budget, dialect)
         self.signature_writer = SignatureWriter(
@@ -81,43 +77,34 @@ class Signing:
         """A new petition: public at once (the admin API), or, `started` at /start by its organizer
         (from `client`), unconfirmed until they follow the emailed link (then live, or reviewed by a
         moderator). TooManyStarts over GROUNDSWELL_START_RATE_LIMIT."""
-        async with self.sessions() as session:
-            if started:
-                await self._count_start(session, client, mailbox_key(self.mailbox_secret, data.organizer.email))
-            slug = data.slug or await _free_slug(session, derive_slug(data.title))
-            if await db.slug_taken(session, slug):
-                raise SlugTaken(slug)
-            row = {
-                "id": str(uuid4()),
-                "slug": slug,
-                "title": data.title,
-                "target": data.target,
-                "story": data.story,
-                "organizer_name": data.organizer.name,
-                "organizer_email": data.organizer.email,
-                "organizer_mailbox_key": mailbox_key(self.mailbox_secret, data.organizer.email),
-                "created_at": datetime.now(timezone.utc),
-                "status": db.UNCONFIRMED if started else db.OPEN,
-            }
-            event = PetitionCreated(
-                petition_id=row["id"],
-                correlation_id=correlation_id,
-                title=data.title,
-                slug=slug,
-                target=data.target,
-                status=row["status"],
-            )
-            outbox = outbox_row(event)
-            await session.execute(db.petitions.insert().values(**row))
-            await session.execute(db.outbox.insert().values(**outbox))
-            try:
-                await session.commit()
-            except IntegrityError:
-                raise SlugTaken(slug) from None
-        self.relay.publish_soon([outbox])
+        if started:
+            await self._count_start(client, mailbox_key(self.mailbox_secret, data.organizer.email))
+        slug = data.slug
+        try:
+            async with self.write() as work:
+                slug = slug or await _free_slug(work.session, derive_slug(data.title))
+                if await db.slug_taken(work.session, slug):
+                    raise SlugTaken(slug)
+                row = {
+                    "id": str(uuid4()),
+                    "slug": slug,
+                    "title": data.title,
+                    "target": data.target,
+                    "story": data.story,
+                    "organizer_name": data.organizer.name,
+                    "organizer_email": data.organizer.email,
+                    "organizer_mailbox_key": mailbox_key(self.mailbox_secret, data.organizer.email),
+                    "created_at": datetime.now(timezone.utc),
+                    "status": db.UNCONFIRMED if started else db.OPEN,
+                }
+                await work.session.execute(db.petitions.insert().values(**row))
+                work.add(PetitionCreated(petition_id=row["id"], correlation_id=correlation_id, title=data.title,
+                                         slug=slug, target=data.target, status=row["status"]))
+        except IntegrityError:
+            raise SlugTaken(slug) from None
         return await self.get_petition(row["id"], public=False)
 
-    async def _count_start(self, session, client: str | None, organizer_key: str) -> None:
+    async def _count_start(self, client: str | None, organizer_key: str) -> None:
         """Count a start against the limits, per client address and per organizer address, and its
         confirmation email against the organizer mailbox's email budget (so no one can have
         Groundswell email an address over and over), in the database every replica shares."""
@@ -127,8 +114,8 @@ class Signing:
             over = self.start_limits.over(sync.connection(), hits)
             return any(over) or self.mail_budget.over(sync.connection(), [organizer_key])[0]
 
-        refused = await session.run_sync(count)
-        await session.commit()  # counted even when refused: a refused burst stays refused
+        async with self.write() as work:  # counted even when refused: a refused burst stays refused
+            refused = await work.session.run_sync(count)
         if refused:
             raise TooManyStarts()
 
@@ -161,34 +148,30 @@ class Signing:
         notifier emails each of them once); returns its number."""
         updates = db.petition_updates
         for _ in range(3):  # two posts at once take the same number: the loser takes the next
-            async with self.sessions.begin() as session:
-                number = 1 + ((await session.execute(
+            async with self.write() as work:
+                number = 1 + ((await work.session.execute(
                     select(func.max(updates.c.number)).where(updates.c.petition_id == petition_id))).scalar() or 0)
-                row = outbox_row(UpdatePosted(petition_id=petition_id, number=number, correlation_id=correlation_id))
                 try:
-                    async with session.begin_nested():
-                        await session.execute(updates.insert().values(
+                    async with work.session.begin_nested():
+                        await work.session.execute(updates.insert().values(
                             petition_id=petition_id, number=number, subject=subject, body=body,
                             posted_at=datetime.now(timezone.utc)))
                 except IntegrityError:
                     continue
-                await session.execute(db.outbox.insert().values(**row))
-            self.relay.publish_soon([row])
+                work.add(UpdatePosted(petition_id=petition_id, number=number, correlation_id=correlation_id))
             return number
         raise RuntimeError("could not number the update")
 
     async def _change(self, petition_id: str, values: dict, event, only_if=None):
         """Update the petition and queue its event in one transaction; None if `only_if` failed."""
-        outbox = outbox_row(event)
-        async with self.sessions.begin() as session:
+        async with self.write() as work:
             statement = db.petitions.update().where(db.petitions.c.id == petition_id).values(**values)
             if only_if is not None:
                 statement = statement.where(only_if)
-            if (await session.execute(statement.returning(db.petitions.c.id))).first() is None:
+            if (await work.session.execute(statement.returning(db.petitions.c.id))).first() is None:
                 return None
-            await session.execute(db.outbox.insert().values(**outbox))
+            work.add(event)
         self.petitions.forget(petition_id)  # this replica at once; the others on the event
-        self.relay.publish_soon([outbox])
         return await self.get_petition(petition_id, public=False)
 
     async def get_petition(self, ref: str, *, public: bool = True):
@@ -246,7 +229,7 @@ class Signing:
             client_key=client_key(self.mailbox_secret, client) if client else None,
             held_reason="disposable" if self.hold_disposable and is_disposable(data.email) else None,
         )
-        outcome = await self.committer.submit(self.signature_writer, signature)
+        outcome = await self.write.grouped(self.signature_writer, signature)
         SIGNATURES.labels(outcome).inc()
         return outcome
 
@@ -255,7 +238,7 @@ class Signing:
         is followed). None for a link no signature has (never issued, or expired and purged)."""
         if not is_token(token):
             return None
-        confirmed = await self.committer.submit(self.confirmation_writer, token)
+        confirmed = await self.write.grouped(self.confirmation_writer, token)
         if confirmed is not None and confirmed.confirmed_now:
             CONFIRMED.inc()
         return confirmed

@@ -59,7 +59,5 @@ async def erase(body: ErasureIn, request: Request) -> Erased:
     up, "started by the organizer", and send them no more email). The event log never held a
     contact, and the notifier keeps none."""
     key = mailbox_key(request.app.state.settings.mailbox_secret(), body.email)
-    done = await contacts.erase(request.app.state.runtime.sessions, key)
-    if done.events:
-        request.app.state.relay.publish_soon(done.events)  # every replica renders the pages again
+    done = await contacts.erase(request.app.state.signing.write, key)
     return Erased(erased=done.signatures + done.petitions, signatures=done.signatures, petitions=done.petitions)

@@ -63,3 +63,36 @@ def test_no_import_cycle_at_import_time():
         if name not in state:
             visit(name)
     assert cycles == []
+
+
+def route_modules() -> dict[str, Path]:
+    """The modules that declare HTTP routes."""
+    return {name: path for name, path in production_modules().items() if "APIRouter(" in path.read_text()}
+
+
+def test_no_sql_in_route_modules():
+    """Routes parse, call a use case or a query function, and answer: the SQL is elsewhere."""
+    modules = route_modules()
+    assert len(modules) >= 10
+    offenders = {}
+    for name, path in modules.items():
+        text = path.read_text()
+        found = sorted(dep for dep in imports(path, module_level_only=False) if dep.split(".")[0] == "sqlalchemy")
+        found += [call for call in (".execute(", ".begin(", "run_sync(") if call in text]
+        if found:
+            offenders[name] = found
+    assert offenders == {}
+
+
+def test_signing_writes_through_its_unit_of_work():
+    """Outbox rows are written and handed to the relay in one place (shared/unit_of_work.py and the
+    group committer it drives): no module of signing writes or publishes one itself."""
+    offenders = {}
+    for path in (ROOT / "services" / "signing").rglob("*.py"):
+        if path.name == "app.py" or "migrations" in path.parts:  # the composition root wires the relay
+            continue
+        text = path.read_text()
+        found = [name for name in ("publish_soon", "outbox_row", "db.outbox", "outbox.insert") if name in text]
+        if found:
+            offenders[module_name(path)] = found
+    assert offenders == {}
