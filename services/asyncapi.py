@@ -13,15 +13,13 @@ from typing import Any
 from faststream.nats import JStream, NatsBroker
 from faststream.specification import AsyncAPI
 
-from shared.events import (
-    ConfirmationRequested, MilestoneReached, OrganizerErased, PetitionClosed, PetitionCreated, PetitionUpdated,
-    SignatureAdded, SignatureInvalidated, SignInRequested, UpdatePosted, OrganizerConfirmed, PetitionApproved,
-    PetitionRejected,
-)
+from contract.events import (ConfirmationRequested, MilestoneReached, OrganizerConfirmed, OrganizerErased,
+                             PetitionApproved, PetitionClosed, PetitionCreated, PetitionRejected, PetitionUpdated,
+                             STREAM, STREAM_SUBJECTS, SignInRequested, SignatureAdded, SignatureInvalidated,
+                             UpdatePosted, type_filter)
 from services.counter.projection import COUNTING
-from services.notifier.consumer import REACTIONS
+from services.notifier.service import REACTIONS
 from shared.consumers import Registry, subscribe
-from shared.subjects import STREAM, STREAM_SUBJECTS, type_filter
 
 CONSUMERS: tuple[Registry, ...] = (COUNTING, REACTIONS)
 

@@ -10,10 +10,10 @@ async def dead_letters_command(service: str, settings, retry: str | None, includ
     """List the service's dead letters, or retry them (all, or the ids given) and say what happened."""
     if service == "notifier":
         from services.notifier import db
-        from shared.subjects import NOTIFIER_DURABLE as durable
+        from contract.events import NOTIFIER_DURABLE as durable
     else:
         from services.counter import db
-        from shared.subjects import COUNTER_DURABLE as durable
+        from contract.events import COUNTER_DURABLE as durable
     engine = create_engine(settings.database_url)
     sessions = sessionmaker(engine)
     letters = DeadLetters(sessions, db.dead_letters, durable)
@@ -45,22 +45,11 @@ def _shown(row) -> dict:
 async def _handler(service: str, settings, sessions):
     """The service's own handling of one payload, outside the running process."""
     if service == "notifier":
-        from services.notifier.consumer import retry_handler
-        from services.notifier.contacts import Contacts
-        from services.notifier.delivery import Pipeline
-        from services.notifier.fanout import FanOut
-        from services.notifier.service import Notifier
+        from services.notifier.app import compose
+        from services.notifier.service import retry_handler
 
-        contacts = Contacts(settings)
-        pipeline = Pipeline(sessions, settings)
-        fanout = FanOut(sessions, settings, contacts, pipeline)  # a fan-out it opens is worked by the running notifier
-        notifier = Notifier(sessions, settings, contacts, pipeline, fanout)
-
-        async def close() -> None:
-            await pipeline.close()
-            await contacts.close()
-
-        return retry_handler(notifier), close
+        parts = compose(settings, sessions)  # a fan-out it opens is worked by the running notifier
+        return retry_handler(parts.notifier), parts.close
 
     from services.counter.projection import Delivered, apply_events, counted
 

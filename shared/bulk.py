@@ -38,13 +38,17 @@ def insert_json(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
     names = list(rows[0])
     dialect = _dialect(conn)
     processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
-    values = []
-    for row in rows:
-        encoded = []
-        for name, process in zip(names, processors):
-            value = process(row[name]) if process else row[name]
-            encoded.append(bytes(value).decode("utf-8") if isinstance(value, (bytes, bytearray, memoryview)) else value)
-        values.append(encoded)
+    if not any(processors) and not any(isinstance(table.c[n].type, LargeBinary) for n in names):
+        values = [[row[name] for name in names] for row in rows]  # plain text and numbers (a replay's rows)
+    else:
+        values = []
+        for row in rows:
+            encoded = []
+            for name, process in zip(names, processors):
+                value = process(row[name]) if process else row[name]
+                encoded.append(bytes(value).decode("utf-8") if isinstance(value, (bytes, bytearray, memoryview))
+                               else value)
+            values.append(encoded)
     statement = (
         f"INSERT INTO {table.name} ({', '.join(names)}) "
         f"SELECT {', '.join(_column_expression(table, n, i) for i, n in enumerate(names))} "

@@ -43,7 +43,7 @@ from nats.js.errors import NotFoundError, ServiceUnavailableError
 from pydantic import SkipValidation
 
 from shared.metrics import CONSUMER_BATCH, CONSUMER_PENDING
-from shared.subjects import STREAM, STREAM_SUBJECTS, type_filter
+from contract.events import STREAM, STREAM_SUBJECTS, type_filter
 
 log = structlog.get_logger("consumer")
 

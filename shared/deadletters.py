@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from shared.db import insert
+from shared.store import store_of
 from shared.metrics import DEAD_LETTERS
 
 log = structlog.get_logger("dead_letters")
@@ -61,7 +61,7 @@ class DeadLetters:
         seq = raw.metadata.sequence.stream
         async with self.sessions.begin() as session:
             await session.execute(  # the same message buried again (redelivered meanwhile) stays one row
-                insert(session.bind.dialect.name, self.table).values(
+                store_of(session).insert(self.table).values(
                     durable=self.durable, stream_seq=seq, subject=raw.subject, payload=raw.data,
                     error=error[:ERROR_MAX], deliveries=raw.metadata.num_delivered or 1,
                     created_at=datetime.now(timezone.utc),

@@ -7,10 +7,10 @@ from pathlib import Path
 import structlog
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import text
 from sqlalchemy.engine import Connection, make_url
 
 from shared.db import create_engine
+from shared.store import store_of
 
 log = structlog.get_logger("migrate")
 
@@ -31,17 +31,13 @@ async def migrate(service: str, database_url: str, **attributes) -> None:
     try:
         with _file_lock(database_url):
             async with engine.connect() as conn:
-                postgres = conn.dialect.name == "postgresql"
-                if postgres:
-                    await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEYS[service]})
-                    await conn.commit()
+                store = store_of(conn)
+                await store.lock(conn, LOCK_KEYS[service])
                 try:
                     await conn.run_sync(_upgrade, service, attributes)
                     await conn.commit()
                 finally:
-                    if postgres:
-                        await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEYS[service]})
-                        await conn.commit()
+                    await store.unlock(conn, LOCK_KEYS[service])
     finally:
         await engine.dispose()
     log.info("migrated", service=service)
@@ -58,7 +54,7 @@ def _upgrade(connection: Connection, service: str, attributes: dict) -> None:
 def _file_lock(database_url: str):
     """SQLite has no advisory locks: processes migrating one file take a lock file beside it."""
     url = make_url(database_url)
-    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+    if not store_of(url.get_backend_name()).single_writer or not url.database or url.database == ":memory:":
         yield
         return
     lock_path = Path(url.database).with_suffix(".migrate.lock")

@@ -10,7 +10,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext, api
 from nats.js.errors import NotFoundError
 
-from shared.subjects import STREAM, STREAM_SUBJECTS
+from contract.events import STREAM, STREAM_SUBJECTS
 
 log = structlog.get_logger("nats")
 

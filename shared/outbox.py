@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from shared.aio import wait_event
 from shared.db import as_utc
-from shared.events import Event, encode_event
+from contract.events import Event, encode_event, event_subject
 from shared.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED, OUTBOX_UNPUBLISHED
-from shared.subjects import event_subject
+from shared.store import store_of
 
 log = structlog.get_logger("outbox")
 
@@ -97,7 +97,7 @@ class OutboxRelay:
         self.fresh_grace_s = fresh_grace_s
         self.max_fresh = max_fresh
         # How acknowledged rows are marked: by default a transaction of their own; signing hands
-        # them to its group committer instead (shared/groupcommit.py OutboxMarks).
+        # them to its group committer instead (shared/unit_of_work.py OutboxMarks).
         self.mark = mark or self._mark_alone
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None
@@ -185,10 +185,11 @@ class OutboxRelay:
             return 0
         async with self.sessions() as session:
             query = self._unpublished(older_than_s)
-            if session.bind.dialect.name == "postgresql":
+            store = store_of(session)
+            if not store.single_writer:
                 # Several replicas relay at once: each claims rows the others have not locked,
                 # and holds the lock until its rows are marked.
-                rows = [dict(r._mapping) for r in (await session.execute(query.with_for_update(skip_locked=True))).all()]
+                rows = [dict(r._mapping) for r in (await session.execute(store.claim(query))).all()]
                 acked = await self._publish(rows)
                 await self._mark(session, acked)
                 await session.commit()

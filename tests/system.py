@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import nats
 
-from shared.subjects import STREAM
+from contract.events import STREAM
 from tests.databases import Database
 from tests.harness import ROOT, NatsCluster, NatsServer, Service, SmtpServer, Web, eventually, service_env
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from services.counter import queries
 from services.counter.live import Full
-from shared.counts import Count, count_document
+from contract.counts import Count, count_document
 from shared.refs import petition_ref
 
 router = APIRouter()

@@ -7,19 +7,18 @@ from fastapi import FastAPI
 from services.counter import db, queries
 from services.counter.api import as_count, router
 from services.counter.live import CountHub
-from services.counter.consumer import count_signatures
-from services.counter.projection import COUNTING
+from services.counter.projection import COUNTING, count_signatures
 from services.counter.publish import CountPublisher
 from services.counter.settings import CounterSettings
 from shared import nats as gs_nats
 from shared.consumers import EventBroker, subscribe
-from shared.counts import counts_bucket
+from shared.count_bucket import counts_bucket
 from shared.deadletters import DeadLetters
 from shared.http import RequestIdMiddleware, add_cors, add_error_handlers, add_health_routes
 from shared.lifecycle import Runtime
 from shared.openapi import describe_answers
 from shared.outbox import OutboxRelay
-from shared.subjects import COUNTER_DURABLE, STREAM
+from contract.events import COUNTER_DURABLE, STREAM
 
 
 log = structlog.get_logger("counter")

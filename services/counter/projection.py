@@ -1,8 +1,7 @@
 """Applying events to the count projection: once per event, whatever the delivery."""
 
-import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Literal
@@ -10,30 +9,24 @@ from uuid import NAMESPACE_URL, uuid5
 
 import structlog
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
-from sqlalchemy import case, delete, func, select, text, update
+from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contract.counts import Count, count_document, milestones_crossed, next_goal
+from contract.events import (COUNTER_DURABLE, MilestoneReached, OrganizerConfirmed, PetitionApproved, PetitionClosed,
+                             PetitionCreated, PetitionRejected, SignatureAdded, SignatureInvalidated, decode_event)
 from services.counter.db import (PUBLIC_STATUSES, milestones, outbox, petition_counts, petition_countries,
                                  petition_hours, processed_events)
-from shared.bulk import insert_json, present
-from shared.counts import Count, count_document
-from shared.db import insert
-from shared.events import (MilestoneReached, OrganizerConfirmed, PetitionApproved, PetitionClosed, PetitionCreated,
-                           PetitionRejected, SignatureAdded, SignatureInvalidated, decode_event)
-from shared.consumers import Registry
-from shared.milestones import milestones_crossed, next_goal
-from shared.outbox import outbox_row
-from shared.subjects import COUNTER_DURABLE
+from shared.consumers import Delivery, Registry
+from shared.deadletters import DeadLetters, describe
+from shared.metrics import MILESTONES
+from shared.outbox import OutboxRelay, outbox_row
+from shared.store import store_of
 
 CHUNK = 5000  # tracking rows per INSERT in a replay
 
 log = structlog.get_logger("counter")
-
-
-def _dialect(executor) -> str:
-    """The dialect's name, for an AsyncConnection or an AsyncSession."""
-    dialect = getattr(executor, "dialect", None) or executor.bind.dialect
-    return dialect.name
 
 
 @dataclass(frozen=True)
@@ -100,7 +93,7 @@ COUNTED_TYPES = COUNTING.types
 
 class Counted(BaseModel):
     """What counting needs of a PetitionCreated, SignatureAdded or SignatureInvalidated: the contract's own fields
-    (shared/events.py), ids kept as text. Reading only these is several times faster than the
+    (contract/events.py), ids kept as text. Reading only these is several times faster than the
     whole event, and counting is what a replay of millions of events does."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -219,27 +212,14 @@ def _tracking_row(item: Delivered) -> dict:
             "stream_seq": item.stream_seq, "country": country, "hour": hour}
 
 
-async def _track(session: AsyncSession, batch: Sequence[Delivered], *, returning: bool = True) -> set[str]:
-    """Insert the batch's tracking rows; the event ids that were new (with `returning`)."""
-    rows = {item.event_id: _tracking_row(item) for item in batch}
+async def _track(session: AsyncSession, batch: Sequence[Delivered]) -> set[str]:
+    """Insert the batch's tracking rows; the event ids that were new."""
+    rows = list({item.event_id: _tracking_row(item) for item in batch}.values())
     if not rows:
         return set()
-    # One statement, compiled once and cached, executed for many rows (SQLAlchemy batches them
-    # into multi-row INSERTs with RETURNING); a VALUES list built per batch compiles every time.
-    if _dialect(session) == "sqlite":
-        # Which are new, then the insert: one statement each, not a step (and a GIL hand-off) per
-        # row (shared/bulk.py). SQLite has one writer, so nothing can come between the two.
-        ids = list(rows)
-        before = await session.run_sync(lambda sync: present(sync, processed_events, "event_id", ids))
-        await session.run_sync(lambda sync: insert_json(sync, processed_events, list(rows.values()),
-                                                         conflict=["event_id"]))
-        return set(ids) - before if returning else set()
-    statement = insert(_dialect(session), processed_events).on_conflict_do_nothing(index_elements=["event_id"])
-    if not returning:  # a replay: plain executemany, nothing to read back
-        await session.execute(statement, list(rows.values()))
-        return set()
-    statement = statement.returning(processed_events.c.event_id)
-    return set((await session.execute(statement, list(rows.values()))).scalars().all())
+    store = store_of(session)
+    return await session.run_sync(lambda sync: store.inserted(sync.connection(), processed_events, rows,
+                                                              key="event_id", conflict=["event_id"]))
 
 
 async def _add_to(session: AsyncSession, table, key: str, deltas: dict[tuple, int]) -> None:
@@ -248,7 +228,7 @@ async def _add_to(session: AsyncSession, table, key: str, deltas: dict[tuple, in
             for (petition_id, value), delta in sorted(deltas.items()) if delta]  # one lock order for replicas
     if not rows:
         return
-    statement = insert(_dialect(session), table)
+    statement = store_of(session).insert(table)
     statement = statement.on_conflict_do_update(
         index_elements=["petition_id", key], set_={"count": table.c.count + statement.excluded.count})
     await session.execute(statement, rows)
@@ -274,7 +254,7 @@ async def _claim_slugs(session: AsyncSession, created: dict[str, str | None],
 
 async def _add_to_count(session: AsyncSession, petition_id: str, delta: int, slug: str | None,
                         status: str | None = None) -> tuple[int, datetime, str]:
-    statement = insert(_dialect(session), petition_counts).values(
+    statement = store_of(session).insert(petition_counts).values(
         petition_id=petition_id, slug=slug, count=delta, updated_at=datetime.now(timezone.utc), status=status or "open"
     )
     set_ = {
@@ -297,7 +277,7 @@ async def _record_milestones(
     events = []
     for milestone in reached:
         statement = (
-            insert(_dialect(session), milestones)
+            store_of(session).insert(milestones)
             .values(petition_id=petition_id, milestone=milestone, count=count, reached_at=datetime.now(timezone.utc))
             .on_conflict_do_nothing(index_elements=["petition_id", "milestone"])
             .returning(milestones.c.milestone)
@@ -349,10 +329,8 @@ class Rebuild:
         for item in chunk:
             if (status := item.event.next_status(self.statuses.get(item.petition_id))) is not None:
                 self.statuses[item.petition_id] = status
-        if _dialect(self.session) == "postgresql":
-            await _track_copied(self.session, chunk)
-        else:
-            await _track_from_json(self.session, chunk)
+        await store_of(self.session).load(self.session, processed_events, [_tracking_row(item) for item in chunk],
+                                          conflict=["event_id"])
 
     async def finish(self) -> list[MilestoneReached]:
         session = self.session
@@ -394,37 +372,66 @@ async def rebuild_projection(session: AsyncSession, replay: Sequence[Delivered],
     return await rebuild.finish()
 
 
-_TRACK_FROM_JSON = text(
-    "INSERT INTO processed_events (event_id, petition_id, type, stream_seq, country, hour) "
-    "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
-    "json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]') "
-    "FROM json_each(:rows) WHERE true ON CONFLICT (event_id) DO NOTHING"
-)
+# The counter's batch handler: one transaction per batch off the stream (shared/consumers.py), then ack.
+
+# What the database answers the same way every time it is given the same events (a constraint, a
+# value it cannot store), unlike an outage or a lock, which retrying outlasts. A batch refused so is
+# applied one event at a time, and an event still refused on its `dead_letter_after`th delivery is
+# set aside as a dead letter (`groundswell counter dead-letters`), so one bad event cannot stop the
+# counting of every petition behind it.
+REFUSED = (IntegrityError, DataError)
 
 
-async def _track_from_json(session: AsyncSession, chunk: Sequence[Delivered]) -> None:
-    """SQLite: the chunk's tracking rows as one JSON parameter, inserted by one statement that
-    runs in SQLite's C code: rows bound one by one from Python contend for the GIL with the
-    thread reading the stream."""
-    rows = json.dumps([[item.event_id, item.petition_id, item.event.type, item.stream_seq, *item.event.where_and_when]
-                       for item in chunk])
-    await session.execute(_TRACK_FROM_JSON, {"rows": rows})
+async def _nothing(counts: Sequence[Count]) -> None:
+    return None
 
 
-async def _track_copied(session: AsyncSession, chunk: Sequence[Delivered]) -> None:
-    """PostgreSQL: COPY the tracking rows into a temporary table, then insert the new ones
-    (several times faster than INSERT ... VALUES for a replay's hundreds of thousands)."""
-    connection = await (await session.connection()).get_raw_connection()
-    driver = connection.driver_connection  # asyncpg, inside this session's transaction
-    await driver.execute("CREATE TEMPORARY TABLE IF NOT EXISTS replayed_events "
-                         "(event_id text, petition_id text, type text, stream_seq bigint, country text, hour integer) "
-                         "ON COMMIT DROP")
-    await driver.copy_records_to_table(
-        "replayed_events", columns=["event_id", "petition_id", "type", "stream_seq", "country", "hour"],
-        records=[(item.event_id, item.petition_id, item.event.type, item.stream_seq, *item.event.where_and_when)
-                 for item in chunk],
-    )
-    await driver.execute("INSERT INTO processed_events (event_id, petition_id, type, stream_seq, country, hour) "
-                         "SELECT event_id, petition_id, type, stream_seq, country, hour FROM replayed_events "
-                         "ON CONFLICT (event_id) DO NOTHING")
-    await driver.execute("TRUNCATE replayed_events")
+def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float,
+                     dead_letters: DeadLetters,
+                     on_counted: Callable[[Sequence[Count]], Awaitable[None]] = _nothing, dead_letter_after: int = 5):
+    engine = sessions.kw["bind"]
+
+    async def handle(messages: Sequence[Delivery]) -> None:
+        """Apply a batch of counted events (COUNTING) to the counts."""
+        batch, readable = [], []
+        for item in messages:
+            if item.unreadable is not None:  # retrying cannot make it readable: set it aside, go on
+                await dead_letters.bury(item.msg, f"undecodable: {describe(item.unreadable)}")
+            else:
+                batch.append(Delivered(item.event, item.stream_seq))
+                readable.append(item)
+        messages = readable
+        try:
+            async with engine.begin() as conn:  # Core, not a Session: nothing here needs the ORM
+                applied = await apply_events(conn, batch)
+        except REFUSED as exc:  # the same events would be refused again: find which, apply the rest
+            if len(messages) > 1:
+                log.exception("batch_refused", size=len(batch))
+                for item in messages:
+                    await handle([item])
+                return
+            item = messages[0]
+            if item.deliveries >= dead_letter_after:
+                await dead_letters.bury(item.msg, f"refused by the database: {describe(exc)}")
+            else:  # a race with another counter refuses once, not every time
+                log.exception("event_refused", retry_in_s=retry_delay_s)
+                await item.nak(retry_delay_s)
+            return
+        except Exception:  # noqa: BLE001 - nothing is acked: the whole batch comes back after the delay
+            log.exception("batch_failed", size=len(batch), retry_in_s=retry_delay_s)
+            for item in messages:
+                await item.nak(retry_delay_s)
+            return
+        if applied.counts:
+            await on_counted(applied.counts)
+        reached = applied.reached
+        MILESTONES.inc(len(reached))
+        for event in reached:
+            log.info("milestone_reached", petition_id=str(event.petition_id), milestone=event.milestone,
+                     correlation_id=event.correlation_id)
+        if reached:
+            relay.wake()
+        for item in messages:
+            await item.ack()
+
+    return handle

@@ -1,4 +1,4 @@
-"""Putting the projection's counts into the COUNTS bucket (shared/counts.py), where signing and
+"""Putting the projection's counts into the COUNTS bucket (shared/count_bucket.py), where signing and
 the front door read them.
 
 Each committed batch's new counts are queued and put at once if nothing was put in the last
@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from services.counter import queries
 from services.counter.db import PUBLIC_STATUSES, petition_counts
-from shared.counts import Count, count_document
+from contract.counts import Count, count_document
 
 log = structlog.get_logger("counter.publish")
 

@@ -14,7 +14,7 @@ from shared import nats as gs_nats
 from shared.db import create_engine, sessionmaker
 from shared.migrations import migrate
 from shared.outbox import OutboxRelay
-from shared.subjects import STREAM, STREAM_SUBJECTS
+from contract.events import STREAM, STREAM_SUBJECTS
 
 COUNTED_SUBJECT_ENDS = tuple(f".{event_type}" for event_type in COUNTING.types)
 

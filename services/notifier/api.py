@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 
-from services.notifier.ledger import APPROVED, CONFIRMATION, REJECTED, SIGN_IN, tallies
+from services.notifier.delivery import APPROVED, CONFIRMATION, REJECTED, SIGN_IN, tallies
 from shared.http import bearer_token_guard
 
 router = APIRouter(tags=["internal"])

@@ -1,16 +1,16 @@
 """Composition root of the notifier service."""
 
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI
 
 from services.notifier import db
 from services.notifier.api import router
 from services.notifier.contacts import Contacts
-from services.notifier.consumer import REACTIONS, notify
 from services.notifier.delivery import Pipeline
 from services.notifier.fanout import FanOut
-from services.notifier.service import Notifier
+from services.notifier.service import REACTIONS, Notifier, notify
 from services.notifier.settings import NotifierSettings
 from services.notifier.smtp import SmtpReachable
 from shared import nats as gs_nats
@@ -19,15 +19,35 @@ from shared.deadletters import DeadLetters
 from shared.http import RequestIdMiddleware, TokenFailures, add_error_handlers, add_health_routes
 from shared.lifecycle import Runtime
 from shared.openapi import describe_answers
-from shared.subjects import NOTIFIER_DURABLE, STREAM
+from contract.events import NOTIFIER_DURABLE, STREAM
+
+
+@dataclass
+class Parts:
+    """The notifier's use cases and what they hold open: the service and its command-line tools
+    (`groundswell notifier dead-letters --retry`) are made of the same parts."""
+
+    contacts: Contacts
+    pipeline: Pipeline
+    fanout: FanOut
+    notifier: Notifier
+
+    async def close(self) -> None:
+        await self.pipeline.close()
+        await self.contacts.close()
+
+
+def compose(settings: NotifierSettings, sessions) -> Parts:
+    contacts = Contacts(settings)
+    pipeline = Pipeline(sessions, settings)
+    fanout = FanOut(sessions, settings, contacts, pipeline)
+    return Parts(contacts, pipeline, fanout, Notifier(sessions, settings, contacts, pipeline, fanout))
 
 
 def create_app(settings: NotifierSettings) -> FastAPI:
     runtime = Runtime(settings, "notifier")
-    contacts = Contacts(settings)
-    pipeline = Pipeline(runtime.sessions, settings)
-    fanout = FanOut(runtime.sessions, settings, contacts, pipeline)
-    notifier = Notifier(runtime.sessions, settings, contacts, pipeline, fanout)
+    parts = compose(settings, runtime.sessions)
+    notifier, fanout = parts.notifier, parts.fanout
     dead_letters = DeadLetters(runtime.sessions, db.dead_letters, NOTIFIER_DURABLE)
     runtime.flow.watch("smtp", SmtpReachable(settings))
 
@@ -58,8 +78,7 @@ def create_app(settings: NotifierSettings) -> FastAPI:
         runtime.keep(fanout.run, "supporter-fanout")
         yield
         await runtime.close()
-        await pipeline.close()
-        await contacts.close()
+        await parts.close()
 
     app = FastAPI(title="Groundswell notifier", version="1", lifespan=lifespan,
                   docs_url=None, redoc_url=None)  # no UI that loads assets from a CDN; docs/openapi/

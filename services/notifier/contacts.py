@@ -10,7 +10,7 @@ import httpx
 from pydantic import TypeAdapter
 
 from services.notifier.settings import NotifierSettings
-from shared.internal_api import (Confirmation, Confirmations, OrganizerContact, Recipient, Recipients, SignInLink,
+from contract.internal_api import (Confirmation, Confirmations, OrganizerContact, Recipient, Recipients, SignInLink,
                                  SignInLinks, UpdateText)
 
 __all__ = ["Confirmation", "Contacts", "Organizer", "PetitionUnknown", "Recipient", "Recipients", "SignInLink",

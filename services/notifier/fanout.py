@@ -23,9 +23,10 @@ from services.notifier.emails import message_id, supporter_milestone_email, supp
 from services.notifier.delivery import Outgoing, Pipeline
 from services.notifier.settings import NotifierSettings
 from shared.aio import wait_event
-from shared.db import as_utc, insert
-from shared.events import MilestoneReached, UpdatePosted
-from shared.milestones import FIRST_GOAL
+from shared.db import as_utc
+from shared.store import store_of
+from contract.events import MilestoneReached, UpdatePosted
+from contract.counts import FIRST_GOAL
 
 log = structlog.get_logger("fanout")
 
@@ -48,7 +49,7 @@ class FanOut:
         """Record that this milestone's supporters are to be emailed (idempotent)."""
         async with self.sessions.begin() as session:
             await session.execute(
-                insert(session.bind.dialect.name, fanouts)
+                store_of(session).insert(fanouts)
                 .values(petition_id=str(event.petition_id), milestone=event.milestone, count=event.count,
                         next_goal=event.next_goal, signed_before=event.occurred_at,
                         correlation_id=event.correlation_id, cursor="")
@@ -61,7 +62,7 @@ class FanOut:
         the time it was posted (idempotent): topic -number."""
         async with self.sessions.begin() as session:
             await session.execute(
-                insert(session.bind.dialect.name, fanouts)
+                store_of(session).insert(fanouts)
                 .values(petition_id=str(event.petition_id), milestone=update_topic(event.number), count=0,
                         next_goal=0, signed_before=event.occurred_at, correlation_id=event.correlation_id, cursor="")
                 .on_conflict_do_nothing()

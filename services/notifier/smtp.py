@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
-from services.notifier.mime import Email
+from services.notifier.emails import Email
 from services.notifier.settings import NotifierSettings
 
 SMTP_ERRORS = (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError)

@@ -20,17 +20,19 @@ import functools
 import hashlib
 import hmac
 import ipaddress
-import json
 import re
 import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from disposable_email_domains import blocklist
 from limits import RateLimitItem, parse_many
 import structlog
-from sqlalchemy import Column, Connection, Float, Integer, MetaData, String, Table, text
+from sqlalchemy import Column, Connection, Float, Integer, MetaData, String, Table
+
+from services.signing.store import signing_store
 
 
 log = structlog.get_logger("abuse")
@@ -176,11 +178,11 @@ class RateLimits:
     signature rate limit (per client address per petition), the start limit and the mailbox email
     budget. A batch's hits cost two statements per limit, however many keys it holds."""
 
-    def __init__(self, notation: str, table: Table, dialect_name: str, clock=time.time) -> None:
+    def __init__(self, notation: str, table: Table, database: Any, clock=time.time) -> None:
         self.items: list[RateLimitItem] = parse_many(notation) if notation.strip() else []
         self.table = table
         self.clock = clock
-        self.sqlite = dialect_name == "sqlite"
+        self.store = signing_store(database)
 
     def over(self, conn: Connection, hits: Sequence[Hit | None]) -> list[bool]:
         """Count these attempts (in order) and say which go over a limit. None is not counted."""
@@ -209,24 +211,7 @@ class RateLimits:
 
     def _add(self, conn: Connection, rows: list[dict]) -> dict[str, int]:
         """Add the rows' hits to their windows; each window's total after."""
-        keys = [row["key"] for row in rows]
-        if self.sqlite:  # one statement each way (shared/bulk.py says why)
-            conn.execute(text(
-                f"INSERT INTO {self.table.name} (key, hits, expires_at) SELECT json_extract(value, '$[0]'), "
-                "json_extract(value, '$[1]'), json_extract(value, '$[2]') FROM json_each(:rows) WHERE true "
-                "ON CONFLICT (key) DO UPDATE SET hits = hits + excluded.hits"),
-                {"rows": json.dumps([[r["key"], r["hits"], r["expires_at"]] for r in rows])})
-            found = conn.execute(text(
-                f"SELECT json_group_array(json_array(key, hits)) FROM {self.table.name} "
-                "WHERE key IN (SELECT value FROM json_each(:keys))"), {"keys": json.dumps(keys)}).scalar_one()
-            return dict(json.loads(found))
-        # PostgreSQL: the batch as arrays, one statement, one round trip (as MailBudget does)
-        t = self.table.name
-        return dict(conn.execute(text(
-            f"INSERT INTO {t} (key, hits, expires_at) SELECT * FROM unnest(CAST(:keys AS text[]), "
-            "CAST(:hits AS integer[]), CAST(:expires AS double precision[])) "
-            f"ON CONFLICT (key) DO UPDATE SET hits = {t}.hits + excluded.hits RETURNING key, hits"),
-            {"keys": keys, "hits": [r["hits"] for r in rows], "expires": [r["expires_at"] for r in rows]}).all())
+        return self.store.add_hits(conn, self.table, rows)
 
 
 def mail_budget_table(metadata: MetaData) -> Table:
@@ -250,10 +235,10 @@ class MailBudget:
     per mailbox holds its current hour's and day's counts; a batch's mailboxes cost two statements
     (an upsert and a read), and a new mailbox one small row: this is on the signing hot path."""
 
-    def __init__(self, per_hour: int, per_day: int, table: Table, dialect_name: str, clock=time.time) -> None:
+    def __init__(self, per_hour: int, per_day: int, table: Table, database: Any, clock=time.time) -> None:
         self.per_hour, self.per_day = per_hour, per_day
         self.table = table
-        self.sqlite = dialect_name == "sqlite"
+        self.store = signing_store(database)
         self.clock = clock
 
     @staticmethod
@@ -285,33 +270,4 @@ class MailBudget:
         return over
 
     def _add(self, conn: Connection, rows: list[dict]) -> dict[str, tuple[int, int]]:
-        keys = [row["key"] for row in rows]
-        t = self.table.name
-        if self.sqlite:  # one statement each way (shared/bulk.py says why)
-            conn.execute(text(
-                f"INSERT INTO {t} (key, hour, hour_hits, day, day_hits) SELECT json_extract(value, '$[0]'), "
-                ":hour, json_extract(value, '$[1]'), :day, json_extract(value, '$[1]') FROM json_each(:rows) "
-                f"WHERE true ON CONFLICT (key) DO UPDATE SET "
-                f"hour_hits = CASE WHEN {t}.hour = excluded.hour THEN {t}.hour_hits + excluded.hour_hits "
-                "ELSE excluded.hour_hits END, "
-                f"day_hits = CASE WHEN {t}.day = excluded.day THEN {t}.day_hits + excluded.day_hits "
-                "ELSE excluded.day_hits END, hour = excluded.hour, day = excluded.day"),
-                {"rows": json.dumps([[r["key"], r["hour_hits"]] for r in rows]), "hour": rows[0]["hour"],
-                 "day": rows[0]["day"]})
-            found = conn.execute(text(
-                f"SELECT json_group_array(json_array(key, hour_hits, day_hits)) FROM {t} "
-                "WHERE key IN (SELECT value FROM json_each(:keys))"), {"keys": json.dumps(keys)}).scalar_one()
-            return {key: (hour_hits, day_hits) for key, hour_hits, day_hits in json.loads(found)}
-        # PostgreSQL: the batch as two arrays, one statement, one round trip (unnest: no per-row
-        # binding or statement building in Python, which cost more than the rows themselves)
-        found = conn.execute(text(
-            f"INSERT INTO {t} (key, hour, hour_hits, day, day_hits) "
-            "SELECT k, :hour, n, :day, n FROM unnest(CAST(:keys AS text[]), CAST(:hits AS integer[])) AS b(k, n) "
-            f"ON CONFLICT (key) DO UPDATE SET "
-            f"hour_hits = CASE WHEN {t}.hour = excluded.hour THEN {t}.hour_hits + excluded.hour_hits "
-            "ELSE excluded.hour_hits END, "
-            f"day_hits = CASE WHEN {t}.day = excluded.day THEN {t}.day_hits + excluded.day_hits "
-            "ELSE excluded.day_hits END, hour = excluded.hour, day = excluded.day "
-            "RETURNING key, hour_hits, day_hits"),
-            {"keys": keys, "hits": [r["hour_hits"] for r in rows], "hour": rows[0]["hour"], "day": rows[0]["day"]})
-        return {key: (hour_hits, day_hits) for key, hour_hits, day_hits in found.all()}
+        return self.store.add_mail(conn, self.table, rows)

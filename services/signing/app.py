@@ -16,7 +16,7 @@ from services.signing.fastpath import SigningApp
 from services.signing.frontdoor import FrontDoor
 from services.signing.pages import WEB, client_of, page_files
 from services.signing.pages import router as pages
-from services.signing.petitions import PetitionCache
+from services.signing.service import PetitionCache
 from services.signing.moderation import router as moderation
 from services.signing.review import api as review_api
 from services.signing.review import page as review_page
@@ -25,16 +25,15 @@ from services.signing.supporters import router as supporters
 from services.signing.service import Signing
 from services.signing.settings import SigningSettings
 from shared import nats as gs_nats
-from shared.counts import follow_counts
+from shared.count_bucket import follow_counts
 from shared.db import create_sync_engine
-from shared.groupcommit import GroupCommitter
 from shared.http import (BodyLimitMiddleware, RequestIdMiddleware, TokenFailures, add_cors, add_error_handlers,
                          add_health_routes)
 from shared.lifecycle import Runtime
 from shared.openapi import describe_answers
 from shared.outbox import OutboxRelay
-from shared.subjects import PETITION_EVENT_TYPES, petition_of, type_filter
-from shared.unit_of_work import UnitOfWork
+from contract.events import PETITION_EVENT_TYPES, petition_of, type_filter
+from shared.unit_of_work import GroupCommitter, UnitOfWork
 
 
 def create_app(settings: SigningSettings) -> FastAPI:

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from sqlalchemy import Row, and_, func, select, update
 
 from services.signing import db
-from shared.events import OrganizerErased
+from contract.events import OrganizerErased
 from shared.unit_of_work import UnitOfWork
 
 s, p = db.signatures, db.petitions

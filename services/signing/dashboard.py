@@ -33,7 +33,7 @@ from services.signing.pages import ERASED_ORGANIZER, client_of, not_found, rende
 from services.signing.schemas import Closure, PetitionChange, PetitionIn, UpdateIn
 from services.signing.service import PetitionNotFound, StatusConflict, TooManyStarts
 from shared.http import Answered, field_errors, request_id, text_form
-from shared.milestones import next_goal
+from contract.counts import next_goal
 
 router = APIRouter(include_in_schema=False)
 

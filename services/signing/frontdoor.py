@@ -26,8 +26,8 @@ from pathlib import Path
 import structlog
 
 from services.signing.db import PUBLIC
-from services.signing.petitions import PetitionCache
-from shared.counts import Count, count_document
+from services.signing.service import PetitionCache
+from contract.counts import Count, count_document
 
 log = structlog.get_logger("frontdoor")
 

@@ -1,7 +1,7 @@
 """Signing's internal API, for the notifier only (GROUNDSWELL_INTERNAL_TOKEN; the front door does
 not route /internal/*): the contacts and texts an email needs when it is written, which never
 enter the event log. The notifier asks for recipients page by page, and keeps no address itself
-(see docs/personal-data.md); the answers' models are the contract in shared/internal_api.py."""
+(see docs/personal-data.md); the answers' models are the contract in contract/internal_api.py."""
 
 from datetime import datetime
 from typing import Annotated
@@ -14,7 +14,7 @@ from fastapi.security import HTTPBearer
 from services.signing import contacts, reads
 from shared.db import as_utc
 from shared.http import bearer_token_guard
-from shared.internal_api import (Confirmation, Confirmations, ConfirmationsIn, OrganizerContact, Recipient, Recipients,
+from contract.internal_api import (Confirmation, Confirmations, ConfirmationsIn, OrganizerContact, Recipient, Recipients,
                                  SignInLinks, SignInLinksIn, UpdateText)
 
 internal = APIRouter(tags=["internal"])

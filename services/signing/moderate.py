@@ -23,7 +23,7 @@ from services.signing import db
 from services.signing.schemas import CountryCode, UtcDatetime
 from services.signing.signatures import signature_added
 from shared.db import as_utc
-from shared.events import ConfirmationRequested, SignatureInvalidated
+from contract.events import ConfirmationRequested, SignatureInvalidated
 from shared.unit_of_work import UnitOfWork
 
 Domain = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, min_length=3, max_length=253,

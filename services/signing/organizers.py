@@ -27,8 +27,8 @@ from sqlalchemy import select, update
 from services.signing import db
 from services.signing.abuse import MailBudget
 from shared.db import as_utc
-from shared.events import SignInRequested
-from shared.internal_api import SignInLink
+from contract.events import SignInRequested
+from contract.internal_api import SignInLink
 from shared.unit_of_work import UnitOfWork
 
 COOKIE = "groundswell_organizer"

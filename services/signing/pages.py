@@ -20,9 +20,8 @@ from pydantic import ValidationError
 from services.signing.schemas import SignatureIn
 from services.signing.db import OPEN
 from services.signing.service import PetitionNotFound, PetitionNotOpen
-from shared.counts import Count as CountDocument
+from contract.counts import Count as CountDocument, next_goal
 from shared.http import PAGE_HEADERS, field_errors, request_id, text_form
-from shared.milestones import next_goal
 
 WEB = Path(__file__).parent / "web"
 templates = jinja2.Environment(

@@ -1,24 +1,63 @@
 """Signing use cases: each writes its rows and its events in one transaction."""
 
 import secrets
+import time
 from datetime import datetime, timezone
 from uuid import uuid4
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contract.events import (OrganizerConfirmed, PetitionApproved, PetitionClosed, PetitionCreated, PetitionRejected,
+                             PetitionUpdated, UpdatePosted)
 from services.signing import db
 from services.signing.abuse import UNIX, ClientAddresses, Hit, MailBudget, RateLimits, client_key, is_disposable
 from services.signing.domain import derive_slug, mailbox_key
-from services.signing.petitions import PetitionCache
 from services.signing.schemas import PetitionIn, SignatureIn
 from services.signing.settings import SigningSettings
 from services.signing.signatures import ConfirmationWriter, Confirmed, NewSignature, SignatureWriter
-from shared.refs import is_token
-from shared.events import (OrganizerConfirmed, PetitionApproved, PetitionClosed, PetitionCreated, PetitionRejected,
-                           PetitionUpdated, UpdatePosted)
 from shared.metrics import CONFIRMED, SIGNATURES
+from shared.refs import is_token, petition_ref
 from shared.unit_of_work import UnitOfWork
+
+class PetitionCache:
+    """Petitions by id or slug, from memory: signing reads a petition on every signature and view.
+
+    An entry is dropped when one of the petition's own lifecycle events passes on NATS (any signing
+    replica may have changed it), and after `ttl_s` in any case, which bounds staleness if an event
+    went by while this process was disconnected. Misses are read from the database and not cached."""
+
+    def __init__(self, engine: AsyncEngine, ttl_s: float = 60.0, clock=time.monotonic) -> None:
+        self.engine = engine
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._by_ref: dict[str, tuple[float, object]] = {}  # id or slug, as asked -> (read at, row)
+        self._refs: dict[str, set[str]] = {}  # petition id -> the refs it was asked by
+
+    async def get(self, ref: str):
+        """The petition row with this id or slug, or None."""
+        cached = self._by_ref.get(ref)
+        if cached is not None and self.clock() - cached[0] < self.ttl_s:
+            return cached[1]
+        petition = await self._read(ref)
+        if petition is not None:
+            self._by_ref[ref] = (self.clock(), petition)
+            self._refs.setdefault(petition.id, set()).add(ref)
+        return petition
+
+    def forget(self, petition_id: str) -> None:
+        """Its next read comes from the database."""
+        for ref in self._refs.pop(str(petition_id), ()):
+            self._by_ref.pop(ref, None)
+
+    async def _read(self, ref: str):
+        if (parsed := petition_ref(ref)) is None:
+            return None
+        kind, value = parsed
+        condition = (db.petitions.c.id if kind == "id" else db.petitions.c.slug) == value
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(db.petitions).where(condition))).first()
 
 
 class SlugTaken(Exception):
@@ -62,15 +101,15 @@ class Signing:
         self.petitions = petitions
         self.hold_disposable = settings.hold_disposable
         self.clients = ClientAddresses(settings.trusted_proxies)
-        dialect = write.committer.engine.dialect.name
+        database = write.committer.engine  # picks the store adapter (services/signing/store.py)
         self.mail_budget = MailBudget(settings.mailbox_emails_per_hour, settings.mailbox_emails_per_day,
-                                      db.mail_budget, dialect)
+                                      db.mail_budget, database)
         self.signature_writer = SignatureWriter(
-            dialect, confirm=settings.confirm_signatures, resend_after_s=settings.confirmation_resend_s,
-            limits=RateLimits(settings.sign_rate_limit, db.rate_windows, dialect), mail_budget=self.mail_budget,
+            database, confirm=settings.confirm_signatures, resend_after_s=settings.confirmation_resend_s,
+            limits=RateLimits(settings.sign_rate_limit, db.rate_windows, database), mail_budget=self.mail_budget,
         )
-        self.confirmation_writer = ConfirmationWriter(dialect)
-        self.start_limits = RateLimits(settings.start_rate_limit, db.rate_windows, dialect)
+        self.confirmation_writer = ConfirmationWriter(database)
+        self.start_limits = RateLimits(settings.start_rate_limit, db.rate_windows, database)
 
     async def create_petition(self, data: PetitionIn, correlation_id: str | None = None, *, started: bool = False,
                               client: str | None = None):

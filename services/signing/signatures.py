@@ -19,6 +19,7 @@ Every request is answered the same 202 whatever happened.
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timedelta, timezone
 from uuid import UUID, uuid4
 
@@ -26,10 +27,9 @@ from sqlalchemy import Connection, and_, select, tuple_, update
 
 from services.signing.abuse import Hit, MailBudget, RateLimits
 from services.signing.db import CONFIRMED, HELD, OPEN, PENDING, petitions, signatures
-from shared.bulk import insert_json, present
-from shared.db import insert
-from shared.events import ConfirmationRequested, Event, SignatureAdded
-from shared.groupcommit import Written
+from services.signing.store import signing_store
+from contract.events import ConfirmationRequested, Event, SignatureAdded
+from shared.unit_of_work import Written
 
 NEW, REPEAT, HELD_BACK = "new", "repeat", "held"
 
@@ -62,18 +62,13 @@ def signature_added(signature_id: UUID | str, petition_id: str, country: str | N
 class SignatureWriter:
     """Units: NewSignature. Result: "new", "repeat" or "held" (for metrics; the answer is the same)."""
 
-    def __init__(self, dialect_name: str, *, confirm: bool = False, limits: RateLimits | None = None,
+    def __init__(self, database: Any, *, confirm: bool = False, limits: RateLimits | None = None,
                  resend_after_s: float = 300.0, mail_budget: MailBudget | None = None) -> None:
-        self.sqlite = dialect_name == "sqlite"
+        self.store = signing_store(database)
         self.confirm = confirm
         self.limits = limits
         self.mail_budget = mail_budget
         self.resend_after = timedelta(seconds=resend_after_s)
-        self.statement = (
-            insert(dialect_name, signatures)
-            .on_conflict_do_nothing(index_elements=["petition_id", "mailbox_key"])
-            .returning(signatures.c.id)
-        )
 
     def write(self, conn: Connection, units: Sequence[NewSignature]) -> list[Written[str]]:
         now = datetime.now(timezone.utc)
@@ -104,11 +99,7 @@ class SignatureWriter:
             }
             for unit, signature_id, reason in zip(units, ids, held)
         ]
-        if self.sqlite:  # one statement in, one row back: see shared/bulk.py
-            insert_json(conn, signatures, rows, conflict=["petition_id", "mailbox_key"])
-            inserted = present(conn, signatures, "id", [row["id"] for row in rows])
-        else:
-            inserted = set(conn.execute(self.statement, rows).scalars().all())
+        inserted = self.store.inserted(conn, signatures, rows, key="id", conflict=["petition_id", "mailbox_key"])
         resent = self._resend(conn, [u for u, i in zip(units, ids) if str(i) not in inserted], now) if self.confirm else {}
         written = []
         for unit, row in zip(units, rows):
@@ -146,16 +137,7 @@ class SignatureWriter:
         keys = {(u.petition_id, u.mailbox_key): u for u in repeats}
         due = and_(tuple_(s.c.petition_id, s.c.mailbox_key).in_(list(keys)), s.c.state == PENDING,
                    s.c.confirm_requested_at < now - self.resend_after)
-        if self.sqlite:  # one writer: nothing comes between the read and the update
-            rows = conn.execute(select(s.c.id, s.c.petition_id, s.c.mailbox_key, s.c.confirm_requests).where(due)).all()
-            conn.execute(update(s).where(s.c.id.in_([r.id for r in rows])).values(
-                confirm_requests=s.c.confirm_requests + 1, confirm_requested_at=now))
-            rows = [(r.id, r.petition_id, r.mailbox_key, r.confirm_requests + 1) for r in rows]
-        else:
-            rows = conn.execute(
-                update(s).where(due).values(confirm_requests=s.c.confirm_requests + 1, confirm_requested_at=now)
-                .returning(s.c.id, s.c.petition_id, s.c.mailbox_key, s.c.confirm_requests)
-            ).all()
+        rows = self.store.resend(conn, s, due, now)
         return {
             (petition_id, key): ConfirmationRequested(petition_id=petition_id, signature_id=signature_id,
                                                       correlation_id=keys[(petition_id, key)].correlation_id,
@@ -183,8 +165,8 @@ class ConfirmationWriter:
     has closed since (closed or won) is not confirmed: the count a petition closed with stays
     (read in this transaction; a close committing during it is seen by the next follow)."""
 
-    def __init__(self, dialect_name: str) -> None:
-        self.sqlite = dialect_name == "sqlite"
+    def __init__(self, database: Any) -> None:
+        self.store = signing_store(database)
 
     def write(self, conn: Connection, tokens: Sequence[str]) -> list[Written[Confirmed | None]]:
         s = signatures
@@ -200,11 +182,7 @@ class ConfirmationWriter:
         if pending:
             statement = update(s).where(s.c.id.in_(pending), s.c.state == PENDING).values(
                 state=CONFIRMED, confirmed_at=now)
-            if self.sqlite:  # one writer: every pending row read above is still pending
-                conn.execute(statement)
-                confirmed = set(pending)
-            else:  # another replica may have confirmed some meanwhile
-                confirmed = set(conn.execute(statement.returning(s.c.id)).scalars().all())
+            confirmed = self.store.confirm(conn, s, statement, pending)
         written, done = [], set()
         for token in tokens:
             row = found.get(token)

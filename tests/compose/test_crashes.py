@@ -9,7 +9,7 @@ import time
 import pytest
 
 from tests.compose.stack import Signer, Stack, duplicates, milestone_counts, wait
-from shared.milestones import milestones_crossed
+from contract.counts import milestones_crossed
 
 pytestmark = pytest.mark.compose
 

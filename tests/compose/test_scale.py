@@ -6,7 +6,7 @@ import time
 import httpx
 import pytest
 
-from shared.milestones import milestones_crossed
+from contract.counts import milestones_crossed
 from tests.compose.stack import Signer, Stack, duplicates, milestone_counts, wait
 
 pytestmark = pytest.mark.compose

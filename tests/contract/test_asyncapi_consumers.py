@@ -9,8 +9,7 @@ from pathlib import Path
 
 from services.asyncapi import CONSUMERS
 from shared.consumers import Registry
-from shared.events import OrganizerErased
-from shared.subjects import type_filter
+from contract.events import OrganizerErased, type_filter
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
 

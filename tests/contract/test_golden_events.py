@@ -5,12 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.events import (
-    CURRENT_VERSIONS, ConfirmationRequested, MilestoneReached, OrganizerErased, PetitionClosed, PetitionCreated,
-    PetitionUpdated, SignatureAdded, SignatureInvalidated, SignInRequested, UpdatePosted, OrganizerConfirmed, PetitionApproved, PetitionRejected,
-    decode_event, encode_event,
-)
-from shared.subjects import event_subject
+from contract.events import (CURRENT_VERSIONS, ConfirmationRequested, MilestoneReached, OrganizerConfirmed,
+                             OrganizerErased, PetitionApproved, PetitionClosed, PetitionCreated, PetitionRejected,
+                             PetitionUpdated, SignInRequested, SignatureAdded, SignatureInvalidated, UpdatePosted,
+                             decode_event, encode_event, event_subject)
 
 GOLDEN = Path(__file__).parent / "golden"
 CURRENT = {"PetitionCreated": PetitionCreated, "SignatureAdded": SignatureAdded, "MilestoneReached": MilestoneReached,

@@ -13,8 +13,7 @@ from uuid import uuid4
 import httpx
 import nats
 
-from shared.events import SignatureAdded, SignatureInvalidated, encode_event
-from shared.subjects import event_subject
+from contract.events import SignatureAdded, SignatureInvalidated, encode_event, event_subject
 from tests.harness import eventually
 
 COUNTRIES = ["GB", "US", "FR", "DE", "IN", "BR", None]  # None: the signer gave no country

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from services.notifier.fanout import is_goal
-from shared.milestones import milestones_up_to
+from contract.counts import milestones_up_to
 from tests.e2e.test_failures import milestones_emailed
 from tests.e2e.test_pipeline import distinct_signers
 from tests.harness import eventually

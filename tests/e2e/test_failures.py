@@ -10,7 +10,7 @@ import httpx
 import nats
 import pytest
 
-from shared.subjects import STREAM
+from contract.events import STREAM
 from tests.e2e.test_pipeline import distinct_signers
 from tests.harness import eventually, metrics
 

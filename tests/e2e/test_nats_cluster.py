@@ -14,7 +14,7 @@ import httpx
 import nats
 import pytest
 
-from shared.subjects import STREAM
+from contract.events import STREAM
 from tests.harness import eventually
 from tests.system import System
 

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from shared.subjects import STREAM
+from contract.events import STREAM
 from tests.e2e.test_pipeline import distinct_signers
 from tests.harness import ROOT, Service, eventually, metrics, service_env
 

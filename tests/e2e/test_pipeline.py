@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from shared.milestones import milestones_up_to
+from contract.counts import milestones_up_to
 
 pytestmark = pytest.mark.e2e
 

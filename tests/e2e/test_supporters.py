@@ -15,8 +15,7 @@ import nats
 import pytest
 
 from services.signing.domain import mailbox_key
-from shared.events import MilestoneReached, encode_event
-from shared.subjects import event_subject
+from contract.events import MilestoneReached, encode_event, event_subject
 from tests.harness import eventually, metrics
 
 pytestmark = pytest.mark.e2e

@@ -16,8 +16,7 @@ from nats.js.client import JetStreamContext
 
 from shared import consumers, nats as gs_nats
 from shared.consumers import EventBroker, Registry, subscribe
-from shared.events import SignatureAdded, decode_event, encode_event
-from shared.subjects import event_subject
+from contract.events import SignatureAdded, decode_event, encode_event, event_subject
 from tests.harness import NatsServer, until
 
 EVENTS = 60

@@ -10,17 +10,17 @@ import pytest
 from sqlalchemy import event as sa_event
 
 from services.counter import db
-from services.counter.consumer import count_signatures
-from services.counter.projection import COUNTING, Delivered, apply_events, counted, rebuild_projection
+from services.counter.projection import (COUNTING, Delivered, apply_events, count_signatures, counted,
+                                         rebuild_projection)
 from services.counter.settings import CounterSettings
 from shared import nats as gs_nats
 from shared.db import create_engine, sessionmaker
 from shared.migrations import migrate
-from shared.events import PetitionCreated, SignatureAdded, encode_event
+from contract.events import (COUNTER_DURABLE, PetitionCreated, STREAM, SignatureAdded, encode_event, event_subject,
+                             type_filter)
 from shared.outbox import OutboxRelay
 from shared.deadletters import DeadLetters
 from services.deadletters_cli import dead_letters_command
-from shared.subjects import COUNTER_DURABLE, STREAM, event_subject, type_filter
 from tests.databases import Database
 from tests.harness import NatsServer
 

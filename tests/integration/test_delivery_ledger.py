@@ -1,7 +1,7 @@
 """The supporter delivery ledger on real SQLite and PostgreSQL: a worker whose claim ran out and
 was taken over cannot mark (and so never finishes sending) what the other worker now holds."""
 
-from services.notifier.ledger import BatchLedger
+from services.notifier.delivery import BatchLedger
 from shared.db import create_engine, sessionmaker
 from shared.migrations import migrate
 from tests.databases import Database

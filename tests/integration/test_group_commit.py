@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from services.signing import db
 from services.signing.signatures import NewSignature, SignatureWriter
 from shared.db import create_sync_engine
-from shared.groupcommit import GroupCommitter, OutboxMarks, Written
+from shared.unit_of_work import GroupCommitter, OutboxMarks, Written
 from shared.migrations import migrate
 from tests.databases import Database
 from tests.harness import until
@@ -130,7 +130,7 @@ def test_rows_written_in_one_json_statement_read_back_as_sqlalchemy_writes_them(
     from datetime import datetime, timezone
 
     from shared.bulk import insert_json
-    from shared.events import SignatureAdded
+    from contract.events import SignatureAdded
     from shared.outbox import outbox_row
 
     def event() -> dict:

@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from shared.db import create_engine
-from shared.events import CURRENT_VERSIONS
+from contract.events import CURRENT_VERSIONS
 from shared.migrations import alembic_config, migrate
 from tests.databases import Database
 from tests.contract.test_golden_events import GOLDEN

@@ -3,7 +3,7 @@ connection dropped before it delivers nothing, and a kept connection the server 
 
 from types import SimpleNamespace
 
-from services.notifier.mime import Email, alternative
+from services.notifier.emails import Email, alternative
 from services.notifier.smtp import SmtpPool
 from tests.harness import SmtpServer, eventually
 

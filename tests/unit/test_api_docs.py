@@ -3,8 +3,7 @@
 from pathlib import Path
 
 from services.api_docs import api_documents, render
-from shared.events import Event
-from shared.subjects import type_filter
+from contract.events import Event, type_filter
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

@@ -1,7 +1,7 @@
 import pytest
 
 from services.signing.domain import canonical_email, derive_slug, name_problem
-from shared.milestones import milestones_crossed, milestones_up_to, next_goal
+from contract.counts import milestones_crossed, milestones_up_to, next_goal
 
 
 def test_ladder_starts_10_25_50_then_goes_1_2_5():

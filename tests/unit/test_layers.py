@@ -1,8 +1,10 @@
-"""The layers (issue 23): `shared/` is the contract and the platform code every service builds on,
-so nothing in it may import a service, not even inside a function; and no module imports itself
-back through others at import time (an import cycle)."""
+"""The layers (issue 23): `contract/` is what services agree on (events, subjects, count documents)
+and imports no other Groundswell code; `shared/` is the platform code every service runs on, and
+imports no service, not even inside a function; no module imports itself back through others at
+import time (an import cycle); routes hold no SQL; signing writes through its unit of work."""
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +30,7 @@ def module_name(path: Path) -> str:
 
 
 def production_modules() -> dict[str, Path]:
-    return {module_name(p): p for package in ("shared", "services") for p in (ROOT / package).rglob("*.py")}
+    return {module_name(p): p for package in ("contract", "shared", "services") for p in (ROOT / package).rglob("*.py")}
 
 
 def test_nothing_in_shared_imports_a_service():
@@ -38,6 +40,20 @@ def test_nothing_in_shared_imports_a_service():
         for path in (ROOT / "shared").rglob("*.py")
     }
     assert {m: names for m, names in offenders.items() if names} == {}
+
+
+def test_the_contract_stands_alone():
+    """contract/ (events, subjects, count documents, milestones, internal API models) is what every
+    service may import: it imports no other Groundswell code, so it can be read, versioned and
+    given to another consumer on its own."""
+    modules = {module_name(p): p for p in (ROOT / "contract").rglob("*.py")}
+    assert {"contract.events", "contract.events", "contract.counts", "contract.internal_api"} <= set(modules)
+    offenders = {
+        name: sorted(dep for dep in imports(path, module_level_only=False)
+                     if dep.split(".")[0] in ("shared", "services"))
+        for name, path in modules.items()
+    }
+    assert {m: deps for m, deps in offenders.items() if deps} == {}
 
 
 def test_no_import_cycle_at_import_time():
@@ -96,3 +112,15 @@ def test_signing_writes_through_its_unit_of_work():
         if found:
             offenders[module_name(path)] = found
     assert offenders == {}
+
+
+def test_dialect_differences_live_in_the_store_adapters():
+    """SQLite or PostgreSQL is asked in one place per store: shared/store.py for the platform,
+    services/signing/store.py for signing's own statements."""
+    adapters = {"shared.store", "services.signing.store"}
+    asks = re.compile(r"dialect\.name|get_backend_name\(\)\s*[!=]=|[!=]=\s*\"(?:sqlite|postgresql)\"|"
+                      r"\"(?:sqlite|postgresql)\"\s*[!=]=|\.sqlite\b\s*(?:$|:|\))")
+    offenders = {name: [line.strip() for line in path.read_text().splitlines() if asks.search(line)]
+                 for name, path in production_modules().items()
+                 if name not in adapters and "migrations.versions" not in name}
+    assert {name: lines for name, lines in offenders.items() if lines} == {}

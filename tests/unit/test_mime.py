@@ -1,4 +1,4 @@
-"""Emails built from the stdlib's encoders (services/notifier/mime.py) read back, part for part,
+"""Emails built from the stdlib's encoders (services/notifier/emails.py) read back, part for part,
 as the email package and mail clients read them."""
 
 import email
@@ -9,9 +9,9 @@ import pytest
 
 from services.notifier.contacts import Organizer
 from services.notifier.emails import organizer_milestone_email, supporter_milestone_email
-from services.notifier.mime import alternative, address
+from services.notifier.emails import alternative, address
 from services.notifier.smtp import wire_bytes
-from shared.events import MilestoneReached
+from contract.events import MilestoneReached
 
 PETITION_ID = "5f0e8d62-1c4b-4d7e-9a51-2b7c9e0f3a11"
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from types import SimpleNamespace
 
 from services.signing.frontdoor import FrontDoor
-from shared.counts import count_document
+from contract.counts import count_document
 from tests.harness import until
 
 PETITION = SimpleNamespace(id="5f0e8d62-1c4b-4d7e-9a51-2b7c9e0f3a11", slug="save-the-park", status="open")

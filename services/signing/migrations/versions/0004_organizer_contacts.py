@@ -6,7 +6,7 @@ Create Date: 2026-11-25
 
 Petitions get the organizer's mailbox key (erasure finds them by it) and an erased-at time.
 PetitionCreated version 1 named the organizer: every such outbox row is rewritten as version 2,
-which does not (shared/events.py), so no contact stays in the outbox, published or not.
+which does not (contract/events.py), so no contact stays in the outbox, published or not.
 """
 import json
 from typing import Sequence, Union
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from services.signing.domain import mailbox_key
-from shared.events import decode_event, encode_event
+from contract.events import decode_event, encode_event
 
 revision: str = '0004'
 down_revision: Union[str, Sequence[str], None] = '0003'

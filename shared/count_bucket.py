@@ -1,4 +1,4 @@
-"""Count documents: each petition's public count, as the count endpoint serves it.
+"""The COUNTS bucket: where count documents (contract/counts.py) wait for whoever follows them.
 
 The counter keeps one per petition in the JetStream key-value bucket COUNTS (key: petition id,
 value: the document's JSON), put after each batch it commits. Signing follows the bucket to
@@ -9,36 +9,16 @@ no personal data and can be deleted; the counter puts every count again when it 
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
-from uuid import UUID
 
 import nats.errors
 import structlog
 from nats.js import JetStreamContext, api
 from nats.js.errors import BadRequestError, BucketNotFoundError
 from nats.js.kv import KeyValue
-from pydantic import BaseModel
 
-from shared.milestones import next_goal
+from contract.counts import COUNTS_BUCKET, Count
 
 log = structlog.get_logger("counts")
-
-COUNTS_BUCKET = "COUNTS"
-
-
-class Count(BaseModel):
-    """A petition's exact supporter count and its current public goal."""
-
-    petition_id: UUID
-    count: int
-    goal: int
-    updated_at: datetime
-
-
-def count_document(petition_id: str | UUID, count: int, updated_at: datetime) -> Count:
-    if updated_at.tzinfo is None:  # SQLite hands timestamps back without their zone; they are UTC
-        updated_at = updated_at.replace(tzinfo=timezone.utc)
-    return Count(petition_id=petition_id, count=count, goal=next_goal(count), updated_at=updated_at)
 
 
 async def counts_bucket(js: JetStreamContext, replicas: int = 1) -> KeyValue:
