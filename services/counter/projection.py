@@ -162,14 +162,10 @@ class Delivered:
         return self.event.petition_id
 
 
-async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> Applied:
-    """Apply a batch in the caller's transaction; returns the milestones it newly reached and the
-    counts it changed.
-
-    Each event's tracking row is inserted first; only events whose row was new change a count,
-    so redelivered and republished events are ignored.
-    """
-    fresh = await _track(session, batch)
+def fold(batch: Sequence[Delivered], fresh: set[str]) -> Change:
+    """What the batch's fresh events (by event id; the others were counted before) change, before
+    anything is written: each through its COUNTING handler, then its status, country and hour."""
+    fresh = set(fresh)
     change = Change()
     for item in batch:
         event = item.event
@@ -184,6 +180,17 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
             step = 1 if event.type == "SignatureAdded" else -1
             change.by_country[item.petition_id, country] += step
             change.by_hour[item.petition_id, hour] += step
+    return change
+
+
+async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> Applied:
+    """Apply a batch in the caller's transaction; returns the milestones it newly reached and the
+    counts it changed.
+
+    Each event's tracking row is inserted first; only events whose row was new change a count,
+    so redelivered and republished events are ignored.
+    """
+    change = fold(batch, await _track(session, batch))
     created, signed, invalidated, statuses = change.created, change.signed, change.invalidated, change.statuses
     if change.owners:
         created = await _claim_slugs(session, created, change.owners)

@@ -129,11 +129,13 @@ class FanOut:
         if renewed.rowcount != 1:
             raise RuntimeError("lost the fan-out lease")  # another worker took over; it resumes
 
-    async def _work(self, token: str, row) -> None:
+    async def _petition(self, petition_id: str):
+        """What the notifier remembers of the petition (PetitionCreated), or None."""
         async with self.sessions() as session:
-            petition = (await session.execute(
-                select(petitions).where(petitions.c.petition_id == row.petition_id)
-            )).first()
+            return (await session.execute(select(petitions).where(petitions.c.petition_id == petition_id))).first()
+
+    async def _work(self, token: str, row) -> None:
+        petition = await self._petition(row.petition_id)
         if petition is None:
             raise RuntimeError("petition not known yet")  # PetitionCreated is on its way
         organizer = await self.contacts.organizer(row.petition_id)  # None once erased
