@@ -26,6 +26,7 @@ the batch comes back after ack_wait.
 """
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ from shared.metrics import CONSUMER_BATCH, CONSUMER_PENDING
 from contract.events import STREAM, STREAM_SUBJECTS, type_filter
 
 log = structlog.get_logger("consumer")
+_FASTSTREAM_LOG = logging.getLogger("faststream.groundswell")
+_FASTSTREAM_LOG.setLevel(logging.WARNING)
 
 REPROVISION_S = 5.0
 FETCH_ERROR_PAUSE_S = 0.5
@@ -148,7 +151,10 @@ class EventBroker(NatsBroker):
     stops its subscribers (close, not drain: see shared/lifecycle.py)."""
 
     def __init__(self, **options: Any) -> None:
-        options.setdefault("log_level", 10)  # FastStream's "Received"/"Processed" per batch: debug
+        # FastStream's own lines ("Received"/"Processed" per batch, its task supervisor's notes) are
+        # below warning; its warnings and errors go through the process's logging (shared/logging.py).
+        options.setdefault("logger", _FASTSTREAM_LOG)
+        options.setdefault("log_level", logging.DEBUG)
         super().__init__(**options)
         self._client: Client | None = None
 
