@@ -22,7 +22,8 @@ import sqlalchemy
 from sqlalchemy import Connection, Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.orm import Session
 
 from shared.bulk import insert_json, mark_json, present
 
@@ -73,8 +74,9 @@ class Store:
         pass
 
     async def load(self, session, table: Table, rows: Sequence[dict[str, Any]], *, conflict: Sequence[str]) -> None:
-        """Insert a great many rows (a replay), skipping those that conflict."""
-        await session.run_sync(lambda sync: self.add_rows(sync.connection(), table, rows, conflict=conflict))
+        """Insert a great many rows (a replay), skipping those that conflict; `session` is an
+        AsyncSession or an AsyncConnection."""
+        await session.run_sync(lambda sync: self.add_rows(connection_of(sync), table, rows, conflict=conflict))
 
 
 class SQLite(Store):
@@ -170,7 +172,8 @@ class PostgreSQL(Store):
         if not rows:
             return
         columns = list(rows[0])
-        connection = await (await session.connection()).get_raw_connection()
+        async_connection = session if isinstance(session, AsyncConnection) else await session.connection()
+        connection = await async_connection.get_raw_connection()
         driver = connection.driver_connection  # asyncpg, inside this session's transaction
         staging = f"loading_{table.name}"
         await driver.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} "
@@ -180,6 +183,12 @@ class PostgreSQL(Store):
         await driver.execute(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging} "
                              f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING")
         await driver.execute(f"TRUNCATE {staging}")
+
+
+def connection_of(sync: Connection | Session) -> Connection:
+    """The Connection that `run_sync` hands over: itself from an AsyncConnection, the session's
+    from an AsyncSession."""
+    return sync.connection() if isinstance(sync, Session) else sync
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -22,7 +22,7 @@ from shared.consumers import Delivery, Registry
 from shared.deadletters import DeadLetters, describe
 from shared.metrics import MILESTONES
 from shared.outbox import OutboxRelay, outbox_row
-from shared.store import store_of
+from shared.store import connection_of, store_of
 
 CHUNK = 5000  # tracking rows per INSERT in a replay
 
@@ -225,7 +225,7 @@ async def _track(session: AsyncSession, batch: Sequence[Delivered]) -> set[str]:
     if not rows:
         return set()
     store = store_of(session)
-    return await session.run_sync(lambda sync: store.inserted(sync.connection(), processed_events, rows,
+    return await session.run_sync(lambda sync: store.inserted(connection_of(sync), processed_events, rows,
                                                               key="event_id", conflict=["event_id"]))
 
 

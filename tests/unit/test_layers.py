@@ -124,3 +124,23 @@ def test_dialect_differences_live_in_the_store_adapters():
                  for name, path in production_modules().items()
                  if name not in adapters and "migrations.versions" not in name}
     assert {name: lines for name, lines in offenders.items() if lines} == {}
+
+
+def test_no_isinstance_dispatch_on_events():
+    """Each consumer dispatches through its registry (shared/consumers.py Registry): no `if` or
+    `elif` on isinstance(..., <an event class>) decides what happens to an event."""
+    from contract import events
+
+    event_classes = {name for name, value in vars(events).items()
+                     if isinstance(value, type) and issubclass(value, events.Event)}
+    offenders = {}
+    for name, path in production_modules().items():
+        tests = [branch.test for branch in ast.walk(ast.parse(path.read_text())) if isinstance(branch, ast.If)]
+        for node in (inner for test in tests for inner in ast.walk(test)):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance"
+                    and len(node.args) == 2):
+                classes = node.args[1].elts if isinstance(node.args[1], ast.Tuple) else [node.args[1]]
+                named = {c.id for c in classes if isinstance(c, ast.Name)} & event_classes
+                if named:
+                    offenders.setdefault(name, []).append(f"line {node.lineno}: {sorted(named)}")
+    assert offenders == {}
