@@ -2,7 +2,7 @@
 
 import json
 from datetime import datetime, timezone
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -16,6 +16,7 @@ class Event(BaseModel):
     """Envelope shared by every petition event."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
+    published_by: ClassVar[str] = "signing"  # the service whose outbox it leaves from (not in the payload)
 
     event_id: UUID = Field(default_factory=uuid4)
     type: str
@@ -73,6 +74,8 @@ class SignatureInvalidated(Event):
 
 class MilestoneReached(Event):
     """A petition's count reached a milestone on the ladder."""
+
+    published_by: ClassVar[str] = "counter"
 
     type: Literal["MilestoneReached"] = "MilestoneReached"
     milestone: int
@@ -147,6 +150,7 @@ AnyEvent = Annotated[
     Field(discriminator="type"),
 ]
 _any_event = TypeAdapter(AnyEvent)
+EVENT_MODELS: tuple[type[Event], ...] = get_args(get_args(AnyEvent)[0])  # every event type on the stream
 
 CURRENT_VERSIONS = {"PetitionCreated": 3, "SignatureInvalidated": 2}  # types not named here are at version 1
 

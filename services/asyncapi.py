@@ -3,7 +3,8 @@
 The consumers are the services' own: each registry (the counter's COUNTING, the notifier's
 REACTIONS) is declared here through the same `shared.consumers.subscribe` the service runs, so a
 handled event type is in the document because it has a handler. The publishers are the outbox
-relays (nats-py, shared/outbox.py), described below from the event models they publish.
+relays (nats-py, shared/outbox.py): every event model of the contract, with the service it says
+publishes it (`Event.published_by`) and its own description.
 `groundswell docs` writes the document; `docs/asyncapi.json` is that output, checked by a test.
 """
 
@@ -13,10 +14,7 @@ from typing import Any
 from faststream.nats import JStream, NatsBroker
 from faststream.specification import AsyncAPI
 
-from contract.events import (ConfirmationRequested, MilestoneReached, OrganizerConfirmed, OrganizerErased,
-                             PetitionApproved, PetitionClosed, PetitionCreated, PetitionRejected, PetitionUpdated,
-                             STREAM, STREAM_SUBJECTS, SignInRequested, SignatureAdded, SignatureInvalidated,
-                             UpdatePosted, type_filter)
+from contract.events import EVENT_MODELS, STREAM, STREAM_SUBJECTS, type_filter
 from services.counter.projection import COUNTING
 from services.notifier.service import REACTIONS
 from shared.consumers import Registry, subscribe
@@ -37,33 +35,12 @@ DESCRIPTION = (
 def build_spec(version: str = "1") -> AsyncAPI:
     broker = NatsBroker(description="NATS JetStream (file storage, limits retention, dedupe window 2 min)")
     stream = JStream(STREAM, subjects=STREAM_SUBJECTS, declare=False)
-    published = [
-        (PetitionCreated, "signing", "A petition was created (version 2: no one's contact is in it)."),
-        (OrganizerErased, "signing", "The organizer's contact was erased; signing replicas render its pages again."),
-        (SignatureAdded, "signing", "A signature that counts: confirmed by its emailed link (or accepted, with "
-                                    "confirmation off); no signer name or email."),
-        (ConfirmationRequested, "signing", "A signer must confirm by an emailed link (or asked for it again); "
-                                           "no address: the notifier reads it from signing."),
-        (SignatureInvalidated, "signing", "A moderator invalidated a signature that counted (version 2: with the "
-                                          "country and time it had counted)."),
-        (PetitionUpdated, "signing", "The organizer changed the story (the event names the field, not the text); "
-                                     "signing replicas show the new one."),
-        (PetitionClosed, "signing", "The petition was closed or won: it takes no more signatures."),
-        (OrganizerConfirmed, "signing", "The organizer of a petition started at /start confirmed their email: it is "
-                                        "live, or waits for a moderator."),
-        (PetitionApproved, "signing", "A moderator approved the petition: it is live."),
-        (PetitionRejected, "signing", "A moderator rejected the petition (the note stays in signing)."),
-        (SignInRequested, "signing", "Someone asked for a sign-in link to a petition's dashboard; no address or "
-                                     "token: the notifier reads both from signing."),
-        (UpdatePosted, "signing", "The organizer posted an update to the supporters who opted in; the text stays in "
-                                  "signing, which the notifier asks when it writes each email."),
-        (MilestoneReached, "counter", "A petition's count reached a milestone on the ladder for the first time."),
-    ]
-    for model, service, about in published:
+    for model in EVENT_MODELS:  # each leaves from its publisher's outbox (shared/outbox.py)
         event_type = model.model_fields["type"].default
+        about = " ".join((model.__doc__ or "").split("\n\n")[0].split())
         broker.publisher(
             type_filter(event_type), stream=stream, schema=model,
-            title=f"{service}:{event_type}", description=f"Published by {service}. {about}",
+            title=f"{model.published_by}:{event_type}", description=f"Published by {model.published_by}. {about}",
         )
     for registry in CONSUMERS:
         subscribe(broker, registry, _described_only, batch_size=1, window_s=1.0)

@@ -218,6 +218,7 @@ def _fetch_through_shim(subscriber: Any, durable: str, provision: Provision | No
         await create()  # makes the subscription and schedules the loop, which has not run yet
         if fresh:
             subscriber.subscription = _Fetching(subscriber.subscription, subscriber, durable, provision)
+            log.info("consuming", durable=durable)
 
     subscriber._create_subscription = create_subscription
 
