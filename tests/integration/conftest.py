@@ -12,3 +12,12 @@ def nats_url(tmp_path_factory):
     server.start()
     yield server.url
     server.stop()
+
+
+@pytest.fixture
+def nats_server(tmp_path):
+    """A real nats-server of the test's own, with its own store (a test may stop or kill it)."""
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    yield server
+    server.stop()

@@ -24,14 +24,6 @@ BATCH = 25
 
 
 @pytest.fixture
-def nats_server(tmp_path):
-    server = NatsServer(tmp_path / "nats")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def plain_timeouts(monkeypatch):
     """nats-py's fetch, raising a plain asyncio.TimeoutError on the fetch after one that
     returned messages (what nats-py 2.15+ does when a window ends at the wrong moment)."""

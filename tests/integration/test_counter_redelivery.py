@@ -22,15 +22,6 @@ from shared.outbox import OutboxRelay
 from shared.deadletters import DeadLetters
 from services.deadletters_cli import dead_letters_command
 from tests.databases import Database
-from tests.harness import NatsServer
-
-
-@pytest.fixture
-def nats_server(tmp_path):
-    server = NatsServer(tmp_path / "nats")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
