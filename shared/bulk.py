@@ -36,19 +36,27 @@ def insert_json(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
     if not rows:
         return
     names = list(rows[0])
+    insert_records(conn, table, names, [[row[name] for name in names] for row in rows], conflict=conflict)
+
+
+def insert_records(conn: Connection, table: Table, names: Sequence[str], records: Sequence[Sequence[Any]], *,
+                   conflict: Sequence[str] | None = None) -> None:
+    """insert_json for rows given as sequences of values, in the order of `names`."""
+    if not records:
+        return
     dialect = _dialect(conn)
     processors = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
-    if not any(processors) and not any(isinstance(table.c[n].type, LargeBinary) for n in names):
-        values = [[row[name] for name in names] for row in rows]  # plain text and numbers (a replay's rows)
-    else:
+    if any(processors) or any(isinstance(table.c[n].type, LargeBinary) for n in names):
         values = []
-        for row in rows:
+        for record in records:
             encoded = []
-            for name, process in zip(names, processors):
-                value = process(row[name]) if process else row[name]
+            for value, process in zip(record, processors):
+                value = process(value) if process else value
                 encoded.append(bytes(value).decode("utf-8") if isinstance(value, (bytes, bytearray, memoryview))
                                else value)
             values.append(encoded)
+    else:
+        values = records  # plain text and numbers (a replay's rows): as they are
     statement = (
         f"INSERT INTO {table.name} ({', '.join(names)}) "
         f"SELECT {', '.join(_column_expression(table, n, i) for i, n in enumerate(names))} "

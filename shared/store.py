@@ -25,7 +25,7 @@ from sqlalchemy.engine import URL, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.orm import Session
 
-from shared.bulk import insert_json, mark_json, present
+from shared.bulk import insert_json, insert_records, mark_json, present
 
 
 class Store:
@@ -73,10 +73,11 @@ class Store:
     async def unlock(self, conn, key: int) -> None:
         pass
 
-    async def load(self, session, table: Table, rows: Sequence[dict[str, Any]], *, conflict: Sequence[str]) -> None:
-        """Insert a great many rows (a replay), skipping those that conflict; `session` is an
-        AsyncSession or an AsyncConnection."""
-        await session.run_sync(lambda sync: self.add_rows(connection_of(sync), table, rows, conflict=conflict))
+    async def load(self, session, table: Table, columns: Sequence[str], records: Sequence[Sequence[Any]], *,
+                   conflict: Sequence[str]) -> None:
+        """Insert a great many rows (a replay), each a sequence of values in the order of `columns`,
+        skipping those that conflict; `session` is an AsyncSession or an AsyncConnection."""
+        raise NotImplementedError
 
 
 class SQLite(Store):
@@ -117,6 +118,10 @@ class SQLite(Store):
 
     def mark(self, conn, table, column, values, set_sql, statement) -> None:
         mark_json(conn, table, column, values, set_sql)
+
+    async def load(self, session, table, columns, records, *, conflict) -> None:
+        await session.run_sync(lambda sync: insert_records(connection_of(sync), table, columns, records,
+                                                           conflict=conflict))
 
 
 class PostgreSQL(Store):
@@ -166,19 +171,18 @@ class PostgreSQL(Store):
         await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
         await conn.commit()
 
-    async def load(self, session, table, rows, *, conflict) -> None:
+    async def load(self, session, table, columns, records, *, conflict) -> None:
         """COPY into a temporary table, then insert the new rows: several times faster than
         INSERT ... VALUES for a replay's hundreds of thousands."""
-        if not rows:
+        if not records:
             return
-        columns = list(rows[0])
         async_connection = session if isinstance(session, AsyncConnection) else await session.connection()
         connection = await async_connection.get_raw_connection()
         driver = connection.driver_connection  # asyncpg, inside this session's transaction
         staging = f"loading_{table.name}"
         await driver.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} "
                              f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DROP")
-        await driver.copy_records_to_table(staging, columns=columns, records=[tuple(r[c] for c in columns) for r in rows])
+        await driver.copy_records_to_table(staging, columns=list(columns), records=records)
         names = ", ".join(columns)
         await driver.execute(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {staging} "
                              f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING")

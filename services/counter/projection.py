@@ -213,6 +213,9 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
     return Applied(reached, counts)
 
 
+TRACKING_COLUMNS = ("event_id", "petition_id", "type", "stream_seq", "country", "hour")
+
+
 def _tracking_row(item: Delivered) -> dict:
     country, hour = item.event.where_and_when
     return {"event_id": item.event_id, "petition_id": item.petition_id, "type": item.event.type,
@@ -336,7 +339,9 @@ class Rebuild:
         for item in chunk:
             if (status := item.event.next_status(self.statuses.get(item.petition_id))) is not None:
                 self.statuses[item.petition_id] = status
-        await store_of(self.session).load(self.session, processed_events, [_tracking_row(item) for item in chunk],
+        records = [(item.event_id, item.petition_id, item.event.type, item.stream_seq, *item.event.where_and_when)
+                   for item in chunk]
+        await store_of(self.session).load(self.session, processed_events, TRACKING_COLUMNS, records,
                                           conflict=["event_id"])
 
     async def finish(self) -> list[MilestoneReached]:
