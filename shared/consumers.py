@@ -25,9 +25,10 @@ the batch comes back after ack_wait.
   consumer, it is provisioned again (idempotent) every few seconds.
 - FastStream gathers a batch for its whole window (`window_s`, tens of milliseconds) and then
   starts the next, so an idle consumer would ask the server twice a window, all day, on the CPU
-  the other processes need. After a window that found nothing, the next window's first fetch
-  waits up to IDLE_POLL_S instead; the server answers it at the first message, so a quiet consumer
-  reacts at once (sooner than a window) and asks about once a second.
+  the other processes need (measured: the idle counter and notifier so cost the replay and the
+  fan-out a tenth of their speed, docs/benchmarks.md). After a window that found nothing, the next
+  window's first fetch asks for one message and waits up to IDLE_POLL_S for it; the server answers
+  at the first message, so a quiet consumer reacts at once and asks about once a second.
 """
 
 import asyncio
@@ -246,7 +247,9 @@ class _Fetching:
     async def fetch(self, batch: int = 1, timeout: float | None = 5, heartbeat: float | None = None) -> list[Msg]:
         window_opens = batch == self._subscriber.pull_sub.batch_size  # FastStream's first fetch of a window
         if window_opens and self._idle and timeout is not None:
-            timeout = max(timeout, IDLE_POLL_S)  # a long poll: answered at the first message
+            # A long poll for one message: the server answers it at the first one (a pull for a
+            # whole batch would be held open, and the client wait, until the batch or its expiry).
+            batch, timeout = 1, max(timeout, IDLE_POLL_S)
         try:
             messages = await self._subscription.fetch(batch=batch, timeout=timeout, heartbeat=heartbeat)
         except nats.errors.TimeoutError:
