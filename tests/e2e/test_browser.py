@@ -172,7 +172,8 @@ def test_supporter_email_is_escaped_and_fits_a_phone(browser, tmp_path):
 
     petition = SimpleNamespace(title='Save <b>Elm</b> Street & "the bridge"', slug="elm")
     organizer = Organizer(name="Patrick <script>alert(1)</script> Leonard", email="patrick@example.org")
-    fanout = SimpleNamespace(milestone=200, next_goal=500, correlation_id="corr-1")
+    fanout = SimpleNamespace(petition_id="00000000-0000-4000-8000-000000000001", milestone=200, next_goal=500,
+                             correlation_id="corr-1")
     recipient = SimpleNamespace(name="Ada Lovelace", email="ada@example.org",
                                 unsubscribe_url="https://petitions.example.org/u/token")
     built = supporter_milestone_email(fanout, petition, organizer, recipient, mail_from="Groundswell <no-reply@example.org>",

@@ -3,6 +3,7 @@ as the email package and mail clients read them."""
 
 import email
 import email.policy
+from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import pytest
@@ -42,7 +43,8 @@ def test_names_and_addresses_come_back_as_given(name):
 def test_no_header_text_can_break_a_line_or_add_a_header(title):
     message = alternative([("Subject", title), ("From", "a@example.org"), ("To", "b@example.org")], "t", "h")
     parsed = read(message)
-    assert "Bcc" not in parsed and len(parsed.keys()) == 5  # Subject, From, To, MIME-Version, Content-Type
+    # Subject, From, To, Date, Auto-Submitted, MIME-Version, Content-Type
+    assert "Bcc" not in parsed and len(parsed.keys()) == 7
     assert parsed["Subject"] == " ".join(title.splitlines())
 
 
@@ -71,20 +73,26 @@ def test_milestone_emails_carry_their_headers():
     assert (organizer["Message-ID"], organizer["X-Correlation-ID"]) == ("<m1@x>", "corr-7")
     assert "https://petitions.example.org/p/elm" in organizer.get_body(("plain",)).get_content()
 
-    fanout = SimpleNamespace(milestone=100, next_goal=200, correlation_id=None)
+    assert organizer["Auto-Submitted"] == "auto-generated" and "List-Id" not in organizer
+    assert abs((organizer["Date"].datetime - datetime.now(timezone.utc)).total_seconds()) < 60
+
+    fanout = SimpleNamespace(petition_id=PETITION_ID, milestone=100, next_goal=200, correlation_id=None)
     recipient = SimpleNamespace(name="Zoë Ångström", email="zoe@example.org", unsubscribe_url="https://p.example/u/t")
     supporter = read(supporter_milestone_email(fanout, petition, patrick, recipient, mail_from="Groundswell <n@example.org>",
                                                public_url="https://petitions.example.org", message_id_value="<m2@x>"))
     assert supporter["Subject"] == "Patrick is counting on you"
     assert supporter["List-Unsubscribe"] == "<https://p.example/u/t>"
     assert supporter["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert supporter["List-Id"] == f"<petition-{PETITION_ID}.example.org>"
+    assert (supporter["Precedence"], supporter["Auto-Submitted"]) == ("bulk", "auto-generated")
+    assert supporter["Date"].datetime.tzinfo is not None
     assert "X-Correlation-ID" not in supporter
     assert supporter.get_body(("plain",)).get_content().startswith("Hello Zoë,")
 
 
 def test_supporters_of_an_erased_organizer_hear_from_the_organizer():
     petition = SimpleNamespace(title="Save the Elm Street bridge", slug="elm")
-    fanout = SimpleNamespace(milestone=100, next_goal=200, correlation_id=None)
+    fanout = SimpleNamespace(petition_id=PETITION_ID, milestone=100, next_goal=200, correlation_id=None)
     recipient = SimpleNamespace(name="Zoë", email="zoe@example.org", unsubscribe_url="https://p.example/u/t")
     supporter = read(supporter_milestone_email(fanout, petition, None, recipient, mail_from="G <n@example.org>",
                                                public_url="https://p.example", message_id_value="<m3@x>"))
