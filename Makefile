@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test bench clean up up-cluster down logs engine engine-stop secrets
+.PHONY: install run test bench clean up up-cluster down logs engine engine-stop secrets messages
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,13 @@ bench: install  ## the viral-petition figures on SQLite and PostgreSQL (needs wr
 
 clean:
 	rm -rf .data
+
+# Every text people read is a message in shared/locale/<language>/LC_MESSAGES/messages.po. After changing
+# one: `make messages`, translate what it marks new or fuzzy, and tests/unit/test_catalogs.py passes again.
+KEYWORDS := -k N_ -k live:1,2 -k translate:2 -k translate_plural:2,3
+messages: install  ## extract the messages and update every language's catalog
+	$(BIN)/pybabel -q extract -F babel.cfg $(KEYWORDS) --no-location --sort-output --omit-header -o shared/locale/messages.pot services shared
+	$(BIN)/pybabel -q update -i shared/locale/messages.pot -d shared/locale -w 120 --ignore-obsolete
 
 engine:  ## a Docker engine: one that answers, or (as root on Debian) dockerd with its state in .data/docker
 	@deploy/engine.sh start

@@ -88,7 +88,9 @@ class PetitionUpdated(Event):
     name people, and the stream cannot be purged): signing, which holds the text, shows the new one."""
 
     type: Literal["PetitionUpdated"] = "PetitionUpdated"
-    fields: list[Literal["story"]]
+    schema_version: int = 2
+    fields: list[Literal["story", "translation"]]
+    language: str | None = None  # the translation's language (a code such as "fr"), for fields ["translation"]
 
 
 class OrganizerConfirmed(Event):
@@ -152,7 +154,7 @@ AnyEvent = Annotated[
 _any_event = TypeAdapter(AnyEvent)
 EVENT_MODELS: tuple[type[Event], ...] = get_args(get_args(AnyEvent)[0])  # every event type on the stream
 
-CURRENT_VERSIONS = {"PetitionCreated": 3, "SignatureInvalidated": 2}  # types not named here are at version 1
+CURRENT_VERSIONS = {"PetitionCreated": 3, "SignatureInvalidated": 2, "PetitionUpdated": 2}  # types not named here are at version 1
 
 
 def _petition_created_v1(data: dict[str, Any]) -> dict[str, Any]:
@@ -171,10 +173,16 @@ def _signature_invalidated_v1(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "schema_version": 2, "country": None, "counted_at": None}
 
 
+def _petition_updated_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 changed only the story, in the petition's own language."""
+    return {**data, "schema_version": 2, "language": None}
+
+
 # (type, schema_version) -> function turning that version's dict into the next version's.
 UPCASTERS: dict[tuple[str, int], Any] = {("PetitionCreated", 1): _petition_created_v1,
                                          ("PetitionCreated", 2): _petition_created_v2,
-                                         ("SignatureInvalidated", 1): _signature_invalidated_v1}
+                                         ("SignatureInvalidated", 1): _signature_invalidated_v1,
+                                         ("PetitionUpdated", 1): _petition_updated_v1}
 
 
 def upcast(data: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ class Recipient(BaseModel):
     name: str
     email: str
     unsubscribe_url: str
+    language: str = "en"  # what their emails speak: theirs, else the petition's
 
 
 class Recipients(BaseModel):
@@ -35,6 +36,7 @@ class Confirmation(BaseModel):
     name: str
     email: str
     confirm_url: str
+    language: str = "en"
 
 
 class Confirmations(BaseModel):
@@ -45,6 +47,8 @@ class OrganizerContact(BaseModel):
     name: str
     email: str
     review_note: str | None = None  # a moderator's note on the petition, for the rejection email
+    language: str = "en"  # the petition's language: every email to its organizer speaks it
+    milestone_emails: bool = True  # False: the organizer turned milestone emails off
 
 
 class SignInLinksIn(BaseModel):
@@ -57,6 +61,7 @@ class SignInLink(BaseModel):
     name: str
     email: str
     sign_in_url: str
+    language: str = "en"
 
 
 class SignInLinks(BaseModel):

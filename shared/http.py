@@ -143,11 +143,33 @@ async def text_form(request: Request) -> dict[str, str]:
     return {field: form[field] for field in form}
 
 
+def error_kind(error) -> str:
+    """What is wrong with a field, in one word a page can choose its own message by (in the reader's
+    language): missing (absent or empty), too_long, or invalid."""
+    kind = error.get("type", "")
+    if kind in ("missing", "string_too_short"):
+        return "missing"
+    if kind == "string_too_long":
+        return "too_long"
+    return "invalid"
+
+
+def field_kinds(errors) -> dict[str, str]:
+    """{field: error_kind} of each field's first error, keyed as field_errors() keys them."""
+    found: dict[str, str] = {}
+    for error in errors:
+        field = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+        found.setdefault("body" if error.get("type") == "json_invalid" else field, error_kind(error))
+    return found
+
+
 def invalid_input(errors) -> dict:
-    """The 422 body: a summary and one readable message per field, e.g. {"errors": {"email": "..."}}."""
+    """The 422 body: a summary, one readable message per field, e.g. {"errors": {"email": "..."}}, and
+    each field's kind of problem ({"codes": {"email": "invalid"}}: missing, too_long, invalid) for a page
+    that words its own message in its reader's language."""
     found = field_errors(errors)
     summary = "; ".join(f"{field}: {message}" for field, message in found.items())
-    return {"detail": f"Invalid input. {summary}", "errors": found}
+    return {"detail": f"Invalid input. {summary}", "errors": found, "codes": field_kinds(errors)}
 
 
 async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

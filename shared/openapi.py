@@ -23,11 +23,14 @@ PROBLEM = {
 INVALID_INPUT = {
     "title": "InvalidInput",
     "type": "object",
-    "description": "422: a summary, and one readable message per field (dotted path for nested fields).",
+    "description": "422: a summary, one readable message per field (dotted path for nested fields), and each "
+                   "field's kind of problem, for a page that words its own message in its reader's language.",
     "properties": {
         "detail": {"type": "string", "examples": ["Invalid input. email: value is not a valid email address"]},
         "errors": {"type": "object", "additionalProperties": {"type": "string"},
                    "examples": [{"email": "value is not a valid email address"}]},
+        "codes": {"type": "object", "additionalProperties": {"type": "string", "enum": ["missing", "too_long", "invalid"]},
+                  "examples": [{"email": "invalid"}]},
     },
     "required": ["detail", "errors"],
 }

@@ -6,9 +6,12 @@ else (a NUL byte, bytes that are not UTF-8, a megabyte of text) cannot name anyt
 """
 
 import re
+import unicodedata
 from uuid import UUID
 
-SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+# Letters and digits of any script (NFC, lower case where the script has case), joined by hyphens:
+# "save-the-library", "sauvons-la-bibliothèque", "المكتبة-مفتوحة-منذ-1950". Never a transliteration.
+SLUG_PATTERN = r"^[^\W_]+(?:-[^\W_]+)*$"
 SLUG_MAX = 80
 _SLUG = re.compile(SLUG_PATTERN)
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
@@ -21,8 +24,8 @@ def petition_ref(ref: str) -> tuple[str, str] | None:
             return "id", str(UUID(ref))
         except ValueError:
             pass
-    slug = ref.lower()
-    if len(slug) <= SLUG_MAX and slug.isascii() and _SLUG.match(slug):
+    slug = unicodedata.normalize("NFC", ref.lower())
+    if len(slug) <= SLUG_MAX and _SLUG.match(slug):
         return "slug", slug
     return None
 

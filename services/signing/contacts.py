@@ -15,9 +15,9 @@ s, p = db.signatures, db.petitions
 
 async def recipients(sessions, petition_id: str, signed_before: datetime, after: str, limit: int) -> list[Row]:
     """Supporters who opted in, are still subscribed and whose signature counted by `signed_before`,
-    in signature-id order after `after`: (id, name, email, unsubscribe_token)."""
+    in signature-id order after `after`: (id, name, email, unsubscribe_token, language)."""
     query = (
-        select(s.c.id, s.c.name, s.c.email, s.c.unsubscribe_token)
+        select(s.c.id, s.c.name, s.c.email, s.c.unsubscribe_token, s.c.language)
         .where(and_(
             s.c.petition_id == petition_id,
             s.c.updates.is_(True),
@@ -38,28 +38,34 @@ async def recipients(sessions, petition_id: str, signed_before: datetime, after:
 
 async def pending(sessions, signature_ids: list[str]) -> list[Row]:
     """Those of these signatures still waiting for their link (not confirmed, held, invalidated,
-    expired or erased): (id, petition_id, name, email, confirm_token)."""
+    expired or erased): (id, petition_id, name, email, confirm_token, language: theirs, else the petition's)."""
     async with sessions() as session:
         return (await session.execute(
-            select(s.c.id, s.c.petition_id, s.c.name, s.c.email, s.c.confirm_token)
+            select(s.c.id, s.c.petition_id, s.c.name, s.c.email, s.c.confirm_token,
+                   func.coalesce(s.c.language, p.c.language).label("language"))
+            .join(p, p.c.id == s.c.petition_id)
             .where(s.c.id.in_(signature_ids), s.c.state == db.PENDING, s.c.erased_at.is_(None))
         )).all()
 
 
 async def organizer(sessions, petition_id: str) -> Row | None:
-    """(organizer_name, organizer_email, organizer_erased_at, review_note) of a petition, or None."""
+    """(organizer_name, organizer_email, organizer_erased_at, review_note, language, milestone_emails) of a
+    petition, or None."""
     async with sessions() as session:
         return (await session.execute(
-            select(p.c.organizer_name, p.c.organizer_email, p.c.organizer_erased_at, p.c.review_note)
+            select(p.c.organizer_name, p.c.organizer_email, p.c.organizer_erased_at, p.c.review_note, p.c.language,
+                   p.c.milestone_emails)
             .where(p.c.id == petition_id)
         )).first()
 
 
 async def subscription(sessions, token: str) -> Row | None:
-    """The signature an unsubscribe token belongs to: (id, unsubscribed_at, title, slug), or None."""
+    """The signature an unsubscribe token belongs to: (id, unsubscribed_at, title, slug, language: the
+    signer's, else the petition's), or None."""
     async with sessions() as session:
         return (await session.execute(
-            select(s.c.id, s.c.unsubscribed_at, p.c.title, p.c.slug)
+            select(s.c.id, s.c.unsubscribed_at, p.c.title, p.c.slug,
+                   func.coalesce(s.c.language, p.c.language).label("language"))
             .join(p, p.c.id == s.c.petition_id)
             .where(s.c.unsubscribe_token == token)
         )).first()

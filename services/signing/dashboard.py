@@ -16,6 +16,7 @@ counter (GET /petitions/{id}/stats), the emails sent from the notifier's deliver
 """
 
 import asyncio
+from urllib.parse import quote
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal
@@ -29,10 +30,11 @@ from services.signing import reads
 from services.signing.chart import chart
 from services.signing.db import PUBLIC
 from services.signing.organizers import COOKIE, Organizers
-from services.signing.pages import ERASED_ORGANIZER, client_of, not_found, render
-from services.signing.schemas import Closure, PetitionChange, PetitionIn, UpdateIn
+from services.signing.pages import ERASED_ORGANIZER, client_of, form_errors, language_of, not_found, petition_path, render
+from services.signing.schemas import Closure, PetitionChange, PetitionIn, TranslationIn, UpdateIn
 from services.signing.service import PetitionNotFound, StatusConflict, TooManyStarts
-from shared.http import Answered, field_errors, request_id, text_form
+from shared import i18n
+from shared.http import Answered, request_id, text_form
 from contract.counts import next_goal
 
 router = APIRouter(include_in_schema=False)
@@ -47,7 +49,7 @@ START_FIELDS = ("title", "target", "story", "name", "email")
 
 @router.get("/start")
 async def start_page(request: Request) -> Response:
-    return render("start.html.j2", {"values": dict.fromkeys(START_FIELDS, ""), "errors": {},
+    return render(request, "start.html.j2", {"values": dict.fromkeys(START_FIELDS, ""), "errors": {},
                                     "moderate": request.app.state.settings.moderate_petitions})
 
 
@@ -58,39 +60,35 @@ async def start(request: Request) -> Response:
     form = await text_form(request)
     values = {field: str(form.get(field, "")).strip() for field in START_FIELDS}
     settings = request.app.state.settings
+    # The petition is written in the language of the page it was started from.
+    language = i18n.supported(str(form.get("language", ""))) or language_of(request)
     try:
         data = PetitionIn(title=values["title"], target=values["target"], story=values["story"],
-                          organizer={"name": values["name"], "email": values["email"]})
+                          organizer={"name": values["name"], "email": values["email"]}, language=language)
     except ValidationError as exc:
-        errors = {}
-        for field, message in field_errors(exc.errors()).items():
-            key = field.removeprefix("organizer.")
-            errors.setdefault(key, f"{START_LABELS.get(key, key)} {message.rstrip('.')}.")
-        return render("start.html.j2", {"values": values, "errors": errors, "moderate": settings.moderate_petitions},
+        found = form_errors(language, exc.errors())
+        errors = {field: found[field] for field in (*START_FIELDS, *found) if field in found}
+        return render(request, "start.html.j2", {"values": values, "errors": errors, "moderate": settings.moderate_petitions},
                       status_code=422)
     try:
         petition = await request.app.state.signing.create_petition(data, request_id(request), started=True,
                                                                    client=client_of(request))
     except TooManyStarts:
-        errors = {"form": "Too many petitions were started from here, or for this email address, lately. "
-                          "Please try again in an hour."}
-        return render("start.html.j2", {"values": values, "errors": errors, "moderate": settings.moderate_petitions},
+        errors = {"form": i18n.translate(language, "Too many petitions were started from here, or for this email "
+                                                 "address, lately. Please try again in an hour.")}
+        return render(request, "start.html.j2", {"values": values, "errors": errors, "moderate": settings.moderate_petitions},
                       status_code=429, headers={"Retry-After": "3600"})
     await organizers(request).request_link(petition.id, request_id(request), purpose="confirm")
-    return render("start.html.j2", {"started": True, "started_email": data.organizer.email,
+    return render(request, "start.html.j2", {"started": True, "started_email": data.organizer.email,
                                     "moderate": settings.moderate_petitions}, status_code=202)
-
-
-START_LABELS = {"title": "The title", "target": "The decision maker", "story": "The story", "name": "Your name",
-                "email": "Your email"}
 
 
 @router.get("/p/{slug}/organizer")
 async def sign_in_page(slug: str, request: Request) -> Response:
     petition = await find_any(request, slug)
     if petition is None:
-        return not_found(slug)
-    return render("organizer_sign_in.html.j2", {"petition": petition, "state": "ask"})
+        return not_found(request, slug)
+    return render(request, "organizer_sign_in.html.j2", sign_in_context(petition, "ask"))
 
 
 @router.post("/p/{slug}/organizer")
@@ -99,17 +97,17 @@ async def ask_for_link(slug: str, request: Request) -> Response:
     goes to the address the petition was started with."""
     petition = await find_any(request, slug)
     if petition is None:
-        return not_found(slug)
+        return not_found(request, slug)
     if petition.organizer_erased_at is None:
         await organizers(request).request_link(petition.id, request_id(request))
-    return render("organizer_sign_in.html.j2", {"petition": petition, "state": "sent"}, status_code=202)
+    return render(request, "organizer_sign_in.html.j2", sign_in_context(petition, "sent"), status_code=202)
 
 
 @router.get("/o/{token}")
 async def follow_link(token: str, request: Request) -> Response:
     signed_in = await organizers(request).sign_in(token)
     if signed_in is None:
-        return render("organizer_sign_in.html.j2", {"petition": None, "state": "spent"}, status_code=401)
+        return render(request, "organizer_sign_in.html.j2", {"petition": None, "state": "spent"}, status_code=401)
     petition_id, session_token = signed_in
     settings = request.app.state.settings
     # The first link to a petition started at /start also confirms its organizer's email.
@@ -119,6 +117,10 @@ async def follow_link(token: str, request: Request) -> Response:
     response.set_cookie(COOKIE, session_token, max_age=int(settings.organizer_session_ttl_s), httponly=True,
                         samesite="lax", secure=settings.public_url.startswith("https://"), path="/")
     return response
+
+
+def sign_in_context(petition, state: str) -> dict:
+    return {"petition": petition, "state": state, "petition_path": petition_path(petition.slug)}
 
 
 @dataclass(frozen=True)
@@ -139,13 +141,13 @@ async def organizer_of(slug: str, request: Request) -> Allowed:
     (404, 401, 403)."""
     petition = await find_any(request, slug)
     if petition is None:
-        raise Answered(not_found(slug))
+        raise Answered(not_found(request, slug))
     session = await organizers(request).session_of(request)
     if session is None:
-        raise Answered(render("organizer_sign_in.html.j2", {"petition": petition, "state": "signed_out"},
+        raise Answered(render(request, "organizer_sign_in.html.j2", sign_in_context(petition, "signed_out"),
                               status_code=401))
     if session.petition_id != petition.id:
-        raise Answered(render("organizer_sign_in.html.j2", {"petition": petition, "state": "other"}, status_code=403))
+        raise Answered(render(request, "organizer_sign_in.html.j2", sign_in_context(petition, "other"), status_code=403))
     return Allowed(petition)
 
 
@@ -172,12 +174,16 @@ async def _dashboard(request: Request, petition, bucket: str, *, status_code: in
         "update_subjects": subjects,
         "updates": updates,
         "saved": request.query_params.get("saved"),
+        "petition_path": petition_path(petition.slug),
+        "language_names": i18n.NAMES,
+        "translations": [{"language": code, "title": t.title} for code, t in sorted(petition.translations.items())],
+        "translation": {},
         "embed": f'<script src="{request.app.state.settings.public_url.rstrip("/")}/static/widget.js" '
                  f'data-petition="{petition.slug}" async></script>',
         "errors": {},
         **extra,
     }
-    return render("dashboard.html.j2", context, status_code=status_code)
+    return render(request, "dashboard.html.j2", context, status_code=status_code)
 
 
 async def _stats(request: Request, petition, bucket: str) -> dict | None:
@@ -206,6 +212,7 @@ async def _emails(request: Request, petition_id: str) -> dict | None:
 async def summary(slug: str, request: Request, allowed=Depends(organizer_of)) -> Response:
     """A page to print and hand over with the petition: how many signed, where from, and when."""
     petition = allowed.petition
+    language = language_of(request, petition.language)
     stats = await _stats(request, petition, "day")
     buckets = stats["buckets"] if stats else []
     context = {
@@ -213,11 +220,15 @@ async def summary(slug: str, request: Request, allowed=Depends(organizer_of)) ->
         "organizer": petition.organizer_name or ERASED_ORGANIZER,
         "stats": stats,
         "chart": chart(buckets, "day"),
-        "first_day": buckets[0]["start"][:10] if buckets else None,
-        "last_day": buckets[-1]["start"][:10] if buckets else None,
-        "printed_at": datetime.now(timezone.utc).strftime("%d %B %Y, %H:%M UTC"),
+        "first_day": i18n.date(_day(buckets[0]["start"]), language) if buckets else None,
+        "last_day": i18n.date(_day(buckets[-1]["start"]), language) if buckets else None,
+        "printed_at": i18n.moment(datetime.now(timezone.utc), language),
     }
-    return render("summary.html.j2", context)
+    return render(request, "summary.html.j2", context, language=language)
+
+
+def _day(iso: str) -> datetime:
+    return datetime.fromisoformat(iso[:10])
 
 
 @router.post("/dashboard/{slug}/story")
@@ -226,9 +237,9 @@ async def edit_story(slug: str, request: Request, allowed=Depends(organizer_of))
     try:
         change = PetitionChange(story=str(form.get("story", "")))
     except ValidationError as exc:
-        message = field_errors(exc.errors()).get("story", "is not valid")
+        errors = form_errors(language_of(request, allowed.petition.language), exc.errors())
         return await _dashboard(request, allowed.petition, "day", status_code=422,
-                                errors={"story": f"Story {message.rstrip('.')}."}, story=form.get("story", ""))
+                                errors={"story": errors.get("story", "")}, story=form.get("story", ""))
     await request.app.state.signing.update_petition(allowed.petition.id, change.story, request_id(request))
     return RedirectResponse(f"/dashboard/{slug}?saved=story", status_code=303)
 
@@ -241,7 +252,7 @@ async def post_update(slug: str, request: Request, allowed=Depends(organizer_of)
     try:
         update = UpdateIn(**values)
     except ValidationError as exc:
-        errors = {field: f"{field.capitalize()} {message.rstrip('.')}." for field, message in field_errors(exc.errors()).items()}
+        errors = form_errors(language_of(request, allowed.petition.language), exc.errors())
         return await _dashboard(request, allowed.petition, "day", status_code=422, errors=errors, update=values)
     await request.app.state.signing.post_update(allowed.petition.id, update.subject, update.body, request_id(request))
     return RedirectResponse(f"/dashboard/{slug}?saved=update", status_code=303)
@@ -253,13 +264,46 @@ async def close(slug: str, request: Request, allowed=Depends(organizer_of)) -> R
     try:
         closure = Closure(outcome=str(form.get("outcome", "")))
     except ValidationError:
-        return await _dashboard(request, allowed.petition, "day", status_code=422,
-                                errors={"closure": "Choose to close the petition or to declare victory."})
+        message = i18n.translate(language_of(request, allowed.petition.language),
+                               "Choose to close the petition or to declare victory.")
+        return await _dashboard(request, allowed.petition, "day", status_code=422, errors={"closure": message})
     try:
         await request.app.state.signing.close_petition(allowed.petition.id, closure.outcome, request_id(request))
     except StatusConflict as exc:
-        return await _dashboard(request, allowed.petition, "day", status_code=409, errors={"closure": str(exc)})
-    return RedirectResponse(f"/dashboard/{slug}?saved=closure", status_code=303)
+        message = i18n.translate(language_of(request, allowed.petition.language), "This petition has won; it stays won.")
+        return await _dashboard(request, allowed.petition, "day", status_code=409, errors={"closure": message})
+    return RedirectResponse(f"/dashboard/{quote(slug)}?saved=closure", status_code=303)
+
+
+@router.post("/dashboard/{slug}/translations")
+async def translate(slug: str, request: Request, allowed=Depends(organizer_of)) -> Response:
+    """Add or replace the petition's title and story in another language (a PetitionUpdated each)."""
+    form = await text_form(request)
+    petition = allowed.petition
+    reader = language_of(request, petition.language)
+    values = {"language": str(form.get("language", "")).strip(), "title": str(form.get("title", "")).strip(),
+              "story": str(form.get("story", "")).strip()}
+    errors: dict[str, str] = {}
+    language = i18n.supported(values["language"]) if len(values["language"]) <= 8 else None
+    if language is None or language == petition.language:
+        errors["translation_language"] = i18n.translate(reader, "Choose a language.")
+    try:
+        TranslationIn(title=values["title"], story=values["story"])
+    except ValidationError as exc:
+        errors.update({f"translation_{field}": message for field, message in form_errors(reader, exc.errors()).items()})
+    if errors:
+        return await _dashboard(request, petition, "day", status_code=422, errors=errors, translation=values)
+    await request.app.state.signing.translate_petition(petition.id, language, values["title"], values["story"],
+                                                       request_id(request))
+    return RedirectResponse(f"/dashboard/{quote(slug)}?saved=translation", status_code=303)
+
+
+@router.post("/dashboard/{slug}/milestone-emails")
+async def milestone_emails(slug: str, request: Request, allowed=Depends(organizer_of)) -> Response:
+    """The organizer turns their milestone emails off (or on again)."""
+    form = await text_form(request)
+    await request.app.state.signing.set_milestone_emails(allowed.petition.id, form.get("milestone_emails") != "off")
+    return RedirectResponse(f"/dashboard/{quote(slug)}?saved=milestone_emails", status_code=303)
 
 
 @router.post("/dashboard/sign-out")

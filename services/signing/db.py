@@ -3,6 +3,7 @@
 from sqlalchemy import (
     Boolean, Column, DateTime, ForeignKey, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, select,
 )
+from sqlalchemy import true as sa_true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.signing.abuse import mail_budget_table, rate_windows_table
@@ -37,6 +38,10 @@ petitions = Table(
     Column("updated_at", DateTime(timezone=True)),  # the story's last change
     Column("review_note", Text),  # a moderator's reason, told to the organizer
     Column("reviewed_at", DateTime(timezone=True)),
+    # The language the organizer wrote in (shared/i18n.py LANGUAGES): the page's language for a reader
+    # who asks for none Groundswell has, and the language of every email to the organizer.
+    Column("language", String(8), nullable=False, server_default="en"),
+    Column("milestone_emails", Boolean, nullable=False, server_default=sa_true()),  # the organizer's choice
 )
 
 signatures = Table(
@@ -67,6 +72,7 @@ signatures = Table(
     Column("client_key", String(40)),  # abuse.client_key; blanked after the retention period
     Column("invalidated_at", DateTime(timezone=True)),
     Column("moderation_id", String(36)),  # the moderation action that last changed its state
+    Column("language", String(8)),  # the page's language when they signed: their emails speak it
     UniqueConstraint("petition_id", "mailbox_key", name="one_signature_per_mailbox"),
     Index("signatures_by_petition", "petition_id", "id"),
     Index("signatures_by_state", "state", "created_at"),
@@ -118,6 +124,18 @@ organizer_sessions = Table(
     Column("petition_id", String(36), ForeignKey("petitions.id"), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+# The petition in other languages, as its organizer translated it (title and story; the target and
+# the organizer's name stay as written).
+petition_translations = Table(
+    "petition_translations",
+    metadata,
+    Column("petition_id", String(36), ForeignKey("petitions.id"), primary_key=True),
+    Column("language", String(8), primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("story", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 # What organizers posted to their supporters (the notifier reads the text when it writes the emails).

@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import re
+import unicodedata
 
 from slugify import slugify
 
@@ -41,4 +42,6 @@ def name_problem(name: str) -> str | None:
 
 def derive_slug(title: str) -> str:
     apostrophes = [["'", ""], ["\u2019", ""]]  # "Denver's" -> "denvers", not "denver-s"
-    return slugify(title, max_length=SLUG_MAX, word_boundary=True, replacements=apostrophes) or "petition"
+    # Keep every script as it is written (a transliteration loses words: "منذ" is not "mndh").
+    slug = slugify(title, max_length=SLUG_MAX, word_boundary=True, replacements=apostrophes, allow_unicode=True)
+    return unicodedata.normalize("NFC", slug) or "petition"

@@ -2,9 +2,12 @@
 
     counts/<petition id>.json      each petition's count document, as the counter put it in the
     counts/<slug>.json             COUNTS bucket (the slug's file is a link to the id's)
-    pages/<slug>.html              the page and thank-you page of each petition someone has viewed
-    pages/<slug>/thanks.html       since this process started, with the count in them; rendered
-    pages/_home.html               again when the count changes, at most every `refresh_s`
+    pages/<slug>.<key>.html        the page and thank-you page of each petition someone has viewed
+    pages/<slug>/thanks.<key>.html since this process started, in each language its readers asked
+    pages/_home.<key>.html         for (key: en, fr, es, de, ar, or `default`: the petition's own
+                                   language, for readers who ask for none of those), with the count
+                                   in them; rendered again when the count changes, at most every
+                                   `refresh_s`
     static/                        the pages' stylesheet and script
 
 Caddy (deploy/Caddyfile) serves a file when there is one and asks signing or the counter only
@@ -31,7 +34,7 @@ from contract.counts import Count, count_document
 
 log = structlog.get_logger("frontdoor")
 
-RenderFiles = Callable[[object, Count | None], dict[str, bytes]]  # petition, count -> path -> HTML
+RenderFiles = Callable[[object, Count | None, set[str]], dict[str, bytes]]  # petition, count, keys -> path -> HTML
 RETRY_S = 1.0  # a write refused (a full disk) is tried again this often
 
 
@@ -67,7 +70,7 @@ class FrontDoor:
         self.static_dir = static_dir
         self.counts: dict[str, Count] = {}
         self.loaded = False  # every document in the bucket at start has arrived
-        self.hot: set[str] = set()  # petitions whose pages are files
+        self.hot: dict[str, set[str]] = {}  # petitions whose pages are files -> their file keys (languages)
         self._rendered_at: dict[str, float] = {}
         self._due: dict[str, float] = {}
         self._wake = asyncio.Event()
@@ -137,7 +140,7 @@ class FrontDoor:
     async def on_removed(self, petition_id: str) -> None:
         """The petition has no public count (not public yet, or rejected): no file of it stays."""
         self.counts.pop(petition_id, None)
-        self.hot.discard(petition_id)
+        self.hot.pop(petition_id, None)
         if self.public_dir is None:
             return
         folder = self.public_dir / "counts"
@@ -157,13 +160,15 @@ class FrontDoor:
         if petition_id in self.hot:
             self._schedule(petition_id)
 
-    def keep(self, petition_id: str) -> None:
-        """Someone viewed this petition through Python: keep its pages as files from now on."""
+    def keep(self, petition_id: str, key: str) -> None:
+        """Someone viewed this petition through Python: keep its pages in this language (`key`,
+        services/signing/pages.py file_key) as files from now on."""
         if self.public_dir is None or self.count_of(petition_id) is None:
             return
         petition_id = str(petition_id)
-        if petition_id not in self.hot:
-            self.hot.add(petition_id)
+        keys = self.hot.setdefault(petition_id, set())
+        if key not in keys:
+            keys.add(key)
             self._schedule(petition_id)
 
     def _schedule(self, petition_id: str) -> None:
@@ -216,11 +221,12 @@ class FrontDoor:
 
     async def _render(self, petition_id: str) -> None:
         petition = await self.petitions.get(petition_id)
-        if petition is None or self.public_dir is None:
-            self.hot.discard(petition_id)
+        keys = self.hot.get(petition_id)
+        if petition is None or self.public_dir is None or not keys:
+            self.hot.pop(petition_id, None)
             return
         self._rendered_at[petition_id] = time.monotonic()
-        for relative, html in self.render_files(petition, self.count_of(petition_id)).items():
+        for relative, html in self.render_files(petition, self.count_of(petition_id), set(keys)).items():
             write_file(self.public_dir / relative, html, precompressed=True)
 
     # --- start --------------------------------------------------------------------------------

@@ -36,8 +36,10 @@ async def recipients(
     in signature-id order. For the notifier only."""
     rows = await contacts.recipients(request.app.state.runtime.sessions, str(petition_id), signed_before, after, limit)
     public_url = request.app.state.settings.public_url.rstrip("/")
+    petition = await request.app.state.signing.petitions.get(str(petition_id)) if rows else None
+    fallback = petition.language if petition is not None else "en"
     page = [
-        Recipient(signature_id=row.id, name=row.name, email=row.email,
+        Recipient(signature_id=row.id, name=row.name, email=row.email, language=row.language or fallback,
                   unsubscribe_url=f"{public_url}/u/{row.unsubscribe_token}")
         for row in rows
     ]
@@ -52,7 +54,7 @@ async def confirmations(body: ConfirmationsIn, request: Request) -> Confirmation
     public_url = request.app.state.settings.public_url.rstrip("/")
     return Confirmations(confirmations=[
         Confirmation(signature_id=row.id, petition_id=row.petition_id, name=row.name, email=row.email,
-                     confirm_url=f"{public_url}/c/{row.confirm_token}")
+                     confirm_url=f"{public_url}/c/{row.confirm_token}", language=row.language)
         for row in rows
     ])
 
@@ -67,7 +69,8 @@ async def organizer(petition_id: UUID, request: Request) -> OrganizerContact:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No petition has the id '{petition_id}'.")
     if row.organizer_erased_at is not None:
         raise HTTPException(status.HTTP_410_GONE, "This petition's organizer asked to be erased.")
-    return OrganizerContact(name=row.organizer_name, email=row.organizer_email, review_note=row.review_note)
+    return OrganizerContact(name=row.organizer_name, email=row.organizer_email, review_note=row.review_note,
+                            language=row.language, milestone_emails=row.milestone_emails)
 
 
 @internal.get("/internal/petitions/{petition_id}/updates/{number}", dependencies=[Depends(require_internal)],

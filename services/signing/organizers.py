@@ -110,11 +110,11 @@ class Organizers:
         async with self.sessions() as session:
             rows = (await session.execute(
                 select(links.c.id, links.c.petition_id, links.c.expires_at, petitions.c.organizer_name,
-                       petitions.c.organizer_email)
+                       petitions.c.organizer_email, petitions.c.language)
                 .join(petitions, petitions.c.id == links.c.petition_id)
                 .where(links.c.id.in_(link_ids), links.c.used_at.is_(None), petitions.c.organizer_erased_at.is_(None))
             )).all()
-        return [SignInLink(link_id=row.id, petition_id=row.petition_id, name=row.organizer_name,
+        return [SignInLink(link_id=row.id, petition_id=row.petition_id, name=row.organizer_name, language=row.language,
                            email=row.organizer_email, sign_in_url=f"{public_url}/o/{link_token(self.secret, row.id)}")
                 for row in rows if as_utc(row.expires_at) > now]
 

@@ -87,7 +87,7 @@ def _ask_for_password() -> Response:
 @page.get("/admin/review")
 async def review_page(request: Request, _: Annotated[None, Depends(moderator)]) -> Response:
     petitions = await request.app.state.signing.in_review()
-    return render("review.html.j2", {"petitions": petitions, "done": request.query_params.get("done")})
+    return render(request, "review.html.j2", {"petitions": petitions, "done": request.query_params.get("done")})
 
 
 @page.post("/admin/review/{petition_id}")

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from services.signing.domain import name_problem
 from shared.db import as_utc
+from shared.i18n import LANGUAGES, supported
 from shared.refs import SLUG_MAX, SLUG_PATTERN
 
 COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
@@ -55,6 +56,17 @@ def _person_name(value: str) -> str:
     if problem := name_problem(value):
         raise ValueError(problem)
     return value
+
+
+def _language(value: str) -> str | None:
+    return supported(value)
+
+
+# A language tag (BCP 47: "fr", "es-MX"). Groundswell keeps the language it has a catalog for
+# ("es-MX" -> "es"); a tag it has none for is kept as no choice (the petition's language is used).
+LanguageTag = Annotated[str, StringConstraints(strip_whitespace=True, max_length=35,
+                                              pattern=r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$"),
+                        AfterValidator(_language)]
 
 
 def _country(value: str) -> str:
@@ -106,8 +118,12 @@ class PetitionIn(BaseModel):
     story: Story
     organizer: OrganizerIn
     slug: Annotated[str, StringConstraints(pattern=SLUG_PATTERN, max_length=SLUG_MAX)] | None = Field(
-        None, description="URL name (lower-case letters, digits, hyphens); derived from the title if missing."
+        None, description="URL name (lower-case letters and digits of any script, hyphens); derived from the title "
+                          "if missing."
     )
+    language: LanguageTag | None = Field(
+        None, description=f"The language the petition is written in (BCP 47; one of {', '.join(LANGUAGES)}; default en): "
+                          "its page's language for readers who ask for none of those, and its organizer's emails'.")
 
 
 class SignatureIn(BaseModel):
@@ -123,6 +139,9 @@ class SignatureIn(BaseModel):
     ] | None = None
     comment: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500), AfterValidator(_text)] | None = None
     updates: bool = Field(False, description="Opt in to emails about this petition.")
+    language: LanguageTag | None = Field(
+        None, description=f"The signer's language (BCP 47): their confirmation and every later email are written in it "
+                          f"when it is one of {', '.join(LANGUAGES)}, else in the petition's language.")
 
 
 class OrganizerOut(BaseModel):
@@ -154,6 +173,15 @@ class PetitionChange(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    story: Story
+
+
+class TranslationIn(BaseModel):
+    """A petition's title and story in another language."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: Annotated[Line, StringConstraints(max_length=200)]
     story: Story
 
 

@@ -17,6 +17,7 @@ from services.signing.domain import derive_slug, mailbox_key
 from services.signing.schemas import PetitionIn, SignatureIn
 from services.signing.settings import SigningSettings
 from services.signing.signatures import ConfirmationWriter, Confirmed, NewSignature, SignatureWriter
+from shared.i18n import DEFAULT as DEFAULT_LANGUAGE
 from shared.metrics import CONFIRMED, SIGNATURES
 from shared.refs import is_token, petition_ref
 from shared.unit_of_work import UnitOfWork
@@ -57,7 +58,55 @@ class PetitionCache:
         kind, value = parsed
         condition = (db.petitions.c.id if kind == "id" else db.petitions.c.slug) == value
         async with self.engine.connect() as conn:
-            return (await conn.execute(select(db.petitions).where(condition))).first()
+            row = (await conn.execute(select(db.petitions).where(condition))).first()
+            if row is None:
+                return None
+            t = db.petition_translations
+            translations = (await conn.execute(
+                select(t.c.language, t.c.title, t.c.story).where(t.c.petition_id == row.id))).all()
+        return Petition(row, {tr.language: tr for tr in translations})
+
+
+class Petition:
+    """A petition's row, and its translations by language (title, story)."""
+
+    __slots__ = ("_row", "translations")
+
+    def __init__(self, row, translations: dict | None = None) -> None:
+        self._row = row
+        self.translations = translations or {}
+
+    def __getattr__(self, name: str):
+        return getattr(self._row, name)
+
+    @property
+    def shown_language(self) -> str:
+        return self._row.language
+
+    def in_language(self, language: str) -> "Petition":
+        """The petition as a reader of `language` sees it: its translation's title and story, if it has one."""
+        translation = self.translations.get(language)
+        return self if translation is None or language == self._row.language else Translated(self, translation)
+
+
+class Translated(Petition):
+    __slots__ = ("_translation",)
+
+    def __init__(self, petition: Petition, translation) -> None:
+        super().__init__(petition._row, petition.translations)
+        self._translation = translation
+
+    @property
+    def title(self) -> str:
+        return self._translation.title
+
+    @property
+    def story(self) -> str:
+        return self._translation.story
+
+    @property
+    def shown_language(self) -> str:
+        return self._translation.language
 
 
 class SlugTaken(Exception):
@@ -135,6 +184,7 @@ class Signing:
                     "organizer_mailbox_key": mailbox_key(self.mailbox_secret, data.organizer.email),
                     "created_at": datetime.now(timezone.utc),
                     "status": db.UNCONFIRMED if started else db.OPEN,
+                    "language": data.language or DEFAULT_LANGUAGE,
                 }
                 await work.session.execute(db.petitions.insert().values(**row))
                 work.add(PetitionCreated(petition_id=row["id"], correlation_id=correlation_id, title=data.title,
@@ -166,6 +216,36 @@ class Signing:
             return petition
         event = PetitionUpdated(petition_id=petition.id, correlation_id=correlation_id, fields=["story"])
         return await self._change(petition.id, {"story": story, "updated_at": datetime.now(timezone.utc)}, event)
+
+    async def translate_petition(self, ref: str, language: str, title: str, story: str,
+                                 correlation_id: str | None = None):
+        """Add or replace the petition's title and story in another language (a PetitionUpdated names
+        the translation's language, not its text); the same text again changes nothing."""
+        petition = await self.get_petition(ref, public=False)
+        if language == petition.language:
+            raise StatusConflict("The petition is written in this language: edit its story instead.")
+        current = petition.translations.get(language)
+        if current is not None and (current.title, current.story) == (title, story):
+            return petition
+        t = db.petition_translations
+        async with self.write() as work:
+            values = {"title": title, "story": story, "updated_at": datetime.now(timezone.utc)}
+            changed = await work.session.execute(
+                t.update().where(t.c.petition_id == petition.id, t.c.language == language).values(**values))
+            if changed.rowcount == 0:
+                await work.session.execute(t.insert().values(petition_id=petition.id, language=language, **values))
+            work.add(PetitionUpdated(petition_id=petition.id, correlation_id=correlation_id, fields=["translation"],
+                                     language=language))
+        self.petitions.forget(petition.id)
+        return await self.get_petition(petition.id, public=False)
+
+    async def set_milestone_emails(self, ref: str, wanted: bool) -> None:
+        """The organizer's choice: milestone emails or none (read by the notifier when one is due)."""
+        petition = await self.get_petition(ref, public=False)
+        async with self.write() as work:
+            await work.session.execute(db.petitions.update().where(db.petitions.c.id == petition.id)
+                                       .values(milestone_emails=wanted))
+        self.petitions.forget(petition.id)
 
     async def close_petition(self, ref: str, outcome: str, correlation_id: str | None = None):
         """Close the petition, or declare it won: it takes no more signatures (a PetitionClosed).
@@ -267,6 +347,7 @@ class Signing:
             correlation_id=correlation_id,
             client_key=client_key(self.mailbox_secret, client) if client else None,
             held_reason="disposable" if self.hold_disposable and is_disposable(data.email) else None,
+            language=data.language,
         )
         outcome = await self.write.grouped(self.signature_writer, signature)
         SIGNATURES.labels(outcome).inc()

@@ -49,6 +49,7 @@ class NewSignature:
     correlation_id: str | None
     client_key: str | None = None  # abuse.client_key of the request's client
     held_reason: str | None = None  # decided before the batch (a throwaway domain)
+    language: str | None = None  # shared/i18n.py LANGUAGES: their emails speak it
 
 
 def signature_added(signature_id: UUID | str, petition_id: str, country: str | None, updates: bool,
@@ -87,6 +88,7 @@ class SignatureWriter:
                 "postcode": unit.postcode,
                 "comment": unit.comment,
                 "updates": unit.updates,
+                "language": unit.language,
                 "created_at": now,
                 "unsubscribe_token": secrets.token_urlsafe(32),
                 "state": HELD if reason else PENDING if self.confirm else CONFIRMED,

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from services.signing import contacts
 from services.signing.api import require_admin
 from services.signing.domain import mailbox_key
-from services.signing.pages import render
+from services.signing.pages import render, petition_path
 from services.signing.schemas import AnyEmail
 from shared.refs import is_token
 
@@ -25,9 +25,10 @@ async def unsubscribe_page(token: str, request: Request) -> HTMLResponse:
     """A confirmation button, not an unsubscribe: link scanners follow GETs."""
     found = await _subscription(request, token)
     if found is None:
-        return render("unsubscribe.html.j2", {"state": "unknown"}, status_code=404)
+        return render(request, "unsubscribe.html.j2", {"state": "unknown"}, status_code=404)
     state = "done" if found.unsubscribed_at else "confirm"
-    return render("unsubscribe.html.j2", {"state": state, "petition": found, "token": token})
+    return render(request, "unsubscribe.html.j2", {"state": state, "petition": found, "token": token,
+                                                   "petition_path": petition_path(found.slug)})
 
 
 @router.post("/u/{token}", include_in_schema=False)
@@ -35,9 +36,10 @@ async def unsubscribe(token: str, request: Request) -> HTMLResponse:
     """One click (RFC 8058 `List-Unsubscribe=One-Click`) or the confirmation button: unsubscribed at once."""
     found = await _subscription(request, token)
     if found is None:
-        return render("unsubscribe.html.j2", {"state": "unknown"}, status_code=404)
+        return render(request, "unsubscribe.html.j2", {"state": "unknown"}, status_code=404)
     await contacts.unsubscribe(request.app.state.runtime.sessions, found.id)
-    return render("unsubscribe.html.j2", {"state": "done", "petition": found})
+    return render(request, "unsubscribe.html.j2", {"state": "done", "petition": found,
+                                                   "petition_path": petition_path(found.slug)})
 
 
 class ErasureIn(BaseModel):

@@ -36,9 +36,9 @@ class Renders:
     def __init__(self) -> None:
         self.made: list[tuple[str, int | None]] = []
 
-    def __call__(self, petition, count):
+    def __call__(self, petition, count, keys):
         self.made.append((petition.slug, None if count is None else count.count))
-        return {f"pages/{petition.slug}.html": f"<p>{count.count}</p>".encode()}
+        return {f"pages/{petition.slug}.{key}.html": f"<p lang={key}>{count.count}</p>".encode() for key in sorted(keys)}
 
 
 async def test_count_documents_are_files_by_id_and_by_slug(tmp_path):
@@ -82,21 +82,30 @@ async def test_a_viewed_petition_is_rendered_again_as_its_count_changes_at_most_
         await door.on_count(counted(1, OTHER))
         door.on_loaded()
         assert renders.made == []  # nobody has viewed anything: no pages
-        door.keep(PETITION.id)
-        page = tmp_path / "pages" / "save-the-park.html"
+        door.keep(PETITION.id, "default")
+        page = tmp_path / "pages" / "save-the-park.default.html"
         await until(page.exists)
-        assert page.read_text() == "<p>5</p>" and gzip.decompress(page.with_suffix(".html.gz").read_bytes()) == b"<p>5</p>"
+        assert page.read_text() == "<p lang=default>5</p>"
+        assert gzip.decompress(page.with_name(page.name + ".gz").read_bytes()) == b"<p lang=default>5</p>"
 
         started = time.monotonic()
         for n in range(6, 60):
             await door.on_count(counted(n))
-        await until(lambda: page.read_text() == "<p>59</p>")
+        await until(lambda: page.read_text() == "<p lang=default>59</p>")
         elapsed = time.monotonic() - started
         renders_of_burst = [c for slug, c in renders.made if slug == "save-the-park"][1:]
         assert renders_of_burst[-1] == 59  # the last count is always rendered
         assert len(renders_of_burst) <= elapsed / 0.2 + 1  # never more often than the interval
         await door.on_count(counted(2, OTHER))
-        assert not (tmp_path / "pages" / "fix-the-bridge.html").exists()  # still nobody viewed it
+        assert not (tmp_path / "pages" / "fix-the-bridge.default.html").exists()  # still nobody viewed it
+
+        # A reader in another language: that language's page too, from now on, rendered with the rest.
+        door.keep(PETITION.id, "fr")
+        french = tmp_path / "pages" / "save-the-park.fr.html"
+        await until(french.exists)
+        await door.on_count(counted(60))
+        await until(lambda: french.read_text() == "<p lang=fr>60</p>" and page.read_text() == "<p lang=default>60</p>")
+        renders_of_burst = [c for slug, c in renders.made if slug == "save-the-park"][1:]
 
         door.petition_changed(PETITION.id)  # e.g. its story was edited: read and render it again
         await until(lambda: len([s for s, _ in renders.made if s == "save-the-park"]) == len(renders_of_burst) + 2)
@@ -144,7 +153,7 @@ async def test_a_full_disk_never_stops_the_front_door_and_the_files_follow_once_
     door = FrontDoor(Petitions(PETITION), Renders(), public, static_dir=static)
     door.prepare()  # no exception: the start goes on
     await door.on_count(counted(4))
-    door.keep(PETITION.id)
+    door.keep(PETITION.id, "de")
     assert door.count_of(PETITION.id).count == 4  # pages rendered by Python show the count meanwhile
     runner = asyncio.create_task(door.run())
     try:
@@ -153,7 +162,7 @@ async def test_a_full_disk_never_stops_the_front_door_and_the_files_follow_once_
         assert not (public / "counts" / f"{PETITION.id}.json").exists()
         full[0] = False
         await until(lambda: (public / "counts" / f"{PETITION.id}.json").exists()
-                    and (public / "static" / "page.css").exists() and (public / "pages" / "save-the-park.html").exists())
+                    and (public / "static" / "page.css").exists() and (public / "pages" / "save-the-park.de.html").exists())
         assert (public / "counts" / "save-the-park.json").read_bytes() == counted(4).model_dump_json().encode()
     finally:
         runner.cancel()
