@@ -3,12 +3,14 @@
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import structlog
 from fastapi import FastAPI
 
 from services.notifier import db
 from services.notifier.api import router
 from services.notifier.contacts import Contacts
 from services.notifier.delivery import Pipeline
+from services.notifier.emails import mail_problems
 from services.notifier.fanout import FanOut
 from services.notifier.service import REACTIONS, Notifier, notify
 from services.notifier.settings import NotifierSettings
@@ -20,6 +22,8 @@ from shared.http import RequestIdMiddleware, TokenFailures, add_error_handlers, 
 from shared.lifecycle import Runtime
 from shared.openapi import describe_answers
 from contract.events import NOTIFIER_DURABLE, STREAM
+
+log = structlog.get_logger("notifier")
 
 
 @dataclass
@@ -73,6 +77,8 @@ def create_app(settings: NotifierSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        for problem in mail_problems(settings):  # mail that arrives: said at every start, loudly in production
+            (log.warning if settings.mode == "production" else log.info)("mail_setup", problem=problem)
         await runtime.open_database()
         runtime.spawn(consume_events(), "notifier")
         runtime.keep(fanout.run, "supporter-fanout")

@@ -31,7 +31,7 @@ from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.notifier.db import deliveries
-from services.notifier.emails import Email
+from services.notifier.emails import DkimSigner, Email
 from services.notifier.settings import NotifierSettings
 from services.notifier.smtp import Deferred, Rejected, SmtpPool
 from shared.metrics import EMAILS
@@ -100,7 +100,7 @@ class Pipeline:
     def __init__(self, sessions, settings: NotifierSettings) -> None:
         self.settings = settings
         self.ledger = BatchLedger(sessions, lease_s=settings.ack_wait_s)
-        self.smtp = SmtpPool(settings)
+        self.smtp = SmtpPool(settings, DkimSigner.from_settings(settings))
         self.transactional = Throttle(settings.emails_per_s)
         self.bulk = Throttle(settings.supporter_emails_per_s)
 

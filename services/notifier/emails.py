@@ -21,15 +21,17 @@ tests/unit/test_mime.py reads messages back with the email package and compares 
 import binascii
 import functools
 import secrets
+from urllib.parse import quote
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import formataddr, formatdate, getaddresses, parseaddr
 from uuid import NAMESPACE_URL, uuid5
 
 import idna
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import PackageLoader, select_autoescape
 
 from contract.events import MilestoneReached
+from shared import i18n
 
 MAX_HEADER_LINE = 998  # RFC 5322's hard limit; longer text is folded as encoded words
 
@@ -105,17 +107,86 @@ def alternative(headers: list[tuple[str, str]], text: str, html: str, *, sender:
     return Email(sender, recipients, head + parts + f"--{boundary}--\r\n".encode("ascii"))
 
 
+class DkimSigner:
+    """Signs each message with DKIM (RFC 6376, rsa-sha256, relaxed/relaxed) over the headers a
+    receiver judges it by, so a mailbox can tell the mail came from the From domain unchanged."""
+
+    HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
+               b"list-id", b"list-unsubscribe", b"list-unsubscribe-post", b"auto-submitted", b"content-language")
+
+    def __init__(self, selector: str, domain: str, private_key: bytes) -> None:
+        import dkim  # dkimpy: imported only when a key is configured
+
+        self._sign = dkim.sign
+        self.selector = selector.encode("ascii")
+        self.domain = _ascii_domain(domain).encode("ascii")
+        self.private_key = private_key
+        self._sign(b"From: a@b\r\n\r\nx\r\n", self.selector, self.domain, private_key)  # a bad key fails at start
+
+    def sign(self, message: Email) -> Email:
+        signature = self._sign(message.data, self.selector, self.domain, self.private_key,
+                               include_headers=list(self.HEADERS), linesep=b"\r\n")
+        return Email(message.sender, message.recipients, signature + message.data)
+
+    @classmethod
+    def from_settings(cls, settings) -> "DkimSigner | None":
+        if not getattr(settings, "dkim_selector", None) or not getattr(settings, "dkim_private_key_file", None):
+            return None
+        domain = settings.dkim_domain or mail_from_address(settings.mail_from).rpartition("@")[2]
+        with open(settings.dkim_private_key_file, "rb") as key:
+            return cls(settings.dkim_selector, domain, key.read())
+
+
+def _registered(domain: str) -> str:
+    """The last two labels of a domain (example.org of mail.example.org): near enough to the
+    organizational domain DMARC aligns on for a warning."""
+    return ".".join(domain.lower().rstrip(".").split(".")[-2:])
+
+
+def mail_problems(settings) -> list[str]:
+    """What would make mailbox providers distrust this notifier's mail: no DKIM key, or a From
+    domain other than the links' (a phishing mark), or one the DKIM signature does not align with."""
+    from urllib.parse import urlsplit
+
+    problems = []
+    sender_domain = mail_from_address(settings.mail_from).rpartition("@")[2]
+    link_domain = urlsplit(settings.public_url).hostname or ""
+    if not (settings.dkim_selector and settings.dkim_private_key_file):
+        problems.append("dkim_off: set GROUNDSWELL_DKIM_SELECTOR and GROUNDSWELL_DKIM_PRIVATE_KEY_FILE (and publish the "
+                        "public key in DNS), or mailbox providers are likely to file the mail as spam")
+    elif settings.dkim_domain and _registered(settings.dkim_domain) != _registered(sender_domain):
+        problems.append(f"dkim_unaligned: the DKIM domain {settings.dkim_domain} is not the From domain {sender_domain}")
+    if _registered(sender_domain) != _registered(link_domain):
+        problems.append(f"domains_unaligned: emails come from {sender_domain} but link to {link_domain}; "
+                        "set GROUNDSWELL_MAIL_FROM to an address at the public URL's domain")
+    return problems
+
+
 # The emails
 
 SUBJECT_TITLE_MAX = 80
 CORRELATION_HEADER = "X-Correlation-ID"
 
-_templates = Environment(
-    loader=PackageLoader("services.notifier", "templates"),
+# One environment per language (shared/i18n.py): every email speaks its reader's language.
+_templates = i18n.Environments(
+    PackageLoader("services.notifier", "templates"),
     autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
     keep_trailing_newline=True,
     auto_reload=False,  # the templates ship with the code: no stat() of each file per email
 )
+
+
+def _both(language: str, template: str, context: dict) -> tuple[str, str]:
+    env = _templates[language]
+    return (env.get_template(f"{template}.txt.j2").render(context), env.get_template(f"{template}.html.j2").render(context))
+
+
+def _first_name(name: str) -> str:
+    return name.split()[0] if name.strip() else ""
+
+
+def _path(slug: str) -> str:
+    return f"/p/{quote(slug)}"
 
 
 @functools.cache
@@ -133,23 +204,29 @@ def _shown(title: str) -> str:
     return title if len(title) <= SUBJECT_TITLE_MAX else title[: SUBJECT_TITLE_MAX - 1].rstrip() + "…"
 
 
-def milestone_subject(title: str, milestone: int) -> str:
-    return f'"{_shown(title)}" reached {milestone:,} supporters'
+def milestone_subject(title: str, milestone: int, language: str = "en") -> str:
+    return i18n.translate_plural(language, "“%(title)s” reached %(num)s supporter", "“%(title)s” reached %(num)s supporters",
+                         milestone, title=_shown(title))
 
 
 def organizer_milestone_email(
     event: MilestoneReached, petition, organizer, *, mail_from: str, public_url: str, message_id_value: str
 ) -> Email:
-    """To the organizer (services/notifier/contacts.py Organizer): their petition reached a milestone."""
-    subject = milestone_subject(petition.title, event.milestone)
+    """To the organizer (services/notifier/contacts.py Organizer), in the petition's language: their
+    petition reached a milestone (with a link to turn these emails off)."""
+    language = organizer.language
+    subject = milestone_subject(petition.title, event.milestone, language)
     context = {
         "subject": subject,
-        "organizer_first_name": organizer.first_name,
+        "greeting_name": _first_name(organizer.name),
         "title": petition.title,
-        "milestone": f"{event.milestone:,}",
-        "count": f"{event.count:,}",
-        "next_goal": f"{event.next_goal:,}",
-        "petition_url": f"{public_url.rstrip('/')}/p/{petition.slug}",
+        "milestone": i18n.number(event.milestone, language),
+        "milestone_n": event.milestone,
+        "count": i18n.number(event.count, language),
+        "count_n": event.count,
+        "next_goal": i18n.number(event.next_goal, language),
+        "petition_url": f"{public_url.rstrip('/')}{_path(petition.slug)}",
+        "dashboard_url": f"{public_url.rstrip('/')}/dashboard/{quote(petition.slug)}",
     }
     headers = [
         ("Subject", subject),
@@ -159,8 +236,7 @@ def organizer_milestone_email(
     ]
     if event.correlation_id:
         headers.append((CORRELATION_HEADER, event.correlation_id))
-    return alternative(headers, _templates.get_template("milestone.txt.j2").render(context),
-                       _templates.get_template("milestone.html.j2").render(context))
+    return alternative([*headers, ("Content-Language", language)], *_both(language, "milestone", context))
 
 
 def bulk_headers(petition_id: str, mail_from: str, unsubscribe_url: str) -> list[tuple[str, str]]:
@@ -180,16 +256,19 @@ def supporter_milestone_email(
 ) -> Email:
     """'<organizer's first name> is counting on you': the petition reached a goal; help reach the next.
     `organizer` is None once the organizer was erased: "The organizer is counting on you"."""
-    organizer_first_name = organizer.first_name if organizer is not None else "The organizer"
-    subject = f"{organizer_first_name} is counting on you"
-    petition_url = f"{public_url.rstrip('/')}/p/{petition.slug}"
+    language = recipient.language
+    organizer_first_name = (organizer.first_name if organizer is not None and organizer.name.strip()
+                            else i18n.translate(language, "The organizer"))
+    subject = i18n.translate(language, "%(name)s is counting on you", name=organizer_first_name)
+    petition_url = f"{public_url.rstrip('/')}{_path(petition.slug)}"
     context = {
         "subject": subject,
-        "supporter_first_name": recipient.name.split()[0] if recipient.name.strip() else "there",
+        "greeting_name": _first_name(recipient.name),
         "organizer_first_name": organizer_first_name,
         "title": petition.title,
-        "milestone": f"{fanout.milestone:,}",
-        "next_goal": f"{fanout.next_goal:,}",
+        "milestone": i18n.number(fanout.milestone, language),
+        "milestone_n": fanout.milestone,
+        "next_goal": i18n.number(fanout.next_goal, language),
         "petition_url": petition_url,
         "share_url": f"{petition_url}/thanks",
         "unsubscribe_url": recipient.unsubscribe_url,
@@ -203,13 +282,12 @@ def supporter_milestone_email(
     ]
     if fanout.correlation_id:
         headers.append((CORRELATION_HEADER, fanout.correlation_id))
-    return alternative(headers, _templates.get_template("supporter.txt.j2").render(context),
-                       _templates.get_template("supporter.html.j2").render(context),
+    return alternative([*headers, ("Content-Language", language)], *_both(language, "supporter", context),
                        sender=mail_from_address(mail_from), recipients=(ascii_address(recipient.email),))
 
 
 def _to_one(template: str, subject: str, name: str, email: str, context: dict, *, mail_from: str,
-            message_id_value: str, correlation_id: str | None) -> Email:
+            message_id_value: str, correlation_id: str | None, language: str = "en") -> Email:
     """A transactional email to one person: `<template>.txt.j2` and `.html.j2` with `context`."""
     headers = [
         ("Subject", subject),
@@ -219,18 +297,19 @@ def _to_one(template: str, subject: str, name: str, email: str, context: dict, *
     ]
     if correlation_id:
         headers.append((CORRELATION_HEADER, correlation_id))
-    context = {"subject": subject, "first_name": name.split()[0] if name.strip() else "there", **context}
-    return alternative(headers, _templates.get_template(f"{template}.txt.j2").render(context),
-                       _templates.get_template(f"{template}.html.j2").render(context),
+    context = {"subject": subject, "greeting_name": _first_name(name), **context}
+    return alternative([*headers, ("Content-Language", language)], *_both(language, template, context),
                        sender=mail_from_address(mail_from), recipients=(ascii_address(email),))
 
 
 def confirmation_email(confirmation, petition, *, mail_from: str, message_id_value: str,
                        correlation_id: str | None = None) -> Email:
     """To a signer: follow the link and your signature counts (services/notifier/contacts.py Confirmation)."""
-    return _to_one("confirm", f'Confirm your signature on "{_shown(petition.title)}"', confirmation.name,
-                   confirmation.email, {"title": petition.title, "confirm_url": confirmation.confirm_url},
-                   mail_from=mail_from, message_id_value=message_id_value, correlation_id=correlation_id)
+    language = confirmation.language
+    return _to_one("confirm", i18n.translate(language, "Confirm your signature on “%(title)s”", title=_shown(petition.title)),
+                   confirmation.name, confirmation.email, {"title": petition.title, "confirm_url": confirmation.confirm_url},
+                   mail_from=mail_from, message_id_value=message_id_value, correlation_id=correlation_id,
+                   language=language)
 
 
 def sign_in_email(link, petition, *, mail_from: str, message_id_value: str, correlation_id: str | None = None,
@@ -239,25 +318,29 @@ def sign_in_email(link, petition, *, mail_from: str, message_id_value: str, corr
     while); for a petition just started at /start (`purpose` confirm), it also confirms their email."""
     # The confirming email goes to an address nobody has confirmed yet, so whoever typed it in
     # chose its title: that text stays out of the subject, where a mailbox shows it unopened.
-    subject = ("Confirm your petition" if purpose == "confirm"
-               else f'Sign in to "{_shown(petition.title)}"')
+    language = link.language
+    subject = (i18n.translate(language, "Confirm your petition") if purpose == "confirm"
+               else i18n.translate(language, "Sign in to “%(title)s”", title=_shown(petition.title)))
     return _to_one("sign_in", subject, link.name, link.email,
                    {"title": petition.title, "sign_in_url": link.sign_in_url, "purpose": purpose},
-                   mail_from=mail_from, message_id_value=message_id_value, correlation_id=correlation_id)
+                   mail_from=mail_from, message_id_value=message_id_value, correlation_id=correlation_id,
+                   language=language)
 
 
 def supporter_update_email(update, petition, organizer, recipient, *, mail_from: str, public_url: str,
                            message_id_value: str, correlation_id: str | None = None) -> Email:
     """An organizer's update to a supporter who opted in, with a one-click unsubscribe."""
-    organizer_first_name = organizer.first_name if organizer is not None else "The organizer"
+    language = recipient.language
+    organizer_first_name = (organizer.first_name if organizer is not None and organizer.name.strip()
+                            else i18n.translate(language, "The organizer"))
     context = {
         "subject": update.subject,
         "body": update.body,
         "paragraphs": [p.strip() for p in update.body.replace("\r\n", "\n").split("\n\n") if p.strip()],
-        "supporter_first_name": recipient.name.split()[0] if recipient.name.strip() else "there",
+        "greeting_name": _first_name(recipient.name),
         "organizer_first_name": organizer_first_name,
         "title": petition.title,
-        "petition_url": f"{public_url.rstrip('/')}/p/{petition.slug}",
+        "petition_url": f"{public_url.rstrip('/')}{_path(petition.slug)}",
         "unsubscribe_url": recipient.unsubscribe_url,
     }
     headers = [
@@ -269,17 +352,17 @@ def supporter_update_email(update, petition, organizer, recipient, *, mail_from:
     ]
     if correlation_id:
         headers.append((CORRELATION_HEADER, correlation_id))
-    return alternative(headers, _templates.get_template("update.txt.j2").render(context),
-                       _templates.get_template("update.html.j2").render(context),
+    return alternative([*headers, ("Content-Language", language)], *_both(language, "update", context),
                        sender=mail_from_address(mail_from), recipients=(ascii_address(recipient.email),))
 
 
 def review_email(approved: bool, petition, organizer, *, mail_from: str, public_url: str, message_id_value: str,
                  correlation_id: str | None = None) -> Email:
     """To the organizer: the moderators approved the petition (it is live) or did not (and why)."""
-    subject = (f'"{_shown(petition.title)}" is live' if approved
-               else f'"{_shown(petition.title)}" was not approved')
+    language = organizer.language
+    subject = (i18n.translate(language, "“%(title)s” is live", title=_shown(petition.title)) if approved
+               else i18n.translate(language, "“%(title)s” was not approved", title=_shown(petition.title)))
     context = {"title": petition.title, "approved": approved, "note": organizer.review_note,
-               "petition_url": f"{public_url.rstrip('/')}/p/{petition.slug}"}
+               "petition_url": f"{public_url.rstrip('/')}{_path(petition.slug)}"}
     return _to_one("review", subject, organizer.name, organizer.email, context, mail_from=mail_from,
-                   message_id_value=message_id_value, correlation_id=correlation_id)
+                   message_id_value=message_id_value, correlation_id=correlation_id, language=language)

@@ -84,6 +84,9 @@ class Notifier:
         if organizer is None:
             log.info("organizer_erased_no_email", petition_id=petition_id, milestone=event.milestone)
             return None
+        if not organizer.milestone_emails:  # turned off on the dashboard
+            log.info("organizer_milestone_emails_off", petition_id=petition_id, milestone=event.milestone)
+            return None
         mid = message_id(petition_id, event.milestone, ORGANIZER, self.settings.message_id_domain)
         email = Outgoing(ORGANIZER, mid, lambda: organizer_milestone_email(
             event, petition, organizer, mail_from=self.settings.mail_from, public_url=self.settings.public_url,

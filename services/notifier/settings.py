@@ -51,8 +51,16 @@ class NotifierSettings(ServiceSettings):
                     "the database or SMTP.",
     )
     supporter_page: int = Field(500, description="Recipients read from signing per request.")
+    dkim_selector: str | None = Field(
+        None, description="DKIM selector (the DNS name <selector>._domainkey.<domain> holds the public key). With "
+                          "GROUNDSWELL_DKIM_PRIVATE_KEY_FILE, every email is DKIM-signed; unset, none is (a warning in "
+                          "production).")
+    dkim_private_key_file: str | None = Field(
+        None, description="Path of the DKIM private key (PEM, RSA) that signs every email.")
+    dkim_domain: str | None = Field(None, description="DKIM signing domain (d=); the From address's domain if unset.")
 
-    @field_validator("smtp_username", "smtp_password", mode="before")
+    @field_validator("smtp_username", "smtp_password", "dkim_selector", "dkim_private_key_file", "dkim_domain",
+                     mode="before")
     @classmethod
     def _blank_is_none(cls, value):
         """Compose passes unset credentials as empty strings: no login then."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import aiosmtplib
 
-from services.notifier.emails import Email
+from services.notifier.emails import DkimSigner, Email
 from services.notifier.settings import NotifierSettings
 
 SMTP_ERRORS = (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError)
@@ -69,8 +69,9 @@ class Staged:
 class SmtpPool:
     """Up to `size` open SMTP connections, reused from message to message."""
 
-    def __init__(self, settings: NotifierSettings) -> None:
+    def __init__(self, settings: NotifierSettings, dkim: DkimSigner | None = None) -> None:
         self.settings = settings
+        self.dkim = dkim  # signs each message as it is sent, when a key is configured
         self._idle: list[aiosmtplib.SMTP] = []
 
     async def _connect(self) -> aiosmtplib.SMTP:
@@ -121,7 +122,7 @@ class SmtpPool:
                 response = await client.execute_command(b"DATA", timeout=None)
                 if response.code != 354:
                     raise aiosmtplib.SMTPDataError(response.code, response.message)
-                client.protocol.write(wire_bytes(message))
+                client.protocol.write(wire_bytes(self.dkim.sign(message) if self.dkim is not None else message))
         except SMTP_ERRORS as exc:
             self.discard(client)
             raise classify(exc) from exc

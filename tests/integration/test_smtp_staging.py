@@ -65,7 +65,7 @@ async def test_an_email_that_cannot_be_written_is_rejected_alone_and_idna_domain
         petition = SimpleNamespace(title="Idn", slug="idn")
 
         def outgoing(recipient: str, address: str) -> Outgoing:
-            signer = SimpleNamespace(name="Jo", email=address, confirm_url="http://127.0.0.1/c/t")
+            signer = SimpleNamespace(name="Jo", email=address, confirm_url="http://127.0.0.1/c/t", language="en")
             return Outgoing(recipient, f"<{recipient}@x>", lambda: confirmation_email(
                 signer, petition, mail_from="Groundswell <no-reply@example.org>", message_id_value=f"<{recipient}@x>"))
 

@@ -68,7 +68,7 @@ def test_milestone_emails_carry_their_headers():
                              correlation_id="corr-7")
     organizer = read(organizer_milestone_email(event, petition, patrick, mail_from="Groundswell <no-reply@example.org>",
                                                public_url="https://petitions.example.org", message_id_value="<m1@x>"))
-    assert organizer["Subject"] == '"Save the Elm Street bridge" reached 100 supporters'
+    assert organizer["Subject"] == "“Save the Elm Street bridge” reached 100 supporters"
     assert organizer["To"].addresses[0].addr_spec == "patrick@example.org"
     assert (organizer["Message-ID"], organizer["X-Correlation-ID"]) == ("<m1@x>", "corr-7")
     assert "https://petitions.example.org/p/elm" in organizer.get_body(("plain",)).get_content()
@@ -77,7 +77,7 @@ def test_milestone_emails_carry_their_headers():
     assert abs((organizer["Date"].datetime - datetime.now(timezone.utc)).total_seconds()) < 60
 
     fanout = SimpleNamespace(petition_id=PETITION_ID, milestone=100, next_goal=200, correlation_id=None)
-    recipient = SimpleNamespace(name="Zoë Ångström", email="zoe@example.org", unsubscribe_url="https://p.example/u/t")
+    recipient = SimpleNamespace(name="Zoë Ångström", email="zoe@example.org", unsubscribe_url="https://p.example/u/t", language="en")
     supporter = read(supporter_milestone_email(fanout, petition, patrick, recipient, mail_from="Groundswell <n@example.org>",
                                                public_url="https://petitions.example.org", message_id_value="<m2@x>"))
     assert supporter["Subject"] == "Patrick is counting on you"
@@ -93,7 +93,7 @@ def test_milestone_emails_carry_their_headers():
 def test_supporters_of_an_erased_organizer_hear_from_the_organizer():
     petition = SimpleNamespace(title="Save the Elm Street bridge", slug="elm")
     fanout = SimpleNamespace(petition_id=PETITION_ID, milestone=100, next_goal=200, correlation_id=None)
-    recipient = SimpleNamespace(name="Zoë", email="zoe@example.org", unsubscribe_url="https://p.example/u/t")
+    recipient = SimpleNamespace(name="Zoë", email="zoe@example.org", unsubscribe_url="https://p.example/u/t", language="en")
     supporter = read(supporter_milestone_email(fanout, petition, None, recipient, mail_from="G <n@example.org>",
                                                public_url="https://p.example", message_id_value="<m3@x>"))
     assert supporter["Subject"] == "The organizer is counting on you"
