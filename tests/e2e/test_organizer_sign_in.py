@@ -284,7 +284,7 @@ def test_a_started_petition_waits_for_its_organizer_and_a_moderator_who_tells_th
         approved = httpx.post(f"{moderators}/admin/review/{petition_id}", data={"decision": "approve"}, auth=admin,
                               timeout=10, follow_redirects=False)
         assert approved.status_code == 303
-        live = eventually(lambda: emails_to(system, "rosa@example.org", '"Save the Elm Street library" is live'),
+        live = eventually(lambda: emails_to(system, "rosa@example.org", "“Save the Elm Street library” is live"),
                           message="the approval email")
         assert f"{web}/p/{slug}" in live[0].get_body(("plain",)).get_content()
         assert httpx.get(f"{web}/p/{slug}", timeout=10).status_code == 200
@@ -300,7 +300,7 @@ def test_a_started_petition_waits_for_its_organizer_and_a_moderator_who_tells_th
                               headers={"Authorization": f"Bearer {system.token}"},
                               json={"decision": "reject", "note": "It asks for nothing a council can do."})
         assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
-        told = eventually(lambda: emails_to(system, "ben@example.org", '"Ban all the things" was not approved'),
+        told = eventually(lambda: emails_to(system, "ben@example.org", "“Ban all the things” was not approved"),
                           message="the rejection email")
         assert "It asks for nothing a council can do." in told[0].get_body(("plain",)).get_content()
         assert httpx.get(f"{web}/p/{other}", timeout=10).status_code == 404
@@ -311,5 +311,5 @@ def test_a_started_petition_waits_for_its_organizer_and_a_moderator_who_tells_th
                            headers={"Authorization": f"Bearer {system.token}"}, json={"decision": "approve"})
         assert again.status_code == 409
     system.wait_settled()
-    assert len(emails_to(system, "rosa@example.org", '"Save the Elm Street library" is live')) == 1
-    assert len(emails_to(system, "ben@example.org", '"Ban all the things" was not approved')) == 1
+    assert len(emails_to(system, "rosa@example.org", "“Save the Elm Street library” is live")) == 1
+    assert len(emails_to(system, "ben@example.org", "“Ban all the things” was not approved")) == 1

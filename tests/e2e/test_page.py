@@ -47,7 +47,7 @@ def test_the_page_numbers_are_the_count_endpoint_and_the_goal_follows_the_ladder
             assert shown["goals"] == [f"{goal:,}"] * 2  # "Let's get to G" and the thank-you state's goal
             assert shown["bar"] == (str(goal), str(target))
             assert shown["sentence"] == f"{target:,} have signed. Let’s get to {goal:,}!"
-            assert f"Join Patrick and <span data-count>{target:,}</span> supporters today." in html
+            assert f"Join Patrick and <strong data-count>{target:,}</strong> supporters today." in html
 
 
 def test_counts_are_cacheable_and_live_and_cors_is_off_unless_configured(system):

@@ -69,7 +69,7 @@ def test_signatures_are_counted_exactly_and_each_milestone_emailed_once(system):
     assert milestones == [10, 25, 50, 100] == milestones_up_to(120)
     assert len({m["Message-ID"] for m in emails}) == 4
     hundred = next(m for m in emails if "reached 100 supporters" in str(m["Subject"]))
-    assert '"Fix the bridge on Elm Street"' in str(hundred["Subject"])
+    assert "“Fix the bridge on Elm Street”" in str(hundred["Subject"])
     text = hundred.get_body(("plain",)).get_content()
     html = hundred.get_body(("html",)).get_content()
     assert "The next goal is 200" in text and "/p/elm-street-bridge" in text

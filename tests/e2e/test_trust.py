@@ -16,7 +16,7 @@ from tests.system import System
 
 pytestmark = pytest.mark.e2e
 
-CONFIRM_SUBJECT = re.compile(r'^Confirm your signature on "')
+CONFIRM_SUBJECT = re.compile(r"^Confirm your signature on “")
 LINK = re.compile(r"https?://\S+/c/[A-Za-z0-9_-]+")
 
 
@@ -336,4 +336,4 @@ def test_an_email_bomb_at_one_mailbox_gets_no_more_than_its_budget(trusted):
     unconfirmed_titles = [str(m["Subject"]) for m in to_victim if "pills" in str(m["Subject"]).lower()]
     assert unconfirmed_titles == []  # a stranger's title is never a subject
     sign_in_links = [m for m in to_victim if str(m["Subject"]).startswith("Sign in to")]
-    assert {str(m["Subject"]) for m in sign_in_links} <= {f'Sign in to "{own["title"]}"'}
+    assert {str(m["Subject"]) for m in sign_in_links} <= {f"Sign in to “{own['title']}”"}

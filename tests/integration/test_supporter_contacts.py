@@ -122,7 +122,7 @@ def test_the_organizers_contact_is_for_the_notifier_and_never_in_an_event(api):
     url = f"/internal/petitions/{petition['id']}/organizer"
     assert api.get(url).status_code == 401
     assert api.get(url, headers=INTERNAL).json() == {"name": "Patrick Leonard", "email": "patrick@example.org",
-                                                     "review_note": None}
+                                                     "review_note": None, "language": "en", "milestone_emails": True}
     assert api.get("/internal/petitions/6d44301b-d7d2-4417-aba7-2cc1407387e3/organizer",
                    headers=INTERNAL).status_code == 404
     payloads = [bytes(p).decode() for (p,) in api.database.query("SELECT payload FROM outbox")]
@@ -149,7 +149,7 @@ def test_erasure_covers_organizers(api):
         assert api.get(f"/petitions/{petition['id']}").json()["organizer"] == {"name": "The organizer"}
     assert api.get(f"/internal/petitions/{other['id']}/organizer", headers=INTERNAL).json()["name"] == "Someone Else"
     page = api.get("/p/first")
-    assert page.status_code == 200 and "Patrick" not in page.text and "Started by <strong>The organizer" in page.text
+    assert page.status_code == 200 and "Patrick" not in page.text and "Started by <strong><bdi>The organizer" in page.text
     dump = repr(api.database.query("SELECT * FROM petitions")) + repr(api.database.query("SELECT * FROM outbox"))
     assert "patrick" not in dump.lower()
     events = sorted(s for (s,) in api.database.query("SELECT subject FROM outbox WHERE subject LIKE '%.OrganizerErased'"))
