@@ -23,6 +23,8 @@ FIGURES = [
     ("page_rps", "petition page, one hot petition, through the front door", "req/s", "noop_front_get_rps",
      ">= 2,000; >= 0.3x"),
     ("page_rps", "  the same, as a ratio to the do-nothing GET reached directly", "req/s", "noop_get_rps", ""),
+    ("page_lang_rps", "  the same page in Arabic (Accept-Language), the petition being in English", "req/s",
+     "noop_front_get_rps", ""),
     ("viewers_sign_rps", "signatures/s while 1,000 viewers poll the count", "/s", "sign_rps", ">= 0.8x signing alone"),
     ("viewers_poll_5xx", "  viewers' 5xx answers", "", None, "0"),
     ("confirm_rps", "confirmation links followed/s (GET /c/<token>, through the front door)", "/s",

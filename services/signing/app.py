@@ -16,6 +16,7 @@ from services.signing.fastpath import SigningApp
 from services.signing.frontdoor import FrontDoor
 from services.signing.pages import WEB, client_of, page_files
 from services.signing.pages import router as pages
+from services.signing.share import router as share
 from services.signing.service import PetitionCache
 from services.signing.moderation import router as moderation
 from services.signing.review import api as review_api
@@ -108,6 +109,7 @@ def create_app(settings: SigningSettings) -> FastAPI:
     app.include_router(export)
     app.include_router(internal)
     app.include_router(pages)
+    app.include_router(share)
     app.include_router(supporters)
     app.include_router(moderation)
     app.include_router(review_api)

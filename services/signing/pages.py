@@ -75,6 +75,7 @@ SCRIPT_MESSAGES = {
     "failed": N_("Something went wrong. Please try again."),
     "offline": N_("We could not reach the server. Check your connection and try again."),
     "busy": N_("Too many signatures are arriving right now. Please try again in a moment."),
+    "closed": N_("This petition is closed: it takes no more signatures."),
 }
 
 
@@ -124,6 +125,8 @@ def read_count(request: Request, petition_id: str) -> Count:
 
 
 ERASED_ORGANIZER = "The organizer"
+# The count's sentence (the page's tally, templates/_count.html.j2, and the share image).
+COUNT_SENTENCE = ("%(num)s person has signed. Let’s get to %(goal)s!", "%(num)s have signed. Let’s get to %(goal)s!")
 
 
 def petition_path(slug: str) -> str:
@@ -148,6 +151,7 @@ OG_LOCALES = {"en": "en_US", "fr": "fr_FR", "es": "es_ES", "de": "de_DE", "ar": 
 def page_context(public_url: str, petition, count: Count, language: str, confirm: bool = False, **extra) -> dict:
     path = petition_path(petition.slug)
     url = f"{public_url.rstrip('/')}{path}"
+    written_in = sorted({petition.language, *getattr(petition, "translations", {})})
     if hasattr(petition, "in_language"):  # its translation in the reader's language, if the organizer added one
         petition = petition.in_language(language)
     shown = getattr(petition, "shown_language", petition.language)
@@ -179,6 +183,8 @@ def page_context(public_url: str, petition, count: Count, language: str, confirm
         "content_lang": shown,
         "content_dir": i18n.direction(shown),
         "translation_note": note,
+        # The languages the petition itself is written in, other than the one shown: offered as links.
+        "also_in": [(code, i18n.NAMES[code]) for code in written_in if code != shown and code in i18n.NAMES],
         "share": share_links(url, petition.title, language),
         "countries": i18n.countries(language),
         "messages": script_messages(language),

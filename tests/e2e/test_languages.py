@@ -3,6 +3,7 @@ petition's page in English, French, Spanish, German and Arabic, chosen by Accept
 that language's strings, plural forms and number format; signing; the confirmation email in
 that language; and axe-core (WCAG 2.2 AA) on every page and state, with no violation."""
 
+import io
 import json
 import math
 import re
@@ -12,6 +13,7 @@ from importlib import resources
 
 import httpx
 import pytest
+from PIL import Image
 
 from contract.counts import next_goal
 from services.notifier.emails import _shown
@@ -114,6 +116,17 @@ def test_the_seed_petition_in_each_language_signs_and_confirms_in_that_language(
     hreflangs = page.eval_on_selector_all("link[rel=alternate]", "links => links.map(l => l.hreflang)")
     assert sorted(hreflangs) == sorted([*i18n.LANGUAGES, "x-default"])
     assert axe_violations(page) == []
+    # Sharing: a description, and an image the server draws with the title and the count, in this language.
+    assert page.locator('meta[name="description"]').get_attribute("content").startswith(
+        t(language, "A petition to %(target)s, started by %(organizer)s: %(story)s", target=SEED["target"],
+          organizer="Patrick Leonard", story="")[:12])
+    image_url = page.locator('meta[property="og:image"]').get_attribute("content")
+    assert image_url == f"{url}/share.png?lang={language}"
+    assert page.locator('meta[name="twitter:image"]').get_attribute("content") == image_url
+    image = httpx.get(image_url, timeout=30)
+    assert (image.status_code, image.headers["content-type"], image.headers["content-language"]) == \
+        (200, "image/png", language)
+    assert Image.open(io.BytesIO(image.content)).size == (1200, 630)
     if language == "ar":
         # Laid out right to left: the title starts at the right edge, the sign box sits on the left.
         layout = page.evaluate("""() => ({width: innerWidth, title: document.querySelector('h1').getBoundingClientRect().right,
@@ -266,6 +279,7 @@ def test_the_count_is_announced_whole_politely_and_at_most_every_few_seconds(wor
 def check(page, where: str) -> None:
     """No WCAG 2.2 AA violation, and no sideways scrolling at the page's width (320 px: reflow)."""
     assert axe_violations(page) == [], where
+    assert page.locator('meta[name="description"]').get_attribute("content").strip(), f"{where}: no description"
     width = page.viewport_size["width"]
     assert page.evaluate("document.documentElement.scrollWidth") <= width, f"{where}: wider than {width} px"
 
@@ -346,6 +360,7 @@ def test_every_page_and_state_in_each_language_passes_axe_and_reflows_at_320_px(
     assert translated.locator("h1").get_attribute("lang") == other
     assert text(translated, ".translation-note") == t(other, "Translated by the organizer from %(language)s.",
                                                       language=i18n.language_name(language, other))
+    assert translated.locator(f".story a[hreflang={language}]").inner_text() == i18n.NAMES[language]  # the original
     reader.close()
     for path, where in ((f"/w/{slug}", "widget"), (f"/p/{slug}/check-email", "check email"),
                         (f"/p/{slug}/thanks", "thanks"), (f"/p/{slug}/organizer", "organizer sign-in"),

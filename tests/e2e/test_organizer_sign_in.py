@@ -187,7 +187,7 @@ def test_an_update_reaches_each_opted_in_supporter_once_and_no_one_else(system):
         dashboard = browser.get("/dashboard/updates").text
     for number, subject in ((1, "We met the council"), (2, "They voted yes")):
         row = re.search(rf'data-emails="update-{number}">(.*?)</tr>', dashboard, re.S).group(1)
-        assert f"Update: {subject}" in row
+        assert f"Update: <bdi>{subject}</bdi>" in row
         assert re.findall(r"<td[^>]*>(\d+)</td>", row) == ["3", "0", "0"]
     message = next(m for m in system.smtp.messages if str(m["Subject"]) == "We met the council")
     text = message.get_body(("plain",)).get_content()
@@ -306,7 +306,8 @@ def test_a_started_petition_waits_for_its_organizer_and_a_moderator_who_tells_th
         assert httpx.get(f"{web}/p/{other}", timeout=10).status_code == 404
         system.wait_settled()
         assert_not_public(system, other)
-        assert "Not approved by the moderators: It asks for nothing a council can do." in ben.get(f"/dashboard/{other}").text
+        assert "Not approved by the moderators: <bdi>It asks for nothing a council can do.</bdi>." in \
+            ben.get(f"/dashboard/{other}").text
         again = httpx.post(f"{system.signing.url}/admin/petitions/{other_id}/review", timeout=10,
                            headers={"Authorization": f"Bearer {system.token}"}, json={"decision": "approve"})
         assert again.status_code == 409

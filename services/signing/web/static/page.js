@@ -158,7 +158,10 @@
           setError(known ? field : "form", known ? message(field, codes[field]) : messages.failed);
           if (known && !first) first = field;
         });
-        if (!Object.keys(codes).length) setError("form", response.status === 503 || response.status === 429 ? messages.busy : messages.failed);
+        if (!Object.keys(codes).length) {
+          setError("form", response.status === 409 ? messages.closed
+                   : response.status === 503 || response.status === 429 ? messages.busy : messages.failed);
+        }
         if (first) form.elements[first].focus();
       });
     }).catch(function () {
