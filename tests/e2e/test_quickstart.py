@@ -78,7 +78,7 @@ def test_make_run_from_a_fresh_clone_serves_the_readme_example(tmp_path):
         eventually(lambda: read_count() == 1, message="count 1 after confirming")
         page = httpx.get("http://127.0.0.1:8080/", timeout=5)  # the seed petition's page, through Caddy
         assert page.status_code == 200 and "Today: <bdi>Patrick</bdi> is counting on you" in page.text
-        eventually(lambda: re.search(r"<strong data-count>1</strong> have signed",
+        eventually(lambda: re.search(r"<strong data-count>1</strong> person has signed",
                                      httpx.get("http://127.0.0.1:8080/", timeout=5).text), message="the page shows 1")
     finally:
         if process.poll() is None:
