@@ -180,9 +180,9 @@ class Signer:
                 n = self._take()
                 body = {"name": f"Signer Number{n}", "email": f"signer{n}@example.org", "country": "GB",
                         "updates": n % 2 == 0}
-                deadline = time.monotonic() + 300
-                while time.monotonic() < deadline:  # every signer started is eventually accepted
-                    started = time.monotonic()
+                began = time.monotonic()
+
+                def accepted(n=n, body=body) -> bool:
                     try:
                         status = client.post(f"{self.stack.web}/petitions/{self.petition_id}/signatures",
                                              json=body).status_code
@@ -190,12 +190,13 @@ class Signer:
                         status = type(exc).__name__
                     with self._lock:
                         self.answers.append((time.monotonic(), status))
-                    if status == 202:
-                        with self._lock:
+                        if status == 202:
                             self.accepted.add(n)
-                        break
-                    time.sleep(0.5)  # pacing between retries, not a wait for an outcome
-                time.sleep(max(0.0, interval - (time.monotonic() - started)))  # pacing: the load's rate
+                    return status == 202
+
+                # Every signer started is sent again until accepted (a repeat counts once).
+                eventually(accepted, timeout_s=300, message=f"signer {n} accepted")
+                time.sleep(max(0.0, interval - (time.monotonic() - began)))  # pacing: the load's rate
 
     def statuses_between(self, start: float, end: float) -> Counter:
         with self._lock:
