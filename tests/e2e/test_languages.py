@@ -398,3 +398,39 @@ def test_every_page_and_state_in_each_language_passes_axe_and_reflows_at_320_px(
 TITLES = {"en": "Keep the Elm Street library open", "fr": "Gardons la bibliothèque de la rue des Ormes ouverte",
           "es": "Mantengamos abierta la biblioteca de la calle Olmo", "de": "Die Bücherei in der Ulmenstraße bleibt offen",
           "ar": "أبقوا مكتبة شارع الدردار مفتوحة منذ 1950"}
+
+
+def test_an_organizer_who_turned_milestone_emails_off_gets_none_and_the_others_each_once(world):
+    """The dashboard's opt-out reaches the notifier: at the first milestone, the organizer who
+    turned the emails off gets nothing; the one who did not gets exactly one."""
+    system, _ = world
+    web = system.web.url
+    quiet, told = (system.create_petition(f"milestones-{name}", title=f"Milestones {name}") for name in ("off", "on"))
+    with httpx.Client(base_url=web, timeout=30) as organizer:
+        assert organizer.post(f"/p/{quiet['slug']}/organizer").status_code == 202
+        text_of = emails_to(system, f"organizer-{quiet['slug']}@example.org")[0].get_body(("plain",)).get_content()
+        assert organizer.get(re.search(r"https?://\S+/o/[A-Za-z0-9_.-]+", text_of).group(0)).status_code in (200, 303)
+        turned = organizer.post(f"/dashboard/{quiet['slug']}/milestone-emails", data={"milestone_emails": "off"})
+        assert turned.status_code in (200, 303)
+    assert system.query("signing", f"SELECT milestone_emails FROM petitions WHERE slug = '{quiet['slug']}'") == [(0,)]
+    with httpx.Client(timeout=30) as client:
+        for petition in (quiet, told):
+            for i in range(10):  # the first milestone is 10 supporters
+                address = f"m{i}-{petition['slug']}@example.org"
+                assert system.sign(petition["id"], {"name": f"Milestone Signer{i}", "email": address},
+                                   client=client).status_code == 202
+                link = re.search(r"https?://\S+/c/[A-Za-z0-9_-]+",
+                                 emails_to(system, address)[0].get_body(("plain",)).get_content()).group(0)
+                assert client.get(link).status_code == 303
+            system.wait_for_count(petition["id"], 10)
+    for petition in (quiet, told):
+        eventually(lambda: system.query("counter", "SELECT count(*) FROM milestones WHERE petition_id = "
+                                                   f"'{petition['id']}' AND milestone = 10") == [(1,)],
+                   message="milestone 10 recorded")
+    system.wait_settled()
+    eventually(lambda: len([m for m in system.organizer_emails(told["slug"]) if "reached 10" in str(m["Subject"])]) == 1,
+               message="the organizer's milestone email")
+    system.wait_settled()
+    subjects = lambda slug: sorted(str(m["Subject"]) for m in system.organizer_emails(slug))  # noqa: E731
+    assert subjects(told["slug"]) == ["“Milestones on” reached 10 supporters"]
+    assert [s for s in subjects(quiet["slug"]) if "reached" in s] == []  # only the sign-in link went out
