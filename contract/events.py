@@ -145,10 +145,39 @@ class OrganizerErased(Event):
     type: Literal["OrganizerErased"] = "OrganizerErased"
 
 
+class ThresholdReached(Event):
+    """A petition's count reached one of the deployment's thresholds (GROUNDSWELL_THRESHOLDS), once:
+    a count pushed back under it and up again does not reach it twice."""
+
+    published_by: ClassVar[str] = "counter"
+
+    type: Literal["ThresholdReached"] = "ThresholdReached"
+    threshold: int = Field(ge=1)
+    label: str  # the deployment's name for it ("Response due"), as configured when it was reached
+    count: int
+
+
+class DecisionMakerNotified(Event):
+    """Signing issued the decision maker a single-use link to respond, at a threshold: the notifier
+    emails them the petition once (it reads the address and the link from signing; neither is here)."""
+
+    type: Literal["DecisionMakerNotified"] = "DecisionMakerNotified"
+    threshold: int = Field(ge=1)
+    link_id: UUID
+
+
+class ResponsePublished(Event):
+    """The decision maker published a response (to the threshold their link was for). The text stays
+    in signing; the page and the petition's JSON show it, and the supporters who opted in get it."""
+
+    type: Literal["ResponsePublished"] = "ResponsePublished"
+    threshold: int = Field(ge=1)
+
+
 AnyEvent = Annotated[
     Union[PetitionCreated, SignatureAdded, ConfirmationRequested, SignatureInvalidated, MilestoneReached,
           OrganizerErased, PetitionUpdated, PetitionClosed, SignInRequested, UpdatePosted, OrganizerConfirmed,
-          PetitionApproved, PetitionRejected],
+          PetitionApproved, PetitionRejected, ThresholdReached, DecisionMakerNotified, ResponsePublished],
     Field(discriminator="type"),
 ]
 _any_event = TypeAdapter(AnyEvent)
@@ -194,7 +223,8 @@ def upcast(data: dict[str, Any]) -> dict[str, Any]:
 
 AnyEventType = (PetitionCreated | SignatureAdded | ConfirmationRequested | SignatureInvalidated | MilestoneReached
                 | OrganizerErased | PetitionUpdated | PetitionClosed | SignInRequested | UpdatePosted
-                | OrganizerConfirmed | PetitionApproved | PetitionRejected)
+                | OrganizerConfirmed | PetitionApproved | PetitionRejected | ThresholdReached | DecisionMakerNotified
+                | ResponsePublished)
 
 
 def decode_event(payload: bytes | str | dict[str, Any]) -> AnyEventType:
@@ -223,9 +253,11 @@ STREAM_SUBJECTS = [f"{SUBJECT_PREFIX}.*.events.*"]
 
 # Events that change what a petition shows (signing caches petitions and forgets them on these).
 PETITION_EVENT_TYPES = ("PetitionCreated", "OrganizerErased", "PetitionUpdated", "PetitionClosed", "OrganizerConfirmed",
-                        "PetitionApproved", "PetitionRejected")
+                        "PetitionApproved", "PetitionRejected", "DecisionMakerNotified", "ResponsePublished")
 
 COUNTER_DURABLE = "counter"
+LISTING_DURABLE = "listing"  # the counter's discovery projection (texts read from signing)
+SIGNING_DURABLE = "signing"  # signing's reactions (a threshold reached: the decision maker's link)
 NOTIFIER_DURABLE = "notifier"
 
 

@@ -75,3 +75,53 @@ class UpdateText(BaseModel):
     subject: str
     body: str
     posted_at: datetime
+
+
+class Translation(BaseModel):
+    language: str
+    title: str
+    story: str
+
+
+class Response(BaseModel):
+    """A decision maker's published response."""
+
+    threshold: int
+    responder: str  # who answered, as they signed it ("Office of the Mayor"): public
+    body: str
+    published_at: datetime
+
+
+class PublicText(BaseModel):
+    """GET /internal/petitions/{id}/public: what a petition says publicly, for the counter's
+    discovery list and petition JSON (the decision maker's address is not in it)."""
+
+    petition_id: str
+    title: str
+    story: str
+    language: str
+    created_at: datetime
+    translations: list[Translation] = []
+    responses: list[Response] = []
+
+
+class DecisionMakerLinksIn(BaseModel):
+    link_ids: Annotated[list[UUID], Field(max_length=500)]
+
+
+class DecisionMakerLink(BaseModel):
+    """Where and how to write to a petition's decision maker at a threshold."""
+
+    link_id: str
+    petition_id: str
+    threshold: int
+    label: str  # the threshold's name, as the deployment set it when it was reached
+    email: str
+    language: str  # the petition's
+    respond_url: str  # single use, until expires_at
+    summary_url: str  # the delivery summary (count, countries, chart), readable with the same link
+    expires_at: datetime
+
+
+class DecisionMakerLinks(BaseModel):
+    links: list[DecisionMakerLink]  # only links still unused and unexpired, to a decision maker still named

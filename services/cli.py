@@ -130,7 +130,8 @@ def _load(service: str):
     return settings_classes()[service](), create_app
 
 
-SECRETS = {"signing": ("admin_token", "internal_token", "mailbox_key"), "notifier": ("internal_token",)}
+SECRETS = {"signing": ("admin_token", "internal_token", "mailbox_key"), "notifier": ("internal_token",),
+           "counter": ("internal_token",)}
 
 
 def _refuse_missing_secrets(service: str, settings) -> None:

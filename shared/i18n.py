@@ -241,6 +241,7 @@ def environment(loader: jinja2.BaseLoader, language: str, **options) -> jinja2.E
     env.filters["moment"] = lambda value: moment(value, language)
     env.filters["country"] = lambda code: country(code, language)
     env.filters["language_name"] = lambda code: language_name(code, language)
+    env.filters["label"] = lambda text: translate(language, text)  # an operator's words, translated if the catalogs have them
     env.globals["live"] = lambda singular, plural, count, goal, **values: live_sentence(
         language, singular, plural, count, goal, **values)
     return env

@@ -5,6 +5,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contract.counts import DEFAULT_THRESHOLDS, Threshold, parse_thresholds
+
 
 def limits_notation(value: str) -> str:
     """A setting in the `limits` library's notation ("5/minute;30/hour"), or empty for none."""
@@ -59,6 +61,22 @@ class ServiceSettings(BaseSettings):
         "10/minute;50/hour",
         description="Wrong admin or internal tokens per client, in the `limits` notation (empty: none); over it, "
                     "every attempt from that client is a 429 until the window passes.")
+
+    thresholds: str = Field(
+        DEFAULT_THRESHOLDS,
+        description="Where a petition reaches its decision maker: comma-separated `count:label` (the pages show "
+                    "the labels). At each, the decision maker named at creation receives the petition once, with a "
+                    "link to respond.")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds(cls, value: str) -> str:
+        parse_thresholds(value)
+        return value
+
+    @property
+    def threshold_list(self) -> list[Threshold]:
+        return parse_thresholds(self.thresholds)
 
     @field_validator("token_failure_limit")
     @classmethod

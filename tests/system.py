@@ -46,6 +46,8 @@ class System:
             service.env["GROUNDSWELL_PUBLIC_URL"] = self.web.url
         self.signing.env["GROUNDSWELL_PUBLIC_DIR"] = str(workdir / "public")
         self.notifier.env["GROUNDSWELL_SIGNING_URL"] = self.signing.url
+        self.notifier.env["GROUNDSWELL_COUNTER_URL"] = self.counter.url
+        self.counter.env["GROUNDSWELL_SIGNING_URL"] = self.signing.url
         self.signing.env["GROUNDSWELL_COUNTER_URL"] = self.counter.url
         self.signing.env["GROUNDSWELL_NOTIFIER_URL"] = self.notifier.url
 
@@ -141,7 +143,7 @@ class System:
         consumers = self.nats.consumers()
         return all(
             name in consumers and consumers[name]["num_pending"] == 0 and consumers[name]["num_ack_pending"] == 0
-            for name in ("counter", "notifier")
+            for name in ("counter", "notifier", "listing", "signing")
         )
 
     def wait_settled(self, timeout_s: float = 60) -> None:

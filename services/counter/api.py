@@ -2,7 +2,7 @@
 
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from services.counter import queries
 from services.counter.live import Full
 from contract.counts import Count, count_document
+from shared.db import as_utc
 from shared.refs import petition_ref
 
 router = APIRouter()
@@ -88,13 +89,44 @@ async def get_stats(row: Annotated[object, Depends(find_count)], request: Reques
     )
 
 
+class ThresholdOut(BaseModel):
+    threshold: int
+    label: str = Field(description="The deployment's name for it (GROUNDSWELL_THRESHOLDS), e.g. Response due.")
+    reached_at: datetime
+    awaiting_response_days: int | None = Field(description="Whole days since it was reached without a response "
+                                                           "to it; null once answered.")
+
+
+class ResponseOut(BaseModel):
+    threshold: int = Field(description="The threshold whose link the decision maker answered.")
+    responder: str
+    body: str
+    published_at: datetime
+    days: int = Field(description="Whole days from the threshold to the response.")
+
+
 class PublicPetition(Count):
     """What anyone may republish about a petition: its count and goal, whether it still takes
-    signatures, and where its signers are (no one's name or address)."""
+    signatures, where its signers are (no one's name or address), the thresholds it reached and
+    its decision makers' responses."""
 
     slug: str | None
     status: Literal["open", "closed", "won"] = Field(description="open: takes signatures; closed or won: takes none.")
     signatures_by_country: list[CountryCount] = Field(description="Most signatures first.")
+    thresholds: list[ThresholdOut] = Field(description="Each threshold reached, lowest first, with its time.")
+    responses: list[ResponseOut]
+
+
+def decisions_of(found: queries.Decisions, now: datetime) -> tuple[list[ThresholdOut], list[ResponseOut]]:
+    reached = {row.threshold: as_utc(row.reached_at) for row in found.thresholds}
+    answered = {row.threshold for row in found.responses}
+    responses = [ResponseOut(threshold=row.threshold, responder=row.responder, body=row.body,
+                             published_at=as_utc(row.published_at),
+                             days=max(0, (as_utc(row.published_at) - reached.get(row.threshold, as_utc(row.published_at))).days))
+                 for row in found.responses]
+    return [ThresholdOut(threshold=row.threshold, label=row.label, reached_at=reached[row.threshold],
+                         awaiting_response_days=None if row.threshold in answered else (now - reached[row.threshold]).days)
+            for row in found.thresholds], responses
 
 
 def _by_country(rows: list[tuple[str | None, int]]) -> list[CountryCount]:
@@ -108,9 +140,11 @@ async def get_public_petition(row: Annotated[object, Depends(find_count)], reque
     Cacheable like the count; for newsrooms, dashboards and anyone who republishes it. A petition
     not public yet (waiting for its organizer's email or a moderator, or rejected) is a 404."""
     _cache(request, response)
+    sessions = request.app.state.runtime.sessions
+    thresholds, responses = decisions_of(await queries.decisions(sessions, row.petition_id), datetime.now(timezone.utc))
     return PublicPetition(**as_count(row).model_dump(), slug=row.slug, status=row.status,
-                          signatures_by_country=_by_country(
-                              await queries.countries(request.app.state.runtime.sessions, row.petition_id)))
+                          signatures_by_country=_by_country(await queries.countries(sessions, row.petition_id)),
+                          thresholds=thresholds, responses=responses)
 
 
 async def live_slot(request: Request) -> AsyncIterator[None]:

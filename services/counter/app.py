@@ -6,6 +6,9 @@ import structlog
 from fastapi import FastAPI
 from services.counter import db, queries
 from services.counter.api import as_count, router
+from services.counter.discovery import ListCache
+from services.counter.discovery import router as discovery
+from services.counter.listing import LISTING, SigningTexts, refresh_listing
 from services.counter.live import CountHub
 from services.counter.projection import COUNTING, count_signatures
 from services.counter.publish import CountPublisher
@@ -18,7 +21,7 @@ from shared.http import RequestIdMiddleware, add_cors, add_error_handlers, add_h
 from shared.lifecycle import Runtime
 from shared.openapi import describe_answers
 from shared.outbox import OutboxRelay
-from contract.events import COUNTER_DURABLE, STREAM
+from contract.events import COUNTER_DURABLE, LISTING_DURABLE, STREAM
 
 
 log = structlog.get_logger("counter")
@@ -58,6 +61,8 @@ def create_app(settings: CounterSettings) -> FastAPI:
             ack_wait_s=settings.ack_wait_s,
             max_ack_pending=max(1000, settings.batch_size * 4),
         )
+        await gs_nats.ensure_consumer(js, LISTING_DURABLE, LISTING.subjects, ack_wait_s=settings.ack_wait_s,
+                                      max_ack_pending=1000)
 
     async def counted(counts) -> None:
         await publisher.put(counts)
@@ -67,8 +72,13 @@ def create_app(settings: CounterSettings) -> FastAPI:
     broker = EventBroker()
     subscribe(broker, COUNTING,
               count_signatures(runtime.sessions, relay, settings.retry_delay_s, dead_letters, on_counted=counted,
-                               dead_letter_after=settings.dead_letter_after),
+                               dead_letter_after=settings.dead_letter_after, thresholds=settings.threshold_list),
               batch_size=settings.batch_size, window_s=settings.batch_linger_s, provision=provision)
+    texts = SigningTexts(settings.signing_url, settings.internal_token)
+    subscribe(broker, LISTING,
+              refresh_listing(runtime.engine, texts, DeadLetters(runtime.sessions, db.dead_letters, LISTING_DURABLE),
+                              settings.retry_delay_s, settings.dead_letter_after),
+              batch_size=50, window_s=settings.batch_linger_s, provision=provision)
 
     async def consume_and_relay() -> None:
         nc = await runtime.connect_nats()
@@ -91,12 +101,15 @@ def create_app(settings: CounterSettings) -> FastAPI:
         yield
         await hub.close()
         await runtime.close()
+        await texts.close()
 
     app = FastAPI(title="Groundswell count API", version="1", lifespan=lifespan,
                   docs_url=None, redoc_url=None)  # no UI that loads assets from a CDN; docs/openapi/
     app.state.settings = settings
     app.state.runtime = runtime
     app.state.hub = hub
+    app.state.list_cache = ListCache(settings.list_cache_s)
+    app.include_router(discovery)
     app.include_router(router)
     add_error_handlers(app)
     describe_answers(app)

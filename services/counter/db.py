@@ -1,7 +1,7 @@
 """The counter's own tables: counts, processed events, milestones, signatures by country and by
 hour, outbox."""
 
-from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, DateTime, Integer, MetaData, String, Table, Text
 
 from shared.deadletters import dead_letters_table
 from shared.outbox import outbox_table
@@ -50,7 +50,7 @@ petition_hours = Table(
     "petition_hours",
     metadata,
     Column("petition_id", String(36), primary_key=True),
-    Column("hour", Integer, primary_key=True),  # hours since 1970-01-01 UTC
+    Column("hour", Integer, primary_key=True, index=True),  # hours since 1970-01-01 UTC (indexed: trending)
     Column("count", Integer, nullable=False),
 )
 
@@ -61,6 +61,44 @@ milestones = Table(
     Column("milestone", Integer, primary_key=True),
     Column("count", Integer, nullable=False),
     Column("reached_at", DateTime(timezone=True), nullable=False),
+)
+
+# Each threshold (GROUNDSWELL_THRESHOLDS) a petition reached, once: like a milestone, never again
+# after a dip, so its decision maker is written to once.
+thresholds = Table(
+    "thresholds",
+    metadata,
+    Column("petition_id", String(36), primary_key=True),
+    Column("threshold", Integer, primary_key=True),
+    Column("label", String(80), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("reached_at", DateTime(timezone=True), nullable=False),
+)
+
+# The discovery list's projection (services/counter/listing.py): what a petition says, read from
+# signing when one of its PetitionCreated or PetitionUpdated events passes. Its count, status and
+# hours are the tables above; full-text search is the table `petition_search`, made by migration
+# 0004 per database (SQLite FTS5, PostgreSQL tsvector), outside this metadata.
+petition_listing = Table(
+    "petition_listing",
+    metadata,
+    Column("petition_id", String(36), primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("language", String(8), nullable=False),
+    Column("excerpt", String(300), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("translations", Text, nullable=False, server_default="{}"),  # JSON: language -> title
+)
+
+# The decision makers' responses, as the petition's JSON carries them (read from signing on ResponsePublished).
+petition_responses = Table(
+    "petition_responses",
+    metadata,
+    Column("petition_id", String(36), primary_key=True),
+    Column("threshold", Integer, primary_key=True),
+    Column("responder", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=False),
 )
 
 outbox = outbox_table(metadata)

@@ -13,11 +13,12 @@ from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from contract.counts import Count, count_document, milestones_crossed, next_goal
+from contract.counts import Count, Threshold, count_document, milestones_crossed, next_goal, thresholds_crossed
 from contract.events import (COUNTER_DURABLE, MilestoneReached, OrganizerConfirmed, PetitionApproved, PetitionClosed,
-                             PetitionCreated, PetitionRejected, SignatureAdded, SignatureInvalidated, decode_event)
+                             PetitionCreated, PetitionRejected, SignatureAdded, SignatureInvalidated, ThresholdReached,
+                             decode_event)
 from services.counter.db import (PUBLIC_STATUSES, milestones, outbox, petition_counts, petition_countries,
-                                 petition_hours, processed_events)
+                                 petition_hours, processed_events, thresholds as thresholds_table)
 from shared.consumers import Delivery, Registry
 from shared.deadletters import DeadLetters, describe
 from shared.metrics import MILESTONES
@@ -31,10 +32,11 @@ log = structlog.get_logger("counter")
 
 @dataclass(frozen=True)
 class Applied:
-    """What a batch changed: the milestones it newly reached, and the new count documents of the
-    public petitions among those it touched (a petition not public yet has no public count)."""
+    """What a batch changed: the milestones and thresholds it newly reached (their events, queued in
+    the outbox), and the new count documents of the public petitions among those it touched (a
+    petition not public yet has no public count)."""
 
-    reached: list[MilestoneReached]
+    reached: list[MilestoneReached | ThresholdReached]
     counts: list[Count]
 
 
@@ -183,7 +185,8 @@ def fold(batch: Sequence[Delivered], fresh: set[str]) -> Change:
     return change
 
 
-async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> Applied:
+async def apply_events(session: AsyncSession, batch: Sequence[Delivered],
+                       thresholds: Sequence[Threshold] = ()) -> Applied:
     """Apply a batch in the caller's transaction; returns the milestones it newly reached and the
     counts it changed.
 
@@ -210,6 +213,9 @@ async def apply_events(session: AsyncSession, batch: Sequence[Delivered]) -> App
         for milestone in milestones_crossed(old_count, new_count):
             crossing = signatures[milestone - old_count - 1]
             reached += await _record_milestones(session, petition_id, [milestone], new_count, crossing.correlation_id)
+        for threshold in thresholds_crossed(old_count, new_count, list(thresholds)):
+            crossing = signatures[threshold.count - old_count - 1]
+            reached += await _record_thresholds(session, petition_id, [threshold], new_count, crossing.correlation_id)
     return Applied(reached, counts)
 
 
@@ -307,6 +313,30 @@ async def _record_milestones(
     return events
 
 
+async def _record_thresholds(session: AsyncSession, petition_id: str, reached: Iterable[Threshold], count: int,
+                             correlation_id: str | None) -> list[ThresholdReached]:
+    """Record thresholds not recorded before, each queuing one ThresholdReached in the outbox: a
+    count pushed back under a threshold and up again never reaches it twice."""
+    events = []
+    for threshold in reached:
+        statement = (
+            store_of(session).insert(thresholds_table)
+            .values(petition_id=petition_id, threshold=threshold.count, label=threshold.label, count=count,
+                    reached_at=datetime.now(timezone.utc))
+            .on_conflict_do_nothing(index_elements=["petition_id", "threshold"])
+            .returning(thresholds_table.c.threshold)
+        )
+        if (await session.execute(statement)).first() is None:
+            continue
+        event = ThresholdReached(
+            event_id=uuid5(NAMESPACE_URL, f"groundswell:threshold:{petition_id}:{threshold.count}"),
+            petition_id=petition_id, correlation_id=correlation_id, threshold=threshold.count,
+            label=threshold.label, count=count)
+        await session.execute(outbox.insert().values(**outbox_row(event)))
+        events.append(event)
+    return events
+
+
 class Rebuild:
     """Recompute every count from a replay of the stream (sequences 1..up_to_seq), in the caller's
     transaction: `start`, then `track` each chunk of replayed events as it is read, then `finish`.
@@ -315,9 +345,10 @@ class Rebuild:
     already recorded are never emitted again.
     """
 
-    def __init__(self, session: AsyncSession, up_to_seq: int) -> None:
+    def __init__(self, session: AsyncSession, up_to_seq: int, thresholds: Sequence[Threshold] = ()) -> None:
         self.session = session
         self.up_to_seq = up_to_seq
+        self.thresholds = list(thresholds)
         self.slugs: dict[str, str | None] = {}
         self.owners: dict[str, str] = {}  # slug -> the petition created with it last (as apply_events decides)
         self.statuses: dict[str, str] = {}  # petition id -> its status, from the replayed events
@@ -344,7 +375,7 @@ class Rebuild:
         await store_of(self.session).load(self.session, processed_events, TRACKING_COLUMNS, records,
                                           conflict=["event_id"])
 
-    async def finish(self) -> list[MilestoneReached]:
+    async def finish(self) -> list[MilestoneReached | ThresholdReached]:
         session = self.session
         signatures = func.sum(case((processed_events.c.type == SignatureAdded.__name__, 1),
                                    (processed_events.c.type == SignatureInvalidated.__name__, -1), else_=0))
@@ -372,12 +403,15 @@ class Rebuild:
                 count=count, updated_at=now,
                 status=self.statuses.get(petition_id, "open")))
             reached += await _record_milestones(session, petition_id, milestones_crossed(0, count), count, None)
+            reached += await _record_thresholds(session, petition_id, thresholds_crossed(0, count, self.thresholds),
+                                                count, None)
         return reached
 
 
-async def rebuild_projection(session: AsyncSession, replay: Sequence[Delivered], up_to_seq: int) -> list[MilestoneReached]:
+async def rebuild_projection(session: AsyncSession, replay: Sequence[Delivered], up_to_seq: int,
+                             thresholds: Sequence[Threshold] = ()) -> list[MilestoneReached | ThresholdReached]:
     """Rebuild from a replay already read whole."""
-    rebuild = Rebuild(session, up_to_seq)
+    rebuild = Rebuild(session, up_to_seq, thresholds)
     await rebuild.start()
     for start in range(0, len(replay), CHUNK):
         await rebuild.track(replay[start:start + CHUNK])
@@ -400,7 +434,8 @@ async def _nothing(counts: Sequence[Count]) -> None:
 
 def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float,
                      dead_letters: DeadLetters,
-                     on_counted: Callable[[Sequence[Count]], Awaitable[None]] = _nothing, dead_letter_after: int = 5):
+                     on_counted: Callable[[Sequence[Count]], Awaitable[None]] = _nothing, dead_letter_after: int = 5,
+                     thresholds: Sequence[Threshold] = ()):
     engine = sessions.kw["bind"]
 
     async def handle(messages: Sequence[Delivery]) -> None:
@@ -415,7 +450,7 @@ def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float,
         messages = readable
         try:
             async with engine.begin() as conn:  # Core, not a Session: nothing here needs the ORM
-                applied = await apply_events(conn, batch)
+                applied = await apply_events(conn, batch, thresholds)
         except REFUSED as exc:  # the same events would be refused again: find which, apply the rest
             if len(messages) > 1:
                 log.exception("batch_refused", size=len(batch))
@@ -437,10 +472,14 @@ def count_signatures(sessions, relay: OutboxRelay, retry_delay_s: float,
         if applied.counts:
             await on_counted(applied.counts)
         reached = applied.reached
-        MILESTONES.inc(len(reached))
         for event in reached:
-            log.info("milestone_reached", petition_id=str(event.petition_id), milestone=event.milestone,
-                     correlation_id=event.correlation_id)
+            if event.type == "MilestoneReached":
+                MILESTONES.inc()
+                log.info("milestone_reached", petition_id=str(event.petition_id), milestone=event.milestone,
+                         correlation_id=event.correlation_id)
+            else:
+                log.info("threshold_reached", petition_id=str(event.petition_id), threshold=event.threshold,
+                         correlation_id=event.correlation_id)
         if reached:
             relay.wake()
         for item in messages:

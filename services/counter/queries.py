@@ -7,7 +7,9 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Row, exists, func, select
 
-from services.counter.db import PUBLIC_STATUSES, milestones, petition_counts, petition_countries, petition_hours
+from services.counter.db import (PUBLIC_STATUSES, milestones, petition_counts, petition_countries, petition_hours,
+                                 petition_listing, petition_responses, thresholds)
+from services.counter.store import counter_store
 from shared.db import as_utc
 
 HOUR_S = 3600
@@ -85,3 +87,75 @@ async def _countries(session, petition_id: str) -> list[tuple[str | None, int]]:
         .where(petition_countries.c.petition_id == petition_id, petition_countries.c.count != 0)
     )).all()
     return [(country or None, count) for country, count in sorted(rows, key=lambda row: (-row[1], row[0]))]
+
+
+# The discovery list (services/counter/discovery.py): petitions in one state, in one order, a page at a time.
+
+TRENDING_HOURS = 24
+
+
+@dataclass(frozen=True)
+class Listed:
+    petition_id: str
+    slug: str
+    title: str
+    language: str
+    excerpt: str
+    translations: str  # JSON: language -> title
+    state: str
+    count: int
+    recent: int  # signatures in the last TRENDING_HOURS hour buckets (this one included)
+    created_at: datetime
+
+
+def current_hour(now: datetime | None = None) -> int:
+    return int((now or datetime.now(timezone.utc)).timestamp()) // HOUR_S
+
+
+async def listing(sessions, *, state: str, order: str, words: list[str], offset: int, limit: int,
+                  now_hour: int | None = None) -> tuple[int, list[Listed]]:
+    """(how many petitions match, this page of them). Only public petitions with a slug and a text."""
+    since = (current_hour() if now_hour is None else now_hour) - (TRENDING_HOURS - 1)
+    recent = (select(petition_hours.c.petition_id, func.sum(petition_hours.c.count).label("recent"))
+              .where(petition_hours.c.hour >= since).group_by(petition_hours.c.petition_id).subquery())
+    c, l = petition_counts.c, petition_listing.c
+    recent_count = func.coalesce(recent.c.recent, 0)
+    where = [c.status == state, c.slug.is_not(None)]
+    async with sessions() as session:
+        if words:
+            where.append(c.petition_id.in_(counter_store(session).matching(words)))
+        base = (select(c.petition_id, c.slug, c.count, c.status, l.title, l.language, l.excerpt, l.translations,
+                       l.created_at, recent_count.label("recent"))
+                .join(petition_listing, l.petition_id == c.petition_id)
+                .outerjoin(recent, recent.c.petition_id == c.petition_id)
+                .where(*where))
+        orders = {"signatures": [c.count.desc(), l.created_at.desc()],
+                  "trending": [recent_count.desc(), c.count.desc(), l.created_at.desc()],
+                  "newest": [l.created_at.desc()]}[order]
+        total = (await session.execute(
+            select(func.count()).select_from(petition_counts).join(petition_listing, l.petition_id == c.petition_id)
+            .where(*where))).scalar_one()
+        rows = (await session.execute(base.order_by(*orders, c.petition_id).offset(offset).limit(limit))).all()
+    return total, [Listed(petition_id=r.petition_id, slug=r.slug, title=r.title, language=r.language, excerpt=r.excerpt,
+                          translations=r.translations, state=r.status, count=r.count, recent=int(r.recent),
+                          created_at=as_utc(r.created_at)) for r in rows]
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """A petition's thresholds reached and its decision makers' responses."""
+
+    thresholds: list  # rows: threshold, label, reached_at
+    responses: list  # rows: threshold, responder, body, published_at
+
+
+async def decisions(sessions, petition_id: str) -> Decisions:
+    async with sessions() as session:
+        reached = (await session.execute(
+            select(thresholds.c.threshold, thresholds.c.label, thresholds.c.reached_at)
+            .where(thresholds.c.petition_id == petition_id).order_by(thresholds.c.threshold))).all()
+        answered = (await session.execute(
+            select(petition_responses.c.threshold, petition_responses.c.responder, petition_responses.c.body,
+                   petition_responses.c.published_at)
+            .where(petition_responses.c.petition_id == petition_id).order_by(petition_responses.c.threshold))).all()
+    return Decisions(list(reached), list(answered))

@@ -8,6 +8,7 @@ import structlog
 from nats.js import api
 
 from services.counter import db
+from services.counter.listing import SigningTexts, rebuild_listing
 from services.counter.projection import CHUNK, COUNTING, Delivered, Rebuild, counted
 from services.counter.settings import CounterSettings
 from shared import nats as gs_nats
@@ -26,6 +27,7 @@ async def rebuild(settings: CounterSettings) -> dict[str, int]:
     engine = create_engine(settings.database_url)
     sessions = sessionmaker(engine)
     nc = await gs_nats.connect(settings.nats_servers, "counter-rebuild", settings.nats_connect_timeout_s)
+    texts = SigningTexts(settings.signing_url, settings.internal_token)
     try:
         js = nc.jetstream()
         up_to_seq = (await js.stream_info(STREAM)).state.last_seq
@@ -33,7 +35,7 @@ async def rebuild(settings: CounterSettings) -> dict[str, int]:
         replayed = signatures = 0
         async with sessions.begin() as session:
             # Chunks are applied while the stream is still being read; none is kept afterwards.
-            rebuild = Rebuild(session, up_to_seq)
+            rebuild = Rebuild(session, up_to_seq, settings.threshold_list)
             await rebuild.start()
             async for chunk in _read_stream(js, up_to_seq):
                 replayed += len(chunk)
@@ -41,6 +43,9 @@ async def rebuild(settings: CounterSettings) -> dict[str, int]:
                 await rebuild.track(chunk)
             read_s = time.perf_counter() - started
             reached = await rebuild.finish()
+            # The list's texts, read from signing again in the same transaction: a signing that does
+            # not answer leaves the projection as it was (the rebuild fails, and can run again).
+            listed = await rebuild_listing(session, texts)
         replay_s = time.perf_counter() - started
         relay = OutboxRelay(sessions, db.outbox)
         relay.attach(nc)
@@ -48,13 +53,16 @@ async def rebuild(settings: CounterSettings) -> dict[str, int]:
             pass
     finally:
         gs_nats.closing()
+        await texts.close()
         await nc.drain()
         await engine.dispose()
     summary = {
         "stream_last_seq": up_to_seq,
         "events_replayed": replayed,
         "signatures": signatures,
-        "new_milestones": len(reached),
+        "new_milestones": sum(event.type == "MilestoneReached" for event in reached),
+        "new_thresholds": sum(event.type == "ThresholdReached" for event in reached),
+        "petitions_listed": listed,
         "replay_s": round(replay_s, 3),  # reading the stream and committing the projection
         "read_s": round(read_s, 3),  # until the last chunk was applied
         "events_per_s": round(replayed / replay_s) if replay_s else 0,

@@ -36,3 +36,12 @@ class CounterSettings(ServiceSettings):
         15.0, gt=0, description="Seconds between keep-alive comments on an idle live-count stream."
     )
     cors_origins: str = Field("", description="Comma-separated origins allowed to call the API from a browser (`*` for any).")
+    signing_url: str = Field("http://127.0.0.1:8001", description="Where the counter reads what petitions say "
+                             "(titles, stories, responses) for the discovery list: signing's base URL.")
+    internal_token: str | None = Field(
+        None, description="Bearer token for signing's internal API (the discovery list's texts); required in "
+                          "production mode.")
+    list_page_size: int = Field(20, ge=1, le=100, description="Petitions per page of /petitions and its JSON and CSV.")
+    list_cache_s: float = Field(
+        0.5, ge=0, description="Seconds a rendered list (JSON, CSV) is served from memory; with signing's own "
+                               "(the HTML list) a list is at most a second behind the counts.")

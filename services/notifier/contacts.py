@@ -10,8 +10,8 @@ import httpx
 from pydantic import TypeAdapter
 
 from services.notifier.settings import NotifierSettings
-from contract.internal_api import (Confirmation, Confirmations, OrganizerContact, Recipient, Recipients, SignInLink,
-                                 SignInLinks, UpdateText)
+from contract.internal_api import (Confirmation, Confirmations, DecisionMakerLink, DecisionMakerLinks, OrganizerContact,
+                                   Recipient, Recipients, Response, SignInLink, SignInLinks, UpdateText)
 
 __all__ = ["Confirmation", "Contacts", "Organizer", "PetitionUnknown", "Recipient", "Recipients", "SignInLink",
            "UpdateText"]
@@ -25,6 +25,7 @@ class Organizer(OrganizerContact):
 
 _CONFIRMATIONS = TypeAdapter(Confirmations)  # the whole answer validated in one call (pydantic-core)
 _SIGN_IN_LINKS = TypeAdapter(SignInLinks)
+_DECISION_MAKER_LINKS = TypeAdapter(DecisionMakerLinks)
 
 
 class PetitionUnknown(Exception):
@@ -34,6 +35,7 @@ class PetitionUnknown(Exception):
 class Contacts:
     def __init__(self, settings: NotifierSettings, http: httpx.AsyncClient | None = None) -> None:
         self.base = settings.signing_url.rstrip("/")
+        self.counter = settings.counter_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {settings.internal_token or ''}"}
         self.http = http or httpx.AsyncClient(timeout=30)
 
@@ -78,6 +80,26 @@ class Contacts:
                                        headers=self.headers)
         response.raise_for_status()
         return UpdateText.model_validate_json(response.content)
+
+    async def decision_maker_links(self, link_ids: list[str]) -> dict[str, DecisionMakerLink]:
+        """The decision maker's address and links, by link id: only links still worth sending."""
+        response = await self.http.post(f"{self.base}/internal/decision-maker-links", json={"link_ids": link_ids},
+                                        headers=self.headers)
+        response.raise_for_status()
+        return {link.link_id: link for link in _DECISION_MAKER_LINKS.validate_json(response.content).links}
+
+    async def response(self, petition_id: str, threshold: int) -> Response:
+        """A decision maker's published response."""
+        response = await self.http.get(f"{self.base}/internal/petitions/{petition_id}/responses/{threshold}",
+                                       headers=self.headers)
+        response.raise_for_status()
+        return Response.model_validate_json(response.content)
+
+    async def figures(self, petition_id: str) -> dict:
+        """The petition's public figures from the counter: count, countries, signatures per day."""
+        response = await self.http.get(f"{self.counter}/petitions/{petition_id}/stats", params={"bucket": "day"})
+        response.raise_for_status()
+        return response.json()
 
     async def close(self) -> None:
         await self.http.aclose()

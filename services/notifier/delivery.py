@@ -47,6 +47,8 @@ CONFIRMATION = 0
 SIGN_IN = 1
 # The topics of the moderators' decision on a petition, told to its organizer (recipient "organizer").
 APPROVED, REJECTED = 2, 3
+# The topic of a petition's delivery to its decision maker at a threshold: recipient "decision-maker.<threshold>".
+DECISION_MAKER = 4
 # The recipient of the organizer's emails (milestones, decisions): never their address.
 ORGANIZER = "organizer"
 

@@ -23,6 +23,7 @@ import functools
 import secrets
 from urllib.parse import quote
 from dataclasses import dataclass
+from datetime import datetime
 from email.charset import BASE64, Charset
 from email.header import Header
 from email.utils import formataddr, formatdate, getaddresses, parseaddr
@@ -380,3 +381,58 @@ def review_email(approved: bool, petition, organizer, *, mail_from: str, public_
                "petition_url": f"{public_url.rstrip('/')}{_path(petition.slug)}"}
     return _to_one("review", subject, organizer.name, organizer.email, context, mail_from=mail_from,
                    message_id_value=message_id_value, correlation_id=correlation_id, language=language)
+
+
+def _bars(buckets: list[dict], language: str, days: int = 14) -> list[dict]:
+    """The last `days` days of the chart, each with its share of the busiest (for bars drawn with widths)."""
+    recent = buckets[-days:]
+    most = max((b["count"] for b in recent), default=0) or 1
+    return [{"day": i18n.date(datetime.fromisoformat(b["start"]), language, "medium"), "count": i18n.number(b["count"], language),
+             "percent": max(1, round(100 * b["count"] / most)), "text_bar": "█" * max(1, round(20 * b["count"] / most))}
+            for b in recent]
+
+
+def decision_maker_email(link, petition, stats: dict, label: str, *, mail_from: str, public_url: str,
+                         message_id_value: str, correlation_id: str | None = None) -> Email:
+    """To the decision maker, at a threshold: the petition, its count, where its signers live and when
+    they signed, the delivery summary, and a single-use link to respond publicly."""
+    language = link.language
+    count = stats.get("count", 0)
+    subject = i18n.translate_plural(language, "A petition to you reached %(num)s signature: “%(title)s”",
+                                    "A petition to you reached %(num)s signatures: “%(title)s”", count,
+                                    title=_shown(petition.title))
+    countries = [{"name": i18n.country(c["country"], language) if c["country"] else i18n.translate(language, "Not given"),
+                  "count": i18n.number(c["count"], language)} for c in stats.get("countries", [])[:10]]
+    context = {"title": petition.title, "label": i18n.translate(language, label), "count": i18n.number(count, language),
+               "count_n": count, "countries": countries, "more_countries": max(0, len(stats.get("countries", [])) - 10),
+               "bars": _bars(stats.get("buckets", []), language),
+               "petition_url": f"{public_url.rstrip('/')}{_path(petition.slug)}", "respond_url": link.respond_url,
+               "summary_url": link.summary_url, "expires": i18n.date(link.expires_at, language)}
+    return _to_one("decision_maker", subject, "", link.email, context, mail_from=mail_from,
+                   message_id_value=message_id_value, correlation_id=correlation_id, language=language)
+
+
+def supporter_response_email(response, petition, recipient, *, mail_from: str, public_url: str,
+                             message_id_value: str, correlation_id: str | None = None) -> Email:
+    """The decision maker's response, to a supporter who opted in, with a one-click unsubscribe."""
+    language = recipient.language
+    subject = i18n.translate(language, "The decision maker responded to “%(title)s”", title=_shown(petition.title))
+    context = {
+        "subject": subject, "responder": response.responder, "body": response.body,
+        "paragraphs": [p.strip() for p in response.body.replace("\r\n", "\n").split("\n\n") if p.strip()],
+        "greeting_name": _first_name(recipient.name), "title": petition.title,
+        "date": i18n.date(response.published_at, language),
+        "petition_url": f"{public_url.rstrip('/')}{_path(petition.slug)}#response-{response.threshold}",
+        "unsubscribe_url": recipient.unsubscribe_url,
+    }
+    headers = [
+        ("Subject", subject),
+        ("From", mail_from),
+        ("To", address(recipient.name, recipient.email)),
+        ("Message-ID", message_id_value),
+        *bulk_headers(petition.petition_id, mail_from, recipient.unsubscribe_url),
+    ]
+    if correlation_id:
+        headers.append((CORRELATION_HEADER, correlation_id))
+    return alternative([*headers, ("Content-Language", language)], *_both(language, "response", context),
+                       sender=mail_from_address(mail_from), recipients=(ascii_address(recipient.email),))

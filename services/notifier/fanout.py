@@ -1,8 +1,9 @@
-"""Supporter fan-out: one email per (supporter, goal milestone) and per (supporter, organizer's
-update), resumable after any crash.
+"""Supporter fan-out: one email per (supporter, goal milestone), per (supporter, organizer's update)
+and per (supporter, decision maker's response), resumable after any crash.
 
 A goal milestone (100, 200, 500, ...) opens a fan-out row; so does an organizer's update number n
-(UpdatePosted), under topic -n, so the two never share a ledger key. A worker holding its lease reads
+(UpdatePosted), under topic -n, and a decision maker's response at threshold t (ResponsePublished),
+under topic -(RESPONSE_TOPICS + t), so none of them share a ledger key. A worker holding its lease reads
 recipients from signing page by page (signature-id order) and sends each page through the
 delivery pipeline (services/notifier/delivery.py: ledger, throttle, staged SMTP). The row's cursor moves past a page only when every recipient
 on it is sent or permanently rejected, so a killed worker resumes at that page and the ledger
@@ -19,13 +20,14 @@ from sqlalchemy import and_, or_, select, update
 
 from services.notifier.contacts import Contacts, Organizer, Recipient, Recipients
 from services.notifier.db import fanouts, petitions
-from services.notifier.emails import message_id, supporter_milestone_email, supporter_update_email
+from services.notifier.emails import (message_id, supporter_milestone_email, supporter_response_email,
+                                      supporter_update_email)
 from services.notifier.delivery import Outgoing, Pipeline
 from services.notifier.settings import NotifierSettings
 from shared.aio import wait_event
 from shared.db import as_utc
 from shared.store import store_of
-from contract.events import MilestoneReached, UpdatePosted
+from contract.events import MilestoneReached, ResponsePublished, UpdatePosted
 from contract.counts import FIRST_GOAL
 
 log = structlog.get_logger("fanout")
@@ -64,6 +66,18 @@ class FanOut:
             await session.execute(
                 store_of(session).insert(fanouts)
                 .values(petition_id=str(event.petition_id), milestone=update_topic(event.number), count=0,
+                        next_goal=0, signed_before=event.occurred_at, correlation_id=event.correlation_id, cursor="")
+                .on_conflict_do_nothing()
+            )
+        self.wake.set()
+
+    async def open_response(self, event: ResponsePublished) -> None:
+        """Record that a decision maker's response is to be emailed to the supporters who opted in by
+        the time it was published (idempotent)."""
+        async with self.sessions.begin() as session:
+            await session.execute(
+                store_of(session).insert(fanouts)
+                .values(petition_id=str(event.petition_id), milestone=response_topic(event.threshold), count=0,
                         next_goal=0, signed_before=event.occurred_at, correlation_id=event.correlation_id, cursor="")
                 .on_conflict_do_nothing()
             )
@@ -139,7 +153,10 @@ class FanOut:
         if petition is None:
             raise RuntimeError("petition not known yet")  # PetitionCreated is on its way
         organizer = await self.contacts.organizer(row.petition_id)  # None once erased
-        update = await self.contacts.update(row.petition_id, -row.milestone) if row.milestone < 0 else None
+        if (threshold := threshold_of(row.milestone)) is not None:
+            update = await self.contacts.response(row.petition_id, threshold)
+        else:
+            update = await self.contacts.update(row.petition_id, -row.milestone) if row.milestone < 0 else None
         cursor = row.cursor
         log.info("fanout_started", petition_id=row.petition_id, milestone=row.milestone, resume_after=cursor or None)
         sent_total = 0
@@ -175,6 +192,10 @@ class FanOut:
 
         def outgoing(r: Recipient) -> Outgoing:
             mid = message_id(row.petition_id, row.milestone, r.signature_id, domain)
+            if threshold_of(row.milestone) is not None:
+                return Outgoing(r.signature_id, mid, lambda: supporter_response_email(
+                    update, petition, r, mail_from=s.mail_from, public_url=s.public_url, message_id_value=mid,
+                    correlation_id=row.correlation_id))
             if update is not None:
                 return Outgoing(r.signature_id, mid, lambda: supporter_update_email(
                     update, petition, organizer, r, mail_from=s.mail_from, public_url=s.public_url,
@@ -182,8 +203,9 @@ class FanOut:
             return Outgoing(r.signature_id, mid, lambda: supporter_milestone_email(
                 row, petition, organizer, r, mail_from=s.mail_from, public_url=s.public_url, message_id_value=mid))
 
+        kind = "response" if threshold_of(row.milestone) is not None else "update" if update is not None else "supporter"
         outcome = await self.pipeline.send(row.petition_id, row.milestone, [outgoing(r) for r in recipients],
-                                           kind="update" if update is not None else "supporter", bulk=True, after_chunk=lambda: self._renew(token, row))
+                                           kind=kind, bulk=True, after_chunk=lambda: self._renew(token, row))
         return [r for r in recipients if r.signature_id in outcome.retry], len(outcome.sent)
 
 
@@ -191,3 +213,16 @@ def update_topic(number: int) -> int:
     """The ledger and fan-out topic of an organizer's update: below every other (milestones >= 10,
     confirmation links 0, sign-in links 1)."""
     return -number
+
+
+RESPONSE_TOPICS = 1_000_000_000  # below every update number
+
+
+def response_topic(threshold: int) -> int:
+    """The ledger and fan-out topic of a decision maker's response at `threshold`."""
+    return -(RESPONSE_TOPICS + threshold)
+
+
+def threshold_of(topic: int) -> int | None:
+    """The threshold of a response topic; None for any other topic."""
+    return -topic - RESPONSE_TOPICS if topic < -RESPONSE_TOPICS else None

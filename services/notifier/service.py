@@ -13,13 +13,15 @@ from collections.abc import Sequence
 import structlog
 from sqlalchemy import select
 
-from contract.events import (ConfirmationRequested, MilestoneReached, NOTIFIER_DURABLE, PetitionApproved,
-                             PetitionCreated, PetitionRejected, SignInRequested, UpdatePosted, decode_event)
+from contract.events import (ConfirmationRequested, DecisionMakerNotified, MilestoneReached, NOTIFIER_DURABLE,
+                             PetitionApproved, PetitionCreated, PetitionRejected, ResponsePublished, SignInRequested,
+                             UpdatePosted, decode_event)
 from services.notifier.contacts import Contacts, PetitionUnknown
 from services.notifier.db import petitions
-from services.notifier.delivery import APPROVED, CONFIRMATION, ORGANIZER, REJECTED, SIGN_IN, Outgoing, Pipeline
-from services.notifier.emails import (confirmation_email, message_id, organizer_milestone_email, review_email,
-                                      sign_in_email)
+from services.notifier.delivery import (APPROVED, CONFIRMATION, DECISION_MAKER, ORGANIZER, REJECTED, SIGN_IN, Outgoing,
+                                        Pipeline)
+from services.notifier.emails import (confirmation_email, decision_maker_email, message_id, organizer_milestone_email,
+                                      review_email, sign_in_email)
 from services.notifier.fanout import FanOut, is_goal
 from services.notifier.settings import NotifierSettings
 from shared.consumers import Delivery, Handler, Registry
@@ -66,6 +68,35 @@ class Notifier:
         if self.fanout is None:
             raise RuntimeError("no fan-out worker to send the update")
         await self.fanout.open_update(event)
+
+    async def open_response(self, event: ResponsePublished) -> None:
+        """A decision maker's response: its supporters' fan-out is opened (and worked through by FanOut)."""
+        if self.fanout is None:
+            raise RuntimeError("no fan-out worker to send the response")
+        await self.fanout.open_response(event)
+
+    async def send_to_decision_maker(self, event: DecisionMakerNotified, deliveries: int = 1) -> float | None:
+        """Email the petition to its decision maker at a threshold, once (its ledger key is the petition,
+        DECISION_MAKER and the threshold); returns a retry delay in seconds when it must come back."""
+        petition_id = str(event.petition_id)
+        petition = (await self._petitions({petition_id})).get(petition_id)
+        if petition is None:
+            return self.settings.retry_base_s  # PetitionCreated is on its way
+        link = (await self.contacts.decision_maker_links([str(event.link_id)])).get(str(event.link_id))
+        if link is None:
+            log.info("decision_maker_link_not_sent", petition_id=petition_id, threshold=event.threshold)
+            return None  # used, expired, or the address was taken off: nothing to send
+        figures = await self.contacts.figures(petition_id)
+        mid = message_id(petition_id, DECISION_MAKER, f"decision-maker.{event.threshold}",
+                         self.settings.message_id_domain)
+        email = Outgoing(f"decision-maker.{event.threshold}", mid, lambda: decision_maker_email(
+            link, petition, figures, link.label, mail_from=self.settings.mail_from, public_url=self.settings.public_url,
+            message_id_value=mid, correlation_id=event.correlation_id))
+        outcome = await self.pipeline.send(petition_id, DECISION_MAKER, [email], kind="decision_maker")
+        if outcome.sent:
+            log.info("email_sent", petition_id=petition_id, threshold=event.threshold, recipient="decision-maker",
+                     message_id=mid)
+        return None if outcome.finished else self.retry_delay(deliveries)
 
     async def send_milestone_email(self, event: MilestoneReached, deliveries: int = 1) -> float | None:
         """Email the organizer once (and open the supporters' fan-out for a goal); returns a retry
@@ -180,8 +211,9 @@ class Notifier:
 # Each handler returns None when it is done, or the seconds after which the event must come back;
 # a `together` handler gets a list of events and returns the ids of those that must come back.
 REACTIONS = Registry(NOTIFIER_DURABLE, "Emails confirmation links, organizers' sign-in links and the moderators' "
-                                       "decisions, the organizer once per milestone, and supporters at goals and "
-                                       "with the organizer's updates.", decode_event)
+                                       "decisions, the organizer once per milestone, the decision maker once per "
+                                       "threshold, and supporters at goals, with the organizer's updates and with "
+                                       "decision makers' responses.", decode_event)
 
 
 @REACTIONS.on(PetitionCreated)
@@ -197,6 +229,16 @@ async def _milestone(notifier: Notifier, event: MilestoneReached, deliveries: in
 @REACTIONS.on(UpdatePosted)
 async def _update(notifier: Notifier, event: UpdatePosted, deliveries: int) -> None:
     await notifier.open_update(event)
+
+
+@REACTIONS.on(DecisionMakerNotified)
+async def _decision_maker(notifier: Notifier, event: DecisionMakerNotified, deliveries: int) -> float | None:
+    return await notifier.send_to_decision_maker(event, deliveries)
+
+
+@REACTIONS.on(ResponsePublished)
+async def _response(notifier: Notifier, event: ResponsePublished, deliveries: int) -> None:
+    await notifier.open_response(event)
 
 
 @REACTIONS.on(PetitionApproved)

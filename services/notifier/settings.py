@@ -33,6 +33,8 @@ class NotifierSettings(ServiceSettings):
                              "before it is set aside as a dead letter (groundswell counter dead-letters, groundswell notifier dead-letters).")
     stream_replicas: int = Field(1, description="Replicas of the event stream (3 on a NATS cluster).")
     signing_url: str = Field("http://127.0.0.1:8001", description="Where the notifier reads supporters to email (signing's base URL).")
+    counter_url: str = Field("http://127.0.0.1:8002", description="Where the notifier reads a petition's figures "
+                                                                  "for its decision maker's email (the counter's base URL).")
     internal_token: str | None = Field(
         None, description="Bearer token between signing and the notifier (signing's recipient list, the "
                          "notifier's email figures); required in production mode."

@@ -10,6 +10,8 @@ from fastapi.staticfiles import StaticFiles
 from services.signing import db, purge
 from services.signing.api import router
 from services.signing.dashboard import router as dashboard
+from services.signing.discovery import PageCache
+from services.signing.discovery import router as discovery
 from services.signing.export import router as export
 from services.signing.internal import internal
 from services.signing.fastpath import SigningApp
@@ -19,6 +21,7 @@ from services.signing.pages import router as pages
 from services.signing.share import router as share
 from services.signing.service import PetitionCache
 from services.signing.moderation import router as moderation
+from services.signing.respond import router as respond
 from services.signing.review import api as review_api
 from services.signing.review import page as review_page
 from services.signing.organizers import Organizers
@@ -33,7 +36,10 @@ from shared.http import (BodyLimitMiddleware, RequestIdMiddleware, TokenFailures
 from shared.lifecycle import Runtime
 from shared.openapi import describe_answers
 from shared.outbox import OutboxRelay
-from contract.events import PETITION_EVENT_TYPES, petition_of, type_filter
+from contract.events import PETITION_EVENT_TYPES, SIGNING_DURABLE, petition_of, type_filter
+from services.signing.decisions import Decisions
+from services.signing.reactions import ACK_WAIT_S, REACTIONS, react
+from shared.consumers import EventBroker, subscribe
 from shared.unit_of_work import GroupCommitter, UnitOfWork
 
 
@@ -49,14 +55,24 @@ def create_app(settings: SigningSettings) -> FastAPI:
     write = UnitOfWork(runtime.sessions, db.outbox, relay, committer)  # every write of signing goes through it
     runtime.flow.watch_outbox(relay)
     petitions = PetitionCache(runtime.engine)
-    frontdoor = FrontDoor(petitions, page_files(settings.public_url, settings.home_petition, settings.confirm_signatures), settings.public_dir,
+    frontdoor = FrontDoor(petitions, page_files(settings.public_url, settings.confirm_signatures, settings.threshold_list), settings.public_dir,
                           refresh_s=settings.page_refresh_s, static_dir=WEB / "static")
+
+    decisions = Decisions(write, settings)
+
+    async def provision(js) -> None:
+        await gs_nats.ensure_stream(js, settings.stream_replicas)
+        await gs_nats.ensure_consumer(js, SIGNING_DURABLE, REACTIONS.subjects, ack_wait_s=ACK_WAIT_S)
+
+    broker = EventBroker()
+    subscribe(broker, REACTIONS, react(decisions, frontdoor.petition_changed), batch_size=20, window_s=0.05,
+              provision=provision)
 
     async def follow_nats() -> None:
         # Signing answers while NATS is away: connecting happens beside the HTTP server.
         nc = await runtime.connect_nats()
         js = nc.jetstream()
-        await gs_nats.provision(lambda: gs_nats.ensure_stream(js, settings.stream_replicas))
+        await gs_nats.provision(lambda: provision(js))
 
         async def petition_event(msg) -> None:
             frontdoor.petition_changed(petition_of(msg.subject))
@@ -67,6 +83,7 @@ def create_app(settings: SigningSettings) -> FastAPI:
                                     frontdoor.on_removed), "count-follower")
         relay.attach(nc)
         relay.provision = lambda: gs_nats.ensure_stream(js, settings.stream_replicas)
+        await runtime.start_consuming(broker, nc)
         await relay.run()
 
     @asynccontextmanager
@@ -101,16 +118,20 @@ def create_app(settings: SigningSettings) -> FastAPI:
     app.state.frontdoor = frontdoor
     app.state.signing = Signing(write, petitions, settings)
     app.state.organizers = Organizers(write, settings, app.state.signing.mail_budget)
+    app.state.decisions = decisions
+    app.state.list_pages = PageCache(settings.list_cache_s)
     app.state.counter = httpx.AsyncClient(base_url=settings.counter_url.rstrip("/"), timeout=5)
     app.state.notifier = httpx.AsyncClient(base_url=settings.notifier_url.rstrip("/"), timeout=5,
                                            headers={"Authorization": f"Bearer {settings.internal_token or ''}"})
     app.include_router(router)
+    app.include_router(discovery)
     app.include_router(dashboard)
     app.include_router(export)
     app.include_router(internal)
     app.include_router(pages)
     app.include_router(share)
     app.include_router(supporters)
+    app.include_router(respond)
     app.include_router(moderation)
     app.include_router(review_api)
     app.include_router(review_page)

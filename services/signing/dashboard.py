@@ -44,7 +44,7 @@ def organizers(request: Request) -> Organizers:
     return request.app.state.organizers
 
 
-START_FIELDS = ("title", "target", "story", "name", "email")
+START_FIELDS = ("title", "target", "story", "name", "email", "decision_maker_email")
 
 
 @router.get("/start")
@@ -64,7 +64,8 @@ async def start(request: Request) -> Response:
     language = i18n.supported(str(form.get("language", ""))) or language_of(request)
     try:
         data = PetitionIn(title=values["title"], target=values["target"], story=values["story"],
-                          organizer={"name": values["name"], "email": values["email"]}, language=language)
+                          organizer={"name": values["name"], "email": values["email"]}, language=language,
+                          decision_maker_email=values["decision_maker_email"] or None)
     except ValidationError as exc:
         found = form_errors(language, exc.errors())
         errors = {field: found[field] for field in (*START_FIELDS, *found) if field in found}
@@ -211,7 +212,11 @@ async def _emails(request: Request, petition_id: str) -> dict | None:
 @router.get("/dashboard/{slug}/summary")
 async def summary(slug: str, request: Request, allowed=Depends(organizer_of)) -> Response:
     """A page to print and hand over with the petition: how many signed, where from, and when."""
-    petition = allowed.petition
+    return await summary_page(request, allowed.petition, back=f"/dashboard/{allowed.petition.slug}")
+
+
+async def summary_page(request: Request, petition, back: str | None) -> Response:
+    """The delivery summary (the organizer's, `back` to their dashboard; the decision maker's, none)."""
     language = language_of(request, petition.language)
     stats = await _stats(request, petition, "day")
     buckets = stats["buckets"] if stats else []
@@ -223,8 +228,10 @@ async def summary(slug: str, request: Request, allowed=Depends(organizer_of)) ->
         "first_day": i18n.date(_day(buckets[0]["start"]), language) if buckets else None,
         "last_day": i18n.date(_day(buckets[-1]["start"]), language) if buckets else None,
         "printed_at": i18n.moment(datetime.now(timezone.utc), language),
+        "back": back,
     }
-    return render(request, "summary.html.j2", context, language=language)
+    return render(request, "summary.html.j2", context, language=language,
+                  headers=None if back else {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
 
 
 def _day(iso: str) -> datetime:

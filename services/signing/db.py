@@ -42,6 +42,8 @@ petitions = Table(
     # who asks for none Groundswell has, and the language of every email to the organizer.
     Column("language", String(8), nullable=False, server_default="en"),
     Column("milestone_emails", Boolean, nullable=False, server_default=sa_true()),  # the organizer's choice
+    # Who the petition goes to at each threshold (GROUNDSWELL_THRESHOLDS): never public, never in an event.
+    Column("decision_maker_email", String(254)),
 )
 
 signatures = Table(
@@ -147,4 +149,39 @@ petition_updates = Table(
     Column("subject", String(150), nullable=False),
     Column("body", Text, nullable=False),
     Column("posted_at", DateTime(timezone=True), nullable=False),
+)
+
+
+# Decision makers (services/signing/decisions.py): each threshold the counter said a petition reached
+# (ThresholdReached), the single-use link its decision maker was sent to respond, and the responses.
+petition_thresholds = Table(
+    "petition_thresholds",
+    metadata,
+    Column("petition_id", String(36), ForeignKey("petitions.id"), primary_key=True),
+    Column("threshold", Integer, primary_key=True),
+    Column("label", String(80), nullable=False),
+    Column("reached_at", DateTime(timezone=True), nullable=False),
+)
+
+# The emailed token is "<link id>.<keyed MAC of the link id>", as organizers' sign-in links.
+decision_maker_links = Table(
+    "decision_maker_links",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("petition_id", String(36), ForeignKey("petitions.id"), nullable=False),
+    Column("threshold", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True)),  # a response was published with it: it works no more
+    UniqueConstraint("petition_id", "threshold", name="one_link_per_threshold"),
+)
+
+petition_responses = Table(
+    "petition_responses",
+    metadata,
+    Column("petition_id", String(36), ForeignKey("petitions.id"), primary_key=True),
+    Column("threshold", Integer, primary_key=True),
+    Column("responder", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=False),
 )

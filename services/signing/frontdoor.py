@@ -4,7 +4,7 @@
     counts/<slug>.json             COUNTS bucket (the slug's file is a link to the id's)
     pages/<slug>.<key>.html        the page and thank-you page of each petition someone has viewed
     pages/<slug>/thanks.<key>.html since this process started, in each language its readers asked
-    pages/_home.<key>.html         for (key: en, fr, es, de, ar, or `default`: the petition's own
+                                   for (key: en, fr, es, de, ar, or `default`: the petition's own
                                    language, for readers who ask for none of those), with the count
                                    in them; rendered again when the count changes, at most every
                                    `refresh_s`
@@ -36,6 +36,7 @@ log = structlog.get_logger("frontdoor")
 
 RenderFiles = Callable[[object, Count | None, set[str]], dict[str, bytes]]  # petition, count, keys -> path -> HTML
 RETRY_S = 1.0  # a write refused (a full disk) is tried again this often
+REFRESH_ALL_S = 3600.0  # every page file is rendered again this often: "awaiting a response for N days" moves on
 
 
 def write_file(path: Path, data: bytes, *, precompressed: bool = False) -> None:
@@ -80,6 +81,7 @@ class FrontDoor:
         self._static_pending = False
         self._write_failed_logged_at = 0.0
         self._retry_at = 0.0
+        self._refresh_all_at = time.monotonic() + REFRESH_ALL_S
 
     # --- counts -------------------------------------------------------------------------------
 
@@ -193,10 +195,12 @@ class FrontDoor:
             if self._behind() and now >= self._retry_at:
                 self._retry_at = now + RETRY_S
                 await self._write_again()
-            wake_at = min([*self._due.values(), *([self._retry_at] if self._behind() else [])], default=None)
-            if wake_at is None:
-                await self._wake.wait()
+            if now >= self._refresh_all_at:
+                self._refresh_all_at = now + REFRESH_ALL_S
+                for petition_id in list(self.hot):
+                    self._schedule(petition_id)
                 continue
+            wake_at = min([*self._due.values(), *([self._retry_at] if self._behind() else []), self._refresh_all_at])
             try:
                 async with asyncio.timeout(max(0.0, wake_at - time.monotonic())):
                     await self._wake.wait()

@@ -14,8 +14,9 @@ from fastapi.security import HTTPBearer
 from services.signing import contacts, reads
 from shared.db import as_utc
 from shared.http import bearer_token_guard
-from contract.internal_api import (Confirmation, Confirmations, ConfirmationsIn, OrganizerContact, Recipient, Recipients,
-                                 SignInLinks, SignInLinksIn, UpdateText)
+from contract.internal_api import (Confirmation, Confirmations, ConfirmationsIn, DecisionMakerLinks,
+                                   DecisionMakerLinksIn, OrganizerContact, PublicText, Recipient, Recipients, Response,
+                                   SignInLinks, SignInLinksIn, UpdateText)
 
 internal = APIRouter(tags=["internal"])
 bearer = HTTPBearer(auto_error=False, description="GROUNDSWELL_INTERNAL_TOKEN")
@@ -88,3 +89,33 @@ async def update_text(petition_id: UUID, number: Annotated[int, FastPath(ge=1, l
 async def sign_in_links(body: SignInLinksIn, request: Request) -> SignInLinks:
     """For the notifier: the organizer's contact and the link, for each link still worth sending."""
     return SignInLinks(links=await request.app.state.organizers.links_to_send([str(i) for i in body.link_ids]))
+
+
+@internal.get("/internal/petitions/{petition_id}/public", dependencies=[Depends(require_internal)],
+              responses={404: {"description": "No such petition"}})
+async def public_text(petition_id: UUID, request: Request) -> PublicText:
+    """For the counter's discovery list and petition JSON: what the petition says publicly (title,
+    story, translations, responses), whatever its status (the counter lists only published ones)."""
+    petition = await request.app.state.signing.petitions.fresh(str(petition_id))
+    if petition is None:
+        raise HTTPException(404, f"No petition has the id '{petition_id}'.")
+    return await request.app.state.decisions.public_text(petition)
+
+
+@internal.post("/internal/decision-maker-links", dependencies=[Depends(require_internal)])
+async def decision_maker_links(body: DecisionMakerLinksIn, request: Request) -> DecisionMakerLinks:
+    """For the notifier: the decision maker's address and links, for each link still worth sending."""
+    return DecisionMakerLinks(links=await request.app.state.decisions.links_to_send([str(i) for i in body.link_ids]))
+
+
+@internal.get("/internal/petitions/{petition_id}/responses/{threshold}", dependencies=[Depends(require_internal)],
+              responses={404: {"description": "No such response"}})
+async def response_text(petition_id: UUID, threshold: Annotated[int, FastPath(ge=1, le=2**31 - 1)],
+                        request: Request) -> Response:
+    """For the notifier: a decision maker's response, when it writes the supporters' emails."""
+    petition = await request.app.state.signing.petitions.fresh(str(petition_id))
+    found = petition.responses.get(threshold) if petition is not None else None
+    if found is None:
+        raise HTTPException(404, f"Petition '{petition_id}' has no response at {threshold}.")
+    return Response(threshold=threshold, responder=found.responder, body=found.body,
+                    published_at=as_utc(found.published_at))

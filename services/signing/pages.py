@@ -10,6 +10,7 @@ on, rendered again as the count changes."""
 
 import functools
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import quote
 
@@ -23,6 +24,7 @@ from services.signing.db import OPEN
 from services.signing.service import PetitionNotFound, PetitionNotOpen
 from contract.counts import Count as CountDocument, next_goal
 from shared import i18n
+from shared.db import as_utc
 from shared.http import PAGE_HEADERS, error_kind, request_id, text_form
 
 WEB = Path(__file__).parent / "web"
@@ -65,6 +67,13 @@ FIELD_MESSAGES = {
                 "invalid": N_("The subject contains characters that cannot be shown.")},
     "body": {"missing": N_("Write the message."), "too_long": N_("The message is too long: use at most 10,000 characters."),
              "invalid": N_("The message contains characters that cannot be shown.")},
+    "decision_maker_email": {
+        "missing": N_("Enter the decision maker's email address, or leave it empty."),
+        "too_long": N_("The decision maker's email address is too long."),
+        "invalid": N_("Enter the decision maker's email address in the right form, like name@example.com, or leave it empty.")},
+    "responder": {"missing": N_("Say who is answering, e.g. Office of the Mayor."),
+                  "too_long": N_("Who is answering is too long: use at most 200 characters."),
+                  "invalid": N_("Who is answering contains characters that cannot be shown.")},
     "language": {"missing": N_("Choose a language."), "too_long": N_("Choose a language."),
                  "invalid": N_("Choose a language.")},
 }
@@ -148,7 +157,31 @@ def share_links(url: str, title: str, language: str) -> dict[str, str]:
 OG_LOCALES = {"en": "en_US", "fr": "fr_FR", "es": "es_ES", "de": "de_DE", "ar": "ar_AR"}
 
 
-def page_context(public_url: str, petition, count: Count, language: str, confirm: bool = False, **extra) -> dict:
+def threshold_lines(petition, configured, now: datetime | None = None) -> list[dict]:
+    """Each threshold the deployment sets (GROUNDSWELL_THRESHOLDS) or the petition reached: whether and
+    when it was reached, the response to it and the days it took, or the days it has been awaited."""
+    now = now or datetime.now(timezone.utc)
+    labels = {t.count: t.label for t in configured}
+    reached, responses = getattr(petition, "reached", {}), getattr(petition, "responses", {})
+    lines = []
+    for count in sorted({*labels, *reached}):
+        row, response = reached.get(count), responses.get(count)
+        at = as_utc(row.reached_at) if row is not None else None
+        days = None
+        if at is not None:
+            days = ((as_utc(response.published_at) if response is not None else now) - at).days
+        lines.append({"count": count, "label": row.label if row is not None else labels[count], "reached": row,
+                      "response": response, "days": max(0, days or 0),
+                      "paragraphs": _paragraphs(response.body) if response is not None else []})
+    return lines
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [p.strip() for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+
+
+def page_context(public_url: str, petition, count: Count, language: str, confirm: bool = False, *,
+                 thresholds=(), **extra) -> dict:
     path = petition_path(petition.slug)
     url = f"{public_url.rstrip('/')}{path}"
     written_in = sorted({petition.language, *getattr(petition, "translations", {})})
@@ -170,7 +203,8 @@ def page_context(public_url: str, petition, count: Count, language: str, confirm
                            target=petition.target, organizer=organizer, story=_excerpt(petition.story))
     return {
         "petition": petition,
-        "paragraphs": [p.strip() for p in petition.story.replace("\r\n", "\n").split("\n\n") if p.strip()],
+        "paragraphs": _paragraphs(petition.story),
+        "thresholds": threshold_lines(petition, thresholds),
         "organizer": organizer,
         "first_name": first_name,
         "count": count,
@@ -243,21 +277,19 @@ def file_key(request: Request) -> str:
     return accepted[0] if accepted else FILE_KEY_DEFAULT
 
 
-def page_files(public_url: str, home_slug: str | None, confirm: bool):
+def page_files(public_url: str, confirm: bool, thresholds=()):
     """The files the front door serves for a petition, one set per language its readers asked for:
-    its page and thank-you page (and `/`), `pages/<slug>.<key>.html`, key a language or `default`."""
+    its page and thank-you page, `pages/<slug>.<key>.html`, key a language or `default`."""
 
     def render_files(petition, document: CountDocument | None, keys) -> dict[str, bytes]:
         files = {}
         for key in keys:
             language = petition.language if key == FILE_KEY_DEFAULT else key
-            context = page_context(public_url, petition, Count.of(document), language, confirm)
+            context = page_context(public_url, petition, Count.of(document), language, confirm, thresholds=thresholds)
             page = templates.render(language, "petition.html.j2", context).encode()
             files[f"pages/{petition.slug}.{key}.html"] = page
             files[f"pages/{petition.slug}/thanks.{key}.html"] = templates.render(
                 language, "thanks.html.j2", context).encode()
-            if petition.slug == home_slug:
-                files[f"pages/_home.{key}.html"] = page
         return files
 
     return render_files
@@ -280,14 +312,6 @@ def not_found(request: Request, slug: str | None) -> HTMLResponse:
     return render(request, "not_found.html.j2", {"slug": slug}, status_code=404)
 
 
-@router.get("/")
-async def home(request: Request) -> Response:
-    slug = request.app.state.settings.home_petition
-    if slug is None:
-        return not_found(request, None)
-    return await petition_page(slug, request)
-
-
 async def page(request: Request, slug: str, template: str, status_code: int = 200, **extra) -> Response:
     """A petition's page with its current count, or the not-found page. A page viewed here is
     served as a file by the front door from now on (the file for this reader's language)."""
@@ -299,7 +323,8 @@ async def page(request: Request, slug: str, template: str, status_code: int = 20
         request.app.state.frontdoor.keep(petition.id, file_key(request))
     settings = request.app.state.settings
     language = language_of(request, petition.language)
-    context = page_context(settings.public_url, petition, count, language, settings.confirm_signatures, **extra)
+    context = page_context(settings.public_url, petition, count, language, settings.confirm_signatures,
+                           thresholds=settings.threshold_list, **extra)
     return render(request, template, context, status_code=status_code, language=language)
 
 

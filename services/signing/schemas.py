@@ -124,6 +124,9 @@ class PetitionIn(BaseModel):
     language: LanguageTag | None = Field(
         None, description=f"The language the petition is written in (BCP 47; one of {', '.join(LANGUAGES)}; default en): "
                           "its page's language for readers who ask for none of those, and its organizer's emails'.")
+    decision_maker_email: Email | None = Field(
+        None, description="The decision maker's address (never public; moderators see it): at each threshold "
+                          "(GROUNDSWELL_THRESHOLDS) they receive the petition once, with a link to respond.")
 
 
 class SignatureIn(BaseModel):
@@ -205,3 +208,12 @@ class Closure(BaseModel):
 class Accepted(BaseModel):
     status: str = "accepted"
 
+
+
+class ResponseIn(BaseModel):
+    """A decision maker's public response: who answers, and what."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    responder: Annotated[Line, StringConstraints(max_length=200)]
+    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10000), AfterValidator(_text)]

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contract.events import (OrganizerConfirmed, PetitionApproved, PetitionClosed, PetitionCreated, PetitionRejected,
                              PetitionUpdated, UpdatePosted)
 from services.signing import db
+from services.signing.decisions import thresholds_and_responses
 from services.signing.abuse import UNIX, ClientAddresses, Hit, MailBudget, RateLimits, client_key, is_disposable
 from services.signing.domain import derive_slug, mailbox_key
 from services.signing.schemas import PetitionIn, SignatureIn
@@ -47,6 +48,10 @@ class PetitionCache:
             self._refs.setdefault(petition.id, set()).add(ref)
         return petition
 
+    async def fresh(self, ref: str):
+        """The petition as the database has it now (for another service, which must not read a cached one)."""
+        return await self._read(ref)
+
     def forget(self, petition_id: str) -> None:
         """Its next read comes from the database."""
         for ref in self._refs.pop(str(petition_id), ()):
@@ -64,17 +69,22 @@ class PetitionCache:
             t = db.petition_translations
             translations = (await conn.execute(
                 select(t.c.language, t.c.title, t.c.story).where(t.c.petition_id == row.id))).all()
-        return Petition(row, {tr.language: tr for tr in translations})
+            reached, responses = await thresholds_and_responses(conn, row.id)
+        return Petition(row, {tr.language: tr for tr in translations}, reached, responses)
 
 
 class Petition:
-    """A petition's row, and its translations by language (title, story)."""
+    """A petition's row, its translations by language (title, story), and by threshold the thresholds
+    it reached (label, reached_at) and its decision makers' responses (responder, body, published_at)."""
 
-    __slots__ = ("_row", "translations")
+    __slots__ = ("_row", "translations", "reached", "responses")
 
-    def __init__(self, row, translations: dict | None = None) -> None:
+    def __init__(self, row, translations: dict | None = None, reached: dict | None = None,
+                 responses: dict | None = None) -> None:
         self._row = row
         self.translations = translations or {}
+        self.reached = reached or {}
+        self.responses = responses or {}
 
     def __getattr__(self, name: str):
         return getattr(self._row, name)
@@ -93,7 +103,7 @@ class Translated(Petition):
     __slots__ = ("_translation",)
 
     def __init__(self, petition: Petition, translation) -> None:
-        super().__init__(petition._row, petition.translations)
+        super().__init__(petition._row, petition.translations, petition.reached, petition.responses)
         self._translation = translation
 
     @property
@@ -185,6 +195,7 @@ class Signing:
                     "created_at": datetime.now(timezone.utc),
                     "status": db.UNCONFIRMED if started else db.OPEN,
                     "language": data.language or DEFAULT_LANGUAGE,
+                    "decision_maker_email": data.decision_maker_email,
                 }
                 await work.session.execute(db.petitions.insert().values(**row))
                 work.add(PetitionCreated(petition_id=row["id"], correlation_id=correlation_id, title=data.title,

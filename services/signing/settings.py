@@ -32,7 +32,7 @@ class SigningSettings(ServiceSettings):
     )
     page_refresh_s: float = Field(0.25, description="Least time between two renderings of a petition's page files.")
     commit_max_batch: int = Field(512, description="Most signatures (and other writes) committed in one transaction.")
-    home_petition: str | None = Field(None, description="Slug of the petition served at `/` (the embedded default sets the seed).")
+    home_petition: str | None = Field(None, description="Slug of a petition featured above the list at `/` (the embedded default sets the seed).")
     mailbox_key: str | None = Field(
         None, description="Secret of the keyed hash signers are deduplicated by (kept after erasure); "
         "required in production mode; changing it lets every earlier signer sign again."
@@ -89,6 +89,12 @@ class SigningSettings(ServiceSettings):
     embed_origins: str = Field(
         "", description="Comma-separated origins (https://news.example) whose pages may embed the petition "
                         "widget (`/w/<slug>`, `/static/widget.js`); `*` for any; empty: this site only.")
+
+    list_cache_s: float = Field(
+        0.5, ge=0, description="Seconds a rendered page of the discovery list (/, /petitions) is served from memory; "
+                               "with the counter's own, a list is at most a second behind the counts.")
+    response_link_days: float = Field(
+        90.0, gt=0, description="How long a decision maker's emailed link to respond works (once).")
 
     @field_validator("sign_rate_limit", "start_rate_limit")
     @classmethod

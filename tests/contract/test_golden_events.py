@@ -8,6 +8,7 @@ import pytest
 from contract.events import (CURRENT_VERSIONS, ConfirmationRequested, MilestoneReached, OrganizerConfirmed,
                              OrganizerErased, PetitionApproved, PetitionClosed, PetitionCreated, PetitionRejected,
                              PetitionUpdated, SignInRequested, SignatureAdded, SignatureInvalidated, UpdatePosted,
+                             ThresholdReached, DecisionMakerNotified, ResponsePublished,
                              decode_event, encode_event, event_subject)
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -16,7 +17,8 @@ CURRENT = {"PetitionCreated": PetitionCreated, "SignatureAdded": SignatureAdded,
            "SignatureInvalidated": SignatureInvalidated, "PetitionUpdated": PetitionUpdated,
            "PetitionClosed": PetitionClosed, "SignInRequested": SignInRequested,
            "UpdatePosted": UpdatePosted, "OrganizerConfirmed": OrganizerConfirmed, "PetitionApproved": PetitionApproved,
-           "PetitionRejected": PetitionRejected}
+           "PetitionRejected": PetitionRejected, "ThresholdReached": ThresholdReached,
+           "DecisionMakerNotified": DecisionMakerNotified, "ResponsePublished": ResponsePublished}
 PERSONAL = {"organizer", "name", "email", "postcode", "comment"}
 
 

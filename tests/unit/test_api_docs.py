@@ -21,7 +21,7 @@ def test_asyncapi_describes_every_event_on_its_subject():
     assert event_types == {"PetitionCreated", "SignatureAdded", "MilestoneReached", "OrganizerErased",
                            "ConfirmationRequested", "SignatureInvalidated", "PetitionUpdated", "PetitionClosed",
                            "SignInRequested", "UpdatePosted", "OrganizerConfirmed", "PetitionApproved",
-                           "PetitionRejected"}
+                           "PetitionRejected", "ThresholdReached", "DecisionMakerNotified", "ResponsePublished"}
     assert event_types <= set(document["components"]["schemas"])
     addresses = {channel["address"] for channel in document["channels"].values()}
     assert addresses == {type_filter(t) for t in event_types}
@@ -35,3 +35,7 @@ def test_openapi_documents_the_public_endpoints():
     documents = api_documents()
     assert "/petitions/{ref}/signatures" in documents["openapi/signing.json"]["paths"]
     assert "/petitions/{ref}/count" in documents["openapi/counter.json"]["paths"]
+    counter = documents["openapi/counter.json"]["paths"]
+    assert {"/petitions.json", "/petitions.csv"} <= set(counter)  # the discovery list as open data
+    assert {p["name"] for p in counter["/petitions.json"]["get"]["parameters"]} == {"q", "order", "state", "page"}
+    assert "text/csv" in counter["/petitions.csv"]["get"]["responses"]["200"]["content"]

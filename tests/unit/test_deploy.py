@@ -144,8 +144,7 @@ def test_the_front_door_serves_the_files_signing_writes_with_the_counters_cache_
     assert f"public:{folder}" in services["signing"]["volumes"]
     assert f"public:{folder}:ro" in services["web"]["volumes"]  # the front door only reads
     assert "public" in load("compose.yml")["volumes"]
-    for document in ("/counts/{re.count.1}.json", "/pages/{re.page.1}{re.page.2}.{page_language}.html",
-                     "/pages/_home.{page_language}.html"):
+    for document in ("/counts/{re.count.1}.json", "/pages/{re.page.1}{re.page.2}.{page_language}.html"):
         assert f"file {document}" in text, document
     counter = CounterSettings(_env_file=None)
     policy = f"public, max-age={counter.count_max_age_s}, stale-while-revalidate={counter.count_stale_s}"

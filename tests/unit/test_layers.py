@@ -117,7 +117,7 @@ def test_signing_writes_through_its_unit_of_work():
 def test_dialect_differences_live_in_the_store_adapters():
     """SQLite or PostgreSQL is asked in one place per store: shared/store.py for the platform,
     services/signing/store.py for signing's own statements."""
-    adapters = {"shared.store", "services.signing.store"}
+    adapters = {"shared.store", "services.signing.store", "services.counter.store"}
     asks = re.compile(r"dialect\.name|get_backend_name\(\)\s*[!=]=|[!=]=\s*\"(?:sqlite|postgresql)\"|"
                       r"\"(?:sqlite|postgresql)\"\s*[!=]=|\.sqlite\b\s*(?:$|:|\))")
     offenders = {name: [line.strip() for line in path.read_text().splitlines() if asks.search(line)]
