@@ -215,6 +215,15 @@ def reads(stack: Stack) -> dict:
         lang = load.run(page_url, "get.lua", [0, arabic], connections=64, duration_s=READ_SECONDS)
         result.update({"page_lang_rps": lang.count(200) / lang.seconds, "page_lang_p99_ms": lang.p99_ms,
                        "page_lang_non_200": lang.requests - lang.count(200)})
+    # The discovery list (where there is one): its page (/petitions, as / is) and its JSON, every petition
+    # the run has made on it, most signed first.
+    if httpx.get(f"{stack.web}/petitions.json", timeout=10).status_code == 200:
+        wait_until(lambda: f'href="/p/{petition["slug"]}"' in httpx.get(f"{stack.web}/petitions", timeout=10).text,
+                   60, "the hot petition listed")
+        for key, url in (("list", f"{stack.web}/petitions"), ("list_json", f"{stack.web}/petitions.json")):
+            listed = load.run(url, "get.lua", [], connections=64, duration_s=READ_SECONDS)
+            result.update({f"{key}_rps": listed.count(200) / listed.seconds, f"{key}_p99_ms": listed.p99_ms,
+                           f"{key}_non_200": listed.requests - listed.count(200)})
     return result
 
 

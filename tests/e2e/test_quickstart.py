@@ -76,10 +76,16 @@ def test_make_run_from_a_fresh_clone_serves_the_readme_example(tmp_path):
         assert read_count() == 0  # not before the link is followed
         assert run(confirm).strip() == "303"
         eventually(lambda: read_count() == 1, message="count 1 after confirming")
-        page = httpx.get("http://127.0.0.1:8080/", timeout=5)  # the seed petition's page, through Caddy
+        home = httpx.get("http://127.0.0.1:8080/", timeout=5)  # the list, the seed petition one click away
+        seed = "/p/tell-denvers-mayor-to-stop-obstructing-immigration-law"
+        assert home.status_code == 200 and f'Featured: <a href="{seed}">' in home.text
+        page = httpx.get(f"http://127.0.0.1:8080{seed}", timeout=5)  # the seed petition's page, through Caddy
         assert page.status_code == 200 and "Today: <bdi>Patrick</bdi> is counting on you" in page.text
         eventually(lambda: re.search(r"<strong data-count>1</strong> person has signed",
-                                     httpx.get("http://127.0.0.1:8080/", timeout=5).text), message="the page shows 1")
+                                     httpx.get(f"http://127.0.0.1:8080{seed}", timeout=5).text), message="the page shows 1")
+        eventually(lambda: f'<a href="{seed}"' in httpx.get("http://127.0.0.1:8080/petitions", timeout=5).text
+                   and "<strong data-listed-count>1 signature</strong>" in httpx.get("http://127.0.0.1:8080/", timeout=5).text,
+                   message="the list shows the seed petition with its 1 signature")
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
