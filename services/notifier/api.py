@@ -6,9 +6,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from services.notifier.delivery import APPROVED, CONFIRMATION, REJECTED, SIGN_IN, tallies
+from services.notifier.delivery import APPROVED, CONFIRMATION, DECISION_MAKER, REJECTED, SIGN_IN, tallies
+from services.notifier.fanout import threshold_of
 from shared.http import bearer_token_guard
 
 router = APIRouter(tags=["internal"])
@@ -36,6 +37,8 @@ class EmailFigures(BaseModel):
     organizer: Tally  # milestones and moderators' decisions, to the organizer
     supporters: Tally  # "counting on you" at milestones, to supporters who opted in
     updates: list[UpdateTally]  # the organizer's updates, newest first
+    decision_maker: Tally = Field(default_factory=Tally)  # the petition, to its decision maker at each threshold
+    responses: Tally = Field(default_factory=Tally)  # decision makers' responses, to supporters who opted in
 
 
 @router.get("/internal/petitions/{petition_id}/emails", dependencies=[Depends(require_internal)])
@@ -47,10 +50,14 @@ async def email_figures(petition_id: UUID, request: Request) -> EmailFigures:
     for topic, to_organizer, *tally in rows:
         if topic == CONFIRMATION:
             figures.confirmations.add(*tally)
+        elif topic == DECISION_MAKER:
+            figures.decision_maker.add(*tally)
         elif topic in (APPROVED, REJECTED) or (topic > 0 and to_organizer):
             figures.organizer.add(*tally)
         elif topic > 0 and topic != SIGN_IN:
             figures.supporters.add(*tally)
+        elif threshold_of(topic) is not None:
+            figures.responses.add(*tally)
         elif topic < 0:
             updates.setdefault(-topic, UpdateTally(number=-topic)).add(*tally)
     figures.updates = [updates[n] for n in sorted(updates, reverse=True)]
