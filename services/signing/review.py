@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import RedirectResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from services.signing.api import require_admin
 from services.signing.pages import render
@@ -43,11 +43,13 @@ class InReview(BaseModel):
     story: str
     status: str
     created_at: datetime
+    decision_maker_email: str | None = Field(None, description="Who receives the petition at each threshold, to "
+                                                                "check before approving (never public).")
 
 
 def _in_review(row) -> InReview:
     return InReview(id=row.id, slug=row.slug, title=row.title, target=row.target, story=row.story, status=row.status,
-                    created_at=as_utc(row.created_at))
+                    created_at=as_utc(row.created_at), decision_maker_email=row.decision_maker_email)
 
 
 @api.get("/admin/petitions")

@@ -296,6 +296,7 @@ def test_an_organizer_starts_runs_and_closes_a_petition_in_chromium(walk, news_s
     page.get_by_label("Why it matters").fill("The library is where our children read.\n\nThe council wants to close it.")
     page.get_by_label("Your name").fill("Rosa Diaz")
     page.get_by_label("Your email").fill("rosa@example.org")
+    page.get_by_label("The decision maker's email (optional)").fill("council@springfield.example")
     save(page, tmp_path, "organizer-start.png")
     page.get_by_role("button", name="Start my petition").click()
     page.get_by_role("heading", name="Check your inbox").wait_for()
@@ -313,11 +314,14 @@ def test_an_organizer_starts_runs_and_closes_a_petition_in_chromium(walk, news_s
     review = moderator.new_page()
     assert review.goto(f"{web}/admin/review").status == 404
     review.goto(f"{system.signing.url}/admin/review")
+    # The moderator checks the decision maker's address (never public) before approving.
+    assert "council@springfield.example" in review.locator("section.review", has_text="Keep the Elm Street").inner_text()
     review.locator("section.review", has_text="Keep the Elm Street library open").get_by_role(
         "button", name="Approve: it goes live").click()
     review.get_by_role("status").filter(has_text="approved").wait_for()
     told = emailed_text(system, "rosa@example.org", "“Keep the Elm Street library open” is live")
     assert f"{web}/p/{slug}" in told
+    assert "springfield.example" not in browser.new_page().goto(f"{web}/p/{slug}").text()  # never public
 
     # The dashboard before anyone signs: nothing counted, no countries, no bars.
     page.reload()
