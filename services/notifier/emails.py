@@ -266,6 +266,24 @@ def bulk_headers(petition_id: str, mail_from: str, unsubscribe_url: str) -> list
     ]
 
 
+def _to_supporter(template: str, subject: str, recipient, petition_id: str, context: dict, *, mail_from: str,
+                  message_id_value: str, correlation_id: str | None) -> Email:
+    """An email to a supporter who opted in: `<template>.txt.j2` and `.html.j2`, in their language,
+    marked as a list with a one-click unsubscribe."""
+    headers = [
+        ("Subject", subject),
+        ("From", mail_from),
+        ("To", address(recipient.name, recipient.email)),
+        ("Message-ID", message_id_value),
+        *bulk_headers(petition_id, mail_from, recipient.unsubscribe_url),
+    ]
+    if correlation_id:
+        headers.append((CORRELATION_HEADER, correlation_id))
+    language = recipient.language
+    return alternative([*headers, ("Content-Language", language)], *_both(language, template, context),
+                       sender=mail_from_address(mail_from), recipients=(ascii_address(recipient.email),))
+
+
 def supporter_milestone_email(
     fanout, petition, organizer, recipient, *, mail_from: str, public_url: str, message_id_value: str
 ) -> Email:
@@ -288,17 +306,8 @@ def supporter_milestone_email(
         "share_url": f"{petition_url}/thanks",
         "unsubscribe_url": recipient.unsubscribe_url,
     }
-    headers = [
-        ("Subject", subject),
-        ("From", mail_from),
-        ("To", address(recipient.name, recipient.email)),
-        ("Message-ID", message_id_value),
-        *bulk_headers(fanout.petition_id, mail_from, recipient.unsubscribe_url),
-    ]
-    if fanout.correlation_id:
-        headers.append((CORRELATION_HEADER, fanout.correlation_id))
-    return alternative([*headers, ("Content-Language", language)], *_both(language, "supporter", context),
-                       sender=mail_from_address(mail_from), recipients=(ascii_address(recipient.email),))
+    return _to_supporter("supporter", subject, recipient, fanout.petition_id, context, mail_from=mail_from,
+                         message_id_value=message_id_value, correlation_id=fanout.correlation_id)
 
 
 def _to_one(template: str, subject: str, name: str, email: str, context: dict, *, mail_from: str,
@@ -358,17 +367,8 @@ def supporter_update_email(update, petition, organizer, recipient, *, mail_from:
         "petition_url": f"{public_url.rstrip('/')}{_path(petition.slug)}",
         "unsubscribe_url": recipient.unsubscribe_url,
     }
-    headers = [
-        ("Subject", update.subject),
-        ("From", mail_from),
-        ("To", address(recipient.name, recipient.email)),
-        ("Message-ID", message_id_value),
-        *bulk_headers(petition.petition_id, mail_from, recipient.unsubscribe_url),
-    ]
-    if correlation_id:
-        headers.append((CORRELATION_HEADER, correlation_id))
-    return alternative([*headers, ("Content-Language", language)], *_both(language, "update", context),
-                       sender=mail_from_address(mail_from), recipients=(ascii_address(recipient.email),))
+    return _to_supporter("update", update.subject, recipient, petition.petition_id, context, mail_from=mail_from,
+                         message_id_value=message_id_value, correlation_id=correlation_id)
 
 
 def review_email(approved: bool, petition, organizer, *, mail_from: str, public_url: str, message_id_value: str,
@@ -425,14 +425,5 @@ def supporter_response_email(response, petition, recipient, *, mail_from: str, p
         "petition_url": f"{public_url.rstrip('/')}{_path(petition.slug)}#response-{response.threshold}",
         "unsubscribe_url": recipient.unsubscribe_url,
     }
-    headers = [
-        ("Subject", subject),
-        ("From", mail_from),
-        ("To", address(recipient.name, recipient.email)),
-        ("Message-ID", message_id_value),
-        *bulk_headers(petition.petition_id, mail_from, recipient.unsubscribe_url),
-    ]
-    if correlation_id:
-        headers.append((CORRELATION_HEADER, correlation_id))
-    return alternative([*headers, ("Content-Language", language)], *_both(language, "response", context),
-                       sender=mail_from_address(mail_from), recipients=(ascii_address(recipient.email),))
+    return _to_supporter("response", subject, recipient, petition.petition_id, context, mail_from=mail_from,
+                         message_id_value=message_id_value, correlation_id=correlation_id)

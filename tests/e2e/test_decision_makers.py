@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from services.notifier.fanout import response_topic
-from services.signing.domain import mailbox_key
+from tests.e2e.test_supporters import seed_supporters as seed
 from tests.harness import eventually
 from tests.system import System
 
@@ -20,24 +20,6 @@ DECISION_MAKER = "mayor@denver.example"
 TITLE = "Open the library on Sundays"
 SUBJECT = f"The decision maker responded to “{TITLE}”"
 OPTED_IN, OPTED_OUT = 3000, 300
-
-
-def seed(system, petition_id: str, n: int, *, updates: bool, prefix: str) -> set[str]:
-    """n supporters written straight into signing's database (the fan-out reads them from there)."""
-    created = "2020-01-01 00:00:00" + ("+00" if system.backend == "postgres" else ".000000")
-    flag = ("true" if updates else "false") if system.backend == "postgres" else ("1" if updates else "0")
-    addresses = set()
-    for start in range(0, n, 500):
-        values = []
-        for i in range(start, min(n, start + 500)):
-            address = f"{prefix}{i}@example.org"
-            addresses.add(address)
-            key = mailbox_key(system.signing.env["GROUNDSWELL_MAILBOX_KEY"].encode(), address)
-            values.append(f"('{uuid4()}', '{petition_id}', '{key}', '{address}', 'Fan {i}', 'US', {flag}, "
-                          f"'{created}', 'tok-{uuid4().hex}')")
-        system.execute("signing", "INSERT INTO signatures (id, petition_id, mailbox_key, email, name, country, "
-                                  "updates, created_at, unsubscribe_token) VALUES " + ", ".join(values))
-    return addresses
 
 
 def to(system, address: str) -> list:

@@ -136,16 +136,16 @@ def test_an_erased_organizer_is_written_to_no_more(system):
     assert "organizer_erased_no_email" in system.notifier.logs()
 
 
-def seed_supporters(system, petition_id: str, n: int) -> set[str]:
-    """n opted-in supporters written straight into signing's database (signing them over HTTP
-    would spend a minute on what the other tests already cover)."""
+def seed_supporters(system, petition_id: str, n: int, *, updates: bool = True, prefix: str = "fan") -> set[str]:
+    """n supporters (opted in to updates, unless `updates` is False) written straight into signing's
+    database (signing them over HTTP would spend a minute on what the other tests already cover)."""
     created = "2020-01-01 00:00:00" + ("+00" if system.backend == "postgres" else ".000000")
-    yes = "true" if system.backend == "postgres" else "1"
+    yes = ("true" if updates else "false") if system.backend == "postgres" else ("1" if updates else "0")
     addresses = set()
     for start in range(0, n, 500):
         values = []
         for i in range(start, min(n, start + 500)):
-            address = f"fan{i}@example.org"
+            address = f"{prefix}{i}@example.org"
             addresses.add(address)
             key = mailbox_key(system.signing.env["GROUNDSWELL_MAILBOX_KEY"].encode(), address)
             values.append(f"('{uuid4()}', '{petition_id}', '{key}', '{address}', 'Fan {i}', 'US', {yes}, "
