@@ -49,36 +49,25 @@ class FanOut:
 
     async def open(self, event: MilestoneReached) -> None:
         """Record that this milestone's supporters are to be emailed (idempotent)."""
-        async with self.sessions.begin() as session:
-            await session.execute(
-                store_of(session).insert(fanouts)
-                .values(petition_id=str(event.petition_id), milestone=event.milestone, count=event.count,
-                        next_goal=event.next_goal, signed_before=event.occurred_at,
-                        correlation_id=event.correlation_id, cursor="")
-                .on_conflict_do_nothing()
-            )
-        self.wake.set()
+        await self._open(event, event.milestone, count=event.count, next_goal=event.next_goal)
 
     async def open_update(self, event: UpdatePosted) -> None:
         """Record that an organizer's update is to be emailed to the supporters who opted in by
         the time it was posted (idempotent): topic -number."""
-        async with self.sessions.begin() as session:
-            await session.execute(
-                store_of(session).insert(fanouts)
-                .values(petition_id=str(event.petition_id), milestone=update_topic(event.number), count=0,
-                        next_goal=0, signed_before=event.occurred_at, correlation_id=event.correlation_id, cursor="")
-                .on_conflict_do_nothing()
-            )
-        self.wake.set()
+        await self._open(event, update_topic(event.number))
 
     async def open_response(self, event: ResponsePublished) -> None:
         """Record that a decision maker's response is to be emailed to the supporters who opted in by
         the time it was published (idempotent)."""
+        await self._open(event, response_topic(event.threshold))
+
+    async def _open(self, event, topic: int, count: int = 0, next_goal: int = 0) -> None:
+        """A fan-out row for this topic, to those who opted in by the event's time; none again."""
         async with self.sessions.begin() as session:
             await session.execute(
                 store_of(session).insert(fanouts)
-                .values(petition_id=str(event.petition_id), milestone=response_topic(event.threshold), count=0,
-                        next_goal=0, signed_before=event.occurred_at, correlation_id=event.correlation_id, cursor="")
+                .values(petition_id=str(event.petition_id), milestone=topic, count=count, next_goal=next_goal,
+                        signed_before=event.occurred_at, correlation_id=event.correlation_id, cursor="")
                 .on_conflict_do_nothing()
             )
         self.wake.set()
