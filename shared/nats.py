@@ -8,13 +8,31 @@ import nats
 import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext, api
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
 from contract.events import STREAM, STREAM_SUBJECTS
 
 log = structlog.get_logger("nats")
 
 DUPLICATE_WINDOW_S = 120.0
+
+
+class JetStream(JetStreamContext):
+    """nats-py's JetStream context, with a publish_async whose future fails when the server refuses
+    the message. In nats-py 2.16, `_handle_async_reply` calls `APIError.from_error`, which raises
+    rather than returns: the error escapes to the connection's error callback and the future stays
+    pending until the caller gives up (nats-io/nats.py#985, fix proposed in #994). The outbox
+    relay needs the refusal itself: a full disk answers err_code 10077 at once, and a round that
+    waits out its timeout instead is 5 s of nothing published. Once nats-py sets the exception
+    itself, the `except` below no longer runs."""
+
+    async def _handle_async_reply(self, msg) -> None:
+        try:
+            await super()._handle_async_reply(msg)
+        except APIError as refused:
+            future = self._publish_async_futures.get(msg.subject[len(self._nc._inbox_prefix) + 22 + 2:])
+            if future is not None and not future.done():
+                future.set_exception(refused)
 
 
 def connection_options(name: str, connect_timeout_s: float = 5.0) -> dict:

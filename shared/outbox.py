@@ -11,12 +11,14 @@ from typing import Any
 import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.errors import APIError, NoStreamResponseError
 from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, LargeBinary, MetaData, String, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from shared.aio import wait_event
 from shared.db import as_utc
 from contract.events import Event, encode_event, event_subject
+from shared.nats import JetStream
 from shared.metrics import OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED, OUTBOX_UNPUBLISHED
 from shared.store import store_of
 
@@ -24,6 +26,20 @@ log = structlog.get_logger("outbox")
 
 CORRELATION_HEADER = "Correlation-Id"
 REPROVISION_S = 5.0
+# JetStream's answers to a publish it could not store: JSStreamStoreFailedF (a write error, such as
+# a full disk), JSInsufficientResourcesErr, JSStorageResourcesExceededErr.
+STORAGE_REFUSED = frozenset({10077, 10023, 10047})
+
+
+def not_this_message(error: BaseException) -> bool:
+    """Whether a publish's error is the broker's state rather than the message's: no stream
+    answering, a refusal for want of storage, or any 503. A message refused for itself (too large,
+    a 400) is not a broker that stopped storing."""
+    if isinstance(error, NoStreamResponseError):
+        return True
+    if isinstance(error, APIError):
+        return error.code == 503 or error.err_code in STORAGE_REFUSED
+    return True
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -106,7 +122,9 @@ class OutboxRelay:
         self._sweep_now = True  # rows a previous process left behind
         self._backlog_measured_at = 0.0
         self.measured: tuple[int, datetime | None] | None = None  # the last backlog() the loop read
-        self._unacked_since: float | None = None  # since when rounds published while connected got no ack
+        # Since when every round published while connected left rows the broker did not store
+        # (no answer, or refused for want of storage); None after a round it stored whole.
+        self._failing_since: float | None = None
         # Provisions the stream (shared/nats.py ensure_stream): called again while nothing is
         # acknowledged, so a stream lost with its broker's store is made again and publishing resumes.
         self.provision: Callable[[], Awaitable[Any]] | None = None
@@ -115,7 +133,7 @@ class OutboxRelay:
     def attach(self, nc: Client) -> None:
         """Start publishing through this connection."""
         self.nc = nc
-        self.js = nc.jetstream()
+        self.js = JetStream(nc)  # refusals fail their futures (shared/nats.py)
         self.wake()
 
     def wake(self) -> None:
@@ -146,7 +164,7 @@ class OutboxRelay:
                 # would pile up more copies. Rows wait in the database, the record of truth.
                 self._fresh.clear()
                 self._sweep_now = True
-                self._unacked_since = None  # a broker away is not a broker refusing to store
+                self._failing_since = None  # a broker away is not a broker refusing to store
                 await wait_event(self._wake, self.sweep_interval_s)
                 continue
             try:
@@ -218,12 +236,12 @@ class OutboxRelay:
             await session.execute(mark_published(self.table), [{"marked": event_id} for event_id in acked])
 
     async def _provision_again_if_refused(self) -> None:
-        """Nothing acknowledged for a while: the stream may be gone (a broker restarted on an empty
+        """Rounds not stored for a while: the stream may be gone (a broker restarted on an empty
         store). Provisioning is idempotent, so do it again, at most every REPROVISION_S."""
-        if self.provision is None or self._unacked_since is None:
+        if self.provision is None or self._failing_since is None:
             return
         now = time.monotonic()
-        if now - self._unacked_since < REPROVISION_S or now - self._provisioned_at < REPROVISION_S:
+        if now - self._failing_since < REPROVISION_S or now - self._provisioned_at < REPROVISION_S:
             return
         self._provisioned_at = now
         try:
@@ -232,16 +250,16 @@ class OutboxRelay:
             log.warning("outbox_provision_failed", error=str(exc) or type(exc).__name__)
 
     def unacknowledged_for_s(self) -> float:
-        """How long every publish has gone unacknowledged while connected, with events waiting
-        (0 while publishes are acknowledged): a broker that stopped storing (shared/flow.py)."""
-        return 0.0 if self._unacked_since is None else time.monotonic() - self._unacked_since
+        """How long every round published while connected, with events waiting, has left rows the
+        broker did not store: unanswered within publish_timeout_s (a nats-server whose file store
+        had a write error answers nothing), or refused for the broker's state (not_this_message).
+        One acknowledgement now and then does not end it: on a full disk a message can get
+        through as other files shrink, and the stream is still failing. 0 after a round stored
+        whole: a broker that stopped storing (shared/flow.py)."""
+        return 0.0 if self._failing_since is None else time.monotonic() - self._failing_since
 
     def _report(self, rows, acked: list[str]) -> int:
         OUTBOX_PUBLISHED.inc(len(acked))
-        if acked:
-            self._unacked_since = None
-        elif rows and self._unacked_since is None:
-            self._unacked_since = time.monotonic()
         if len(acked) < len(rows):
             log.warning("outbox_publish_incomplete", published=len(acked), pending=len(rows) - len(acked))
         return len(acked)
@@ -261,12 +279,19 @@ class OutboxRelay:
         await asyncio.wait(futures, timeout=self.publish_timeout_s)
         # A timeout means "unknown": the row stays unpublished and is sent again under the same
         # Nats-Msg-Id; JetStream dedupes within its window, consumers dedupe on event_id after it.
-        acked = []
+        acked, not_stored = [], 0
         for row, future in zip(rows, futures):
-            if future.done() and not future.cancelled() and future.exception() is None:
-                acked.append(row["event_id"])
-            elif not future.done():
+            if not future.done() or future.cancelled():
                 future.cancel()
+                not_stored += 1
+            elif future.exception() is None:
+                acked.append(row["event_id"])
+            else:
+                not_stored += not_this_message(future.exception())
+        if not not_stored:
+            self._failing_since = None
+        elif self._failing_since is None:
+            self._failing_since = time.monotonic()
         return acked
 
     async def _update_backlog_metrics(self) -> None:
@@ -282,7 +307,7 @@ class OutboxRelay:
         if not unpublished and not self._fresh:
             # Nothing waits: a broker that left a round unacknowledged (an election, a reconnect)
             # is not refusing to store anything now.
-            self._unacked_since = None
+            self._failing_since = None
         OUTBOX_UNPUBLISHED.set(unpublished)
         OUTBOX_OLDEST_AGE.set((datetime.now(timezone.utc) - as_utc(oldest)).total_seconds() if oldest else 0)
 
