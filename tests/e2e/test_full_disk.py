@@ -5,8 +5,9 @@ through the front door while the disk is filled and then freed.
 Before: nats-server kept the write error after space returned and counting stopped until a person
 restarted it; signing crash-looped writing files, and the front door answered 502. Now: while the
 disk is full, signing answers 503 with Retry-After and /readyz is 503; no process dies; once space
-returns the embedded supervisor restarts nats-server (the only cure for its file store), and the
-count is exact within 30 s with no one touching anything.
+returns and signatures arrive again, the embedded supervisor restarts nats-server (the only cure
+for its file store) once the services see it leave what they publish unstored, and the count is
+exact within 45 s of space returning with no one touching anything.
 """
 
 import os
@@ -115,42 +116,73 @@ def count(petition_id: str) -> int:
         return -1
 
 
+class Probe:
+    """Signatures of the test's own beside the load, to see what signing answers now; each is
+    answered, or counted unanswered (a timeout: it may have been stored)."""
+
+    def __init__(self) -> None:
+        self.sent = self.accepted = self.unanswered = 0
+
+    def sign(self) -> int:
+        self.sent += 1
+        body = {"name": f"Probe {self.sent}", "email": f"probe-{self.sent}@example.org", "country": "GB"}
+        try:
+            answer = httpx.post(f"{WEB}/petitions/{SEED}/signatures", json=body, timeout=10)
+        except httpx.TransportError:
+            self.unanswered += 1
+            return 0
+        self.accepted += answer.status_code == 202
+        return answer.status_code if answer.status_code != 503 or answer.headers.get("Retry-After") else -503
+
+
 def test_a_full_disk_under_load_loses_nothing_and_heals_by_itself(on_a_small_disk):
     pid, data, log_path = on_a_small_disk
     petition_id = httpx.get(f"{WEB}/petitions/{SEED}", timeout=10).json()["id"]
     before = children(pid)
     assert set(before) == {"nats-server", "signing", "counter", "notifier", "caddy"}, before
 
+    probe = Probe()
     burst = load.Background(f"{WEB}/petitions/{SEED}/signatures", "sign.lua", ["disk", 300, "false"],
                             connections=16, duration_s=240, core=None)
     try:
         eventually(lambda: count(petition_id) >= 1000, timeout_s=60, message="signatures flowing")
         filled = inside(pid, "dd", "if=/dev/zero", f"of={data}/filler", "bs=1M")
         assert "No space left on device" in filled.stderr, filled.stderr
-        # While full: readiness says so at once, and the broker is seen to stop storing.
+        # While full: readiness says so at once, and a signature is answered 503 with Retry-After.
         eventually(lambda: (r := readiness())[0] == 503 and r[1].get("storage") is False,
                    timeout_s=15, message="/readyz 503 for lack of space")
-        eventually(lambda: readiness()[1].get("broker") is False, timeout_s=60, message="the broker seen not storing")
-        assert readiness()[0] == 503
+        eventually(lambda: probe.sign() == 503, timeout_s=30, message="a signature answered 503 while the disk is full")
     finally:
         signed = burst.stop()
     inside(pid, "rm", f"{data}/filler")
     freed_at = time.monotonic()
+    # Signatures once space returns: whatever nats-server refused while full (its file store keeps
+    # refusing until it restarts), and these, must reach the count without anyone's help.
+    accepted_before = probe.accepted
+    eventually(lambda: probe.sign() == 202 and probe.accepted - accepted_before >= 20, timeout_s=30,
+               message="20 signatures accepted once space returned")
     rows = stored_rows(pid, data)
-    eventually(lambda: count(petition_id) == rows, timeout_s=30, message=f"count {rows} within 30 s of space returning")
+    eventually(lambda: count(petition_id) == rows, timeout_s=max(1.0, 45 - (time.monotonic() - freed_at)),
+               message=f"count {rows} within 45 s of space returning")
     caught_up_s = time.monotonic() - freed_at
     eventually(lambda: readiness()[0] == 200, timeout_s=30, message="ready again")
 
-    # No 202 lost, none counted twice, nothing else counted; the full disk answered 503, never 502.
-    assert rows == signed.count(202) and count(petition_id) == rows
+    # No 202 lost, none counted twice, nothing else counted (a probe that timed out may have been
+    # stored); the full disk answered 503, never 502.
+    assert signed.count(202) + probe.accepted <= rows <= signed.count(202) + probe.accepted + probe.unanswered
+    assert count(petition_id) == rows
     assert set(signed.statuses) <= {202, 503} and signed.count(503) > 0, signed
     assert signed.socket_errors == 0, signed
-    # Every process still running, the same ones; nats-server restarted once by the supervisor, on purpose.
+    # Every process still running, the same ones; nats-server restarted by the supervisor, on
+    # purpose, once if its stream had a write error (it had, in every run so far: the burst was
+    # signing as the disk filled), never otherwise.
     after = children(pid)
     assert {name: after[name] for name in before if name != "nats-server"} == \
         {name: before[name] for name in before if name != "nats-server"}
     log = log_path.read_text()
     assert "process_exited_restarting" not in log and "background_task_crashed" not in log
-    assert log.count("nats_server_not_storing_restarting") == 1
+    stream_failed = "critical write error" in log.lower()
+    assert log.count("nats_server_not_storing_restarting") == (1 if stream_failed else 0), stream_failed
     assert '"event": "events_stalled"' in log and '"part": "storage"' in log
-    print(f"202s {signed.count(202)}, 503s {signed.count(503)}, count exact {caught_up_s:.1f} s after space returned")
+    print(f"202s {signed.count(202)}, 503s {signed.count(503)}, probes {probe.sent} ({probe.accepted} accepted), "
+          f"nats-server's stream failed: {stream_failed}, count exact {caught_up_s:.1f} s after space returned")
