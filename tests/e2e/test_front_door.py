@@ -170,7 +170,12 @@ def test_while_signing_restarts_clients_get_202_or_503_never_502(system):
     finally:
         result = burst.stop()
     assert set(result.statuses) <= {202, 503} and result.count(202) > 600, result
-    assert result.socket_errors == 0, result
+    # A kill -9 can land between signing's two writes of an answer (uvicorn writes the headers and
+    # then the body): the front door has relayed the headers and can only cut the connection, so
+    # at most the requests in flight at the kill, one per connection, end in a read error (CI saw
+    # one, once). Nothing else may fail: no refused connection, no timeout, no write error.
+    assert result.errors.get("read", 0) <= 16, result
+    assert result.socket_errors == result.errors.get("read", 0), result
     system.wait_settled()
     (rows,) = system.query("signing", f"SELECT count(*) FROM signatures WHERE petition_id = '{pid}'")[0]
     assert rows >= result.count(202) and system.count(pid) == rows  # cut off mid-answer: stored, counted once
