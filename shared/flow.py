@@ -2,9 +2,10 @@
 can match. Every process can be running and every connection up while nothing moves:
 
 - `outbox`: an event has waited in this service's outbox longer than GROUNDSWELL_STALL_AFTER_S;
-- `broker`: the relay is connected and publishing, events wait, and no publish has been
-  acknowledged for BROKER_SILENT_S: a broker that stopped storing (a full disk, seen to last
-  until nats-server restarts; the embedded supervisor restarts it on this, services/embedded);
+- `broker`: the relay is connected and publishing, events wait, and for BROKER_SILENT_S every
+  round of publishes left some unstored (shared/outbox.py unacknowledged_for_s): a broker that
+  stopped storing (a full disk, seen to last until nats-server restarts; the embedded supervisor
+  restarts it on this, services/embedded);
 - `consumer`: the service's durable consumer has messages waiting and has neither taken nor
   acknowledged one for GROUNDSWELL_STALL_AFTER_S;
 - `storage`: a folder this process writes (a SQLite database's, the front door's) has less than
