@@ -3,6 +3,7 @@ receives the petition once, even when moderation pushes the count back under it 
 again; their single-use link publishes a response that the page and the petition's JSON show and
 that every opted-in supporter receives once, also when the notifier is killed during that fan-out."""
 
+import re
 from collections import Counter
 from uuid import uuid4
 
@@ -154,5 +155,14 @@ def test_the_decision_makers_walk(walk):
     figures = httpx.get(f"{system.notifier.url}/internal/petitions/{pid}/emails", timeout=10, headers={
         "Authorization": f"Bearer {system.notifier.env['GROUNDSWELL_INTERNAL_TOKEN']}"}).json()
     assert (figures["decision_maker"]["sent"], figures["responses"]["sent"], figures["updates"]) == (1, len(marked), [])
+    # ...and the organizer, signed in, sees those two rows on the dashboard with the same figures.
+    from tests.e2e.test_organizer_sign_in import signed_in
+
+    with httpx.Client(base_url=system.web.url, timeout=10) as browser:
+        signed_in(system, browser, "sundays", "organizer-sundays@example.org")
+        dashboard = browser.get("/dashboard/sundays").text
+    sent = dict(re.findall(r'<tr data-emails="([a-z_]+)"><th scope="row">[^<]*</th><td data-sent>([^<]*)</td>',
+                           dashboard))
+    assert (sent["decision_maker"], sent["responses"]) == ("1", f"{len(marked):,}"), sent
     print(f"killed after {sent_before_kill} of {len(opted_in)} responses; each sent at most once "
           f"({len(missing)} lost in the commit-to-'.' window)")
